@@ -1,0 +1,22 @@
+"""preheat: learning-rate warmup done right.
+
+Schedules (pure, NumPy only) are re-exported here; ``preheat.Scheduler`` (PyTorch) is imported
+lazily, so ``import preheat`` does not import torch.
+"""
+
+from typing import Any
+
+from preheat.schedules import *  # noqa: F403
+from preheat.schedules import __all__ as _schedule_names
+
+__version__ = "0.1.0"
+
+__all__ = [*_schedule_names, "Scheduler", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Scheduler":
+        from preheat.torch import Scheduler
+
+        return Scheduler
+    raise AttributeError(f"module 'preheat' has no attribute {name!r}")

@@ -1,0 +1,94 @@
+"""Pure learning-rate schedules: step (completed updates) -> multiplier of the peak LR.
+
+Imports NumPy only, so JAX and Keras users get the same numbers as PyTorch users.
+See ``docs/schedules.md`` for every formula and a figure of each family.
+"""
+
+from preheat.schedules.base import Schedule, from_dict
+from preheat.schedules.compose import Join, Product, join
+from preheat.schedules.decays import (
+    Constant,
+    CosineDecay,
+    CosineRestarts,
+    ExponentialDecay,
+    InverseSqrt,
+    LinearDecay,
+    OneMinusSqrtDecay,
+    PolynomialDecay,
+    StepDecay,
+    constant,
+    cosine_decay,
+    cosine_restarts,
+    exponential_decay,
+    inverse_sqrt,
+    linear_decay,
+    one_minus_sqrt_decay,
+    polynomial_decay,
+    step_decay,
+)
+from preheat.schedules.presets import HF_NAMES, from_hf_name, warmup_cosine, warmup_linear, wsd
+from preheat.schedules.text import ParseError, parse
+from preheat.schedules.warmups import (
+    CosineWarmup,
+    ExponentialWarmup,
+    LinearWarmup,
+    PolynomialWarmup,
+    RAdamWarmup,
+    UntunedLinearWarmup,
+    cosine_warmup,
+    exponential_warmup,
+    linear_warmup,
+    polynomial_warmup,
+    radam_warmup,
+    untuned_linear_warmup,
+)
+
+#: The functions a schedule expression (``parse``) may call.
+EXPRESSION_NAMES = (
+    "linear_warmup",
+    "cosine_warmup",
+    "polynomial_warmup",
+    "exponential_warmup",
+    "untuned_linear_warmup",
+    "radam_warmup",
+    "constant",
+    "linear_decay",
+    "cosine_decay",
+    "cosine_restarts",
+    "polynomial_decay",
+    "exponential_decay",
+    "step_decay",
+    "inverse_sqrt",
+    "one_minus_sqrt_decay",
+    "join",
+    "warmup_cosine",
+    "warmup_linear",
+    "wsd",
+    "from_hf_name",
+)
+
+__all__ = [
+    *EXPRESSION_NAMES,
+    "Schedule",
+    "Join",
+    "Product",
+    "from_dict",
+    "parse",
+    "ParseError",
+    "HF_NAMES",
+    "Constant",
+    "CosineDecay",
+    "CosineRestarts",
+    "ExponentialDecay",
+    "InverseSqrt",
+    "LinearDecay",
+    "OneMinusSqrtDecay",
+    "PolynomialDecay",
+    "StepDecay",
+    "CosineWarmup",
+    "ExponentialWarmup",
+    "LinearWarmup",
+    "PolynomialWarmup",
+    "RAdamWarmup",
+    "UntunedLinearWarmup",
+]

@@ -1,0 +1,172 @@
+"""The ``Schedule`` base: evaluation, the dict and text forms, the fingerprint, composition operators.
+
+Conventions (DESIGN.md): a schedule maps a *step*, the number of completed optimizer updates,
+to a multiplier of the peak learning rate; update ``t`` (0-based) uses ``peak * schedule(t)``.
+A schedule of finite ``length`` holds its value at ``length`` for every later step: it never
+climbs back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any, ClassVar, overload
+
+import numpy as np
+
+from preheat.schedules.validate import check_step
+
+Number = int | float | np.ndarray
+
+
+class Schedule:
+    """A pure, immutable map from step (completed updates) to a multiplier of the peak LR.
+
+    Subclasses are frozen dataclasses that set ``name`` (the function name users write),
+    validate their fields in ``__post_init__``, and implement ``length`` and ``_at``.
+
+    - ``schedule(t)`` takes an int >= 0 and returns a float, or an integer NumPy array and
+      returns a float array of the same shape. Steps past ``length`` get the value at ``length``.
+    - ``a >> b`` runs ``a`` for its ``length`` steps, then ``b`` from its own step 0.
+    - ``a * b`` multiplies the two values at every step (e.g. an asymptotic warmup on a decay).
+    - ``to_dict()`` / :func:`preheat.from_dict` round-trip exactly; ``str(s)`` is the Python
+      expression that :func:`preheat.parse` reads back to an equal schedule.
+    """
+
+    name: ClassVar[str]
+    registry: ClassVar[dict[str, type[Schedule]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            Schedule.registry[cls.name] = cls
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    @property
+    def length(self) -> int | None:
+        """Steps after which the value holds (``None``: the schedule never ends)."""
+        raise NotImplementedError
+
+    def _at(self, t: Number) -> Number:
+        """The value at integer step(s) ``t`` with ``0 <= t <= length``."""
+        raise NotImplementedError
+
+    def _held(self, t: Number) -> Number:
+        """The value at integer step(s) ``t >= 0``, holding the final value after ``length``."""
+        n = self.length
+        if n is not None:
+            t = np.minimum(t, n) if isinstance(t, np.ndarray) else min(t, n)
+        return self._at(t)
+
+    @overload
+    def __call__(self, step: int) -> float: ...
+    @overload
+    def __call__(self, step: np.ndarray) -> np.ndarray: ...
+
+    def __call__(self, step: int | np.ndarray) -> float | np.ndarray:
+        """The multiplier for update ``step`` (0-based count of completed updates)."""
+        t = check_step(step)
+        value = self._held(t)
+        if isinstance(t, np.ndarray):
+            out = np.empty(t.shape, dtype=np.float64)
+            out[...] = value
+            return out
+        return float(value)
+
+    # -- composition -----------------------------------------------------------------------
+
+    def __rshift__(self, other: Schedule) -> Schedule:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        from preheat.schedules.compose import then
+
+        return then(self, other)
+
+    def __mul__(self, other: Schedule) -> Schedule:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        from preheat.schedules.compose import Product
+
+        return Product((self, other))
+
+    # -- dict, text and fingerprint ----------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"type": name, <every field>}``; nested schedules as dicts."""
+        out: dict[str, Any] = {"type": self.name}
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            out[field.name] = _plain(getattr(self, field.name))
+        return out
+
+    def fingerprint(self) -> str:
+        """A stable 16-hex-digit hash of ``to_dict()`` (same schedule, same fingerprint)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def __str__(self) -> str:
+        parts = []
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if field.default is dataclasses.MISSING:
+                parts.append(format_value(value))
+            elif value != field.default:
+                parts.append(f"{field.name}={format_value(value)}")
+        return f"{self.name}({', '.join(parts)})"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Schedule):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def format_value(value: Any) -> str:
+    """The Python literal for a field value, as written in a schedule expression."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, (str, float)):
+        return repr(value)
+    return str(value)
+
+
+def from_dict(data: dict[str, Any]) -> Schedule:
+    """Rebuild a schedule from :meth:`Schedule.to_dict` output (validated like any other build)."""
+    if not isinstance(data, dict) or "type" not in data:
+        raise ValueError(f"from_dict: {data!r} is not a schedule dict; expected a dict with a 'type' key")
+    kind = data["type"]
+    cls = Schedule.registry.get(kind)
+    if cls is None:
+        known = ", ".join(sorted(Schedule.registry))
+        raise ValueError(f"from_dict: type={kind!r} is unknown; expected one of {known}")
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    extra = set(data) - names - {"type"}
+    if extra:
+        raise ValueError(
+            f"from_dict: {kind} has no field(s) {sorted(extra)}; its fields are {sorted(names)}"
+        )
+    return cls(**{k: _rebuild(v) for k, v in data.items() if k != "type"})
+
+
+def _rebuild(value: Any) -> Any:
+    if isinstance(value, dict):
+        return from_dict(value)
+    if isinstance(value, list):
+        return tuple(_rebuild(v) for v in value)
+    return value
+
+
+def set_field(obj: object, name: str, value: object) -> None:
+    """Store a normalised field value on a frozen dataclass (used in ``__post_init__``)."""
+    object.__setattr__(obj, name, value)
+
+
+def progress(t: Number, steps: int) -> Number:
+    """``t / steps``, taken as 1 when ``steps`` is 0 (a zero-length phase is already at its end)."""
+    return t / steps if steps else 1.0 + 0.0 * t

@@ -1,0 +1,155 @@
+"""Composition: phases one after another (``join``, ``a >> b``) and products (``a * b``)."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from preheat.schedules.base import Number, Schedule, format_value, set_field as _set
+from preheat.schedules.validate import check_int
+
+
+@dataclass(frozen=True, repr=False)
+class Join(Schedule):
+    """Phases one after another at explicit boundaries.
+
+    ``join([s0, s1, ..., sn], [b1, ..., bn])`` gives ``s0(t)`` for ``t < b1``, ``s1(t - b1)``
+    for ``b1 <= t < b2``, ..., and ``sn(t - bn)`` from ``bn`` on: each phase starts at its own
+    step 0. A phase shorter than its interval holds its final value; a longer one is cut.
+    Update 0 gets ``s0(0)``; the join ends when its last phase ends (``bn + sn.length``).
+    ``a >> b`` is ``join([a, b], [a.length])``.
+    """
+
+    name: ClassVar[str] = "join"
+    schedules: tuple[Schedule, ...]
+    boundaries: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        schedules = tuple(self.schedules)
+        if not schedules or not all(isinstance(s, Schedule) for s in schedules):
+            raise ValueError(
+                f"join: schedules={list(schedules)!r} is invalid; expected a non-empty list of schedules"
+            )
+        boundaries = tuple(check_int("join", "boundaries", b, minimum=1) for b in self.boundaries)
+        if len(boundaries) != len(schedules) - 1:
+            raise ValueError(
+                f"join: boundaries={list(boundaries)!r} is invalid; expected {len(schedules) - 1} "
+                f"boundaries for {len(schedules)} schedules"
+            )
+        if any(b <= a for a, b in zip(boundaries, boundaries[1:])):
+            raise ValueError(
+                f"join: boundaries={list(boundaries)!r} is invalid; expected strictly increasing steps"
+            )
+        _set(self, "schedules", schedules)
+        _set(self, "boundaries", boundaries)
+
+    @property
+    def length(self) -> int | None:
+        last = self.schedules[-1].length
+        if last is None:
+            return None
+        return (self.boundaries[-1] if self.boundaries else 0) + last
+
+    def _at(self, t: Number) -> Number:
+        starts = (0,) + self.boundaries
+        if not isinstance(t, np.ndarray):
+            i = bisect.bisect_right(self.boundaries, t)
+            return self.schedules[i]._held(t - starts[i])
+        out = np.empty(t.shape, dtype=np.float64)
+        phase = np.searchsorted(self.boundaries, t, side="right")
+        for i, schedule in enumerate(self.schedules):
+            mask = phase == i
+            if mask.any():
+                out[mask] = schedule._held(t[mask] - starts[i])
+        return out
+
+    def is_chain(self) -> bool:
+        """Whether each boundary is where the phase before it ends (the ``a >> b`` form)."""
+        if any(isinstance(s, Join) for s in self.schedules):
+            return False
+        ends, total = [], 0
+        for schedule in self.schedules[:-1]:
+            if schedule.length is None:
+                return False
+            total += schedule.length
+            ends.append(total)
+        return tuple(ends) == self.boundaries
+
+    def __str__(self) -> str:
+        if self.is_chain():
+            return " >> ".join(str(s) for s in self.schedules)
+        return f"join([{', '.join(str(s) for s in self.schedules)}], {format_value(self.boundaries)})"
+
+
+@dataclass(frozen=True, repr=False)
+class Product(Schedule):
+    """The product of schedules at every step: ``(a * b)(t) = a(t) * b(t)``.
+
+    Use it for warmups that approach 1 without ending (exponential, RAdam), applied on top of a
+    decay as Ma & Yarats do. It ends when its longest factor ends (never, if one never ends);
+    update 0 gets the product of the factors' step-0 values.
+    """
+
+    name: ClassVar[str] = "product"
+    factors: tuple[Schedule, ...]
+
+    def __post_init__(self) -> None:
+        flat: list[Schedule] = []
+        for factor in self.factors:
+            if not isinstance(factor, Schedule):
+                raise ValueError(
+                    f"product: factors contains {factor!r}; expected schedules only"
+                )
+            flat.extend(factor.factors if isinstance(factor, Product) else (factor,))
+        if len(flat) < 2:
+            raise ValueError(f"product: factors={flat!r} is invalid; expected at least two schedules")
+        _set(self, "factors", tuple(flat))
+
+    @property
+    def length(self) -> int | None:
+        lengths = [f.length for f in self.factors]
+        return None if None in lengths else max(lengths)  # type: ignore[type-var]
+
+    def _at(self, t: Number) -> Number:
+        value: Any = 1.0
+        for factor in self.factors:
+            value = value * factor._held(t)
+        return value
+
+    def __str__(self) -> str:
+        return " * ".join(f"({f})" if isinstance(f, Join) else str(f) for f in self.factors)
+
+
+def then(first: Schedule, second: Schedule) -> Schedule:
+    """``first >> second``: ``first`` for its ``length`` steps, then ``second`` from its step 0.
+
+    Chains flatten into one :class:`Join`; a zero-length first phase is dropped (it is never
+    used). ``first`` must end: a schedule that never ends cannot be followed.
+    """
+    if first.length is None:
+        raise ValueError(
+            f"{first} >> ...: the left side never ends (no steps), so nothing can follow it; "
+            "give it steps=..., or multiply it onto the rest with *"
+        )
+    if first.length == 0:
+        return second
+    if isinstance(first, Join) and first.is_chain():
+        phases, boundaries = list(first.schedules), list(first.boundaries)
+    else:
+        phases, boundaries = [first], []
+    offset = first.length
+    if isinstance(second, Join) and second.is_chain():
+        phases += second.schedules
+        boundaries += [offset] + [offset + b for b in second.boundaries]
+    else:
+        phases.append(second)
+        boundaries.append(offset)
+    return Join(tuple(phases), tuple(boundaries))
+
+
+def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Join:
+    """Phases at explicit boundaries; see :class:`Join` for the formula."""
+    return Join(tuple(schedules), tuple(boundaries))

@@ -1,0 +1,291 @@
+"""Decays: schedules that start at 1 (the peak) at their own step 0 and fall towards ``end``.
+
+In every formula ``t`` is the step (completed updates, 0-based) and ``p = t / steps`` the
+progress. ``end`` is a fraction of the peak in [0, 1]. A decay with ``steps=0`` is already at
+its end: every update gets ``end``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from preheat.schedules.base import Number, Schedule, progress, set_field as _set
+from preheat.schedules.validate import check_int, check_real
+
+
+def _check_end(owner: str, end: float) -> float:
+    return check_real(owner, "end", end, 0.0, 1.0)
+
+
+@dataclass(frozen=True, repr=False)
+class Constant(Schedule):
+    """Constant: ``value`` at every step (1, the peak, by default).
+
+    With ``steps=None`` it never ends; with ``steps`` it is a phase of that many updates (the
+    stable phase of WSD, say) that ``>>`` can follow.
+    """
+
+    name: ClassVar[str] = "constant"
+    steps: int | None = None
+    value: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.steps is not None:
+            _set(self, "steps", check_int(self.name, "steps", self.steps))
+        _set(self, "value", check_real(self.name, "value", self.value, 0.0, 1.0))
+
+    @property
+    def length(self) -> int | None:
+        return self.steps
+
+    def _at(self, t: Number) -> Number:
+        return self.value
+
+
+@dataclass(frozen=True, repr=False)
+class LinearDecay(Schedule):
+    """Linear decay: ``1 - (1 - end) * t / steps`` for ``t <= steps``, then ``end``.
+
+    Update 0 gets 1; update ``steps`` and later get ``end``.
+    """
+
+    name: ClassVar[str] = "linear_decay"
+    steps: int
+    end: float = 0.0
+
+    def __post_init__(self) -> None:
+        _set(self, "steps", check_int(self.name, "steps", self.steps))
+        _set(self, "end", _check_end(self.name, self.end))
+
+    @property
+    def length(self) -> int:
+        return self.steps
+
+    def _at(self, t: Number) -> Number:
+        return 1.0 - (1.0 - self.end) * progress(t, self.steps)
+
+
+@dataclass(frozen=True, repr=False)
+class CosineDecay(Schedule):
+    """Cosine decay: ``end + (1 - end) * (1 + cos(2 pi cycles p)) / 2`` for ``p = t / steps <= 1``.
+
+    ``cycles`` counts whole cosine periods over ``steps``, as Hugging Face's ``num_cycles``:
+    the default 0.5 is the usual half-wave from 1 down to ``end``; 1.5 goes down, up, down.
+    Update 0 gets 1; after ``steps`` the value at ``steps`` holds (``end`` for half-integer
+    ``cycles``). Unlike Hugging Face's ``cosine``, it does not climb back after the last step.
+    """
+
+    name: ClassVar[str] = "cosine_decay"
+    steps: int
+    end: float = 0.0
+    cycles: float = 0.5
+
+    def __post_init__(self) -> None:
+        _set(self, "steps", check_int(self.name, "steps", self.steps))
+        _set(self, "end", _check_end(self.name, self.end))
+        _set(self, "cycles", check_real(self.name, "cycles", self.cycles, 0.0, low_open=True))
+
+    @property
+    def length(self) -> int:
+        return self.steps
+
+    def _at(self, t: Number) -> Number:
+        wave = 0.5 * (1.0 + np.cos(2.0 * np.pi * self.cycles * progress(t, self.steps)))
+        return self.end + (1.0 - self.end) * wave
+
+
+@dataclass(frozen=True, repr=False)
+class CosineRestarts(Schedule):
+    """Cosine with hard restarts: ``steps`` cut into ``cycles`` equal parts, each a half-cosine.
+
+    ``end + (1 - end) * (1 + cos(pi * ((cycles * p) mod 1))) / 2`` for ``p = t / steps < 1``,
+    and ``end`` from ``steps`` on (Hugging Face's ``cosine_with_restarts``). Update 0 and the
+    first update of every part get 1.
+    """
+
+    name: ClassVar[str] = "cosine_restarts"
+    steps: int
+    cycles: float = 1.0
+    end: float = 0.0
+
+    def __post_init__(self) -> None:
+        _set(self, "steps", check_int(self.name, "steps", self.steps))
+        _set(self, "cycles", check_real(self.name, "cycles", self.cycles, 0.0, low_open=True))
+        _set(self, "end", _check_end(self.name, self.end))
+
+    @property
+    def length(self) -> int:
+        return self.steps
+
+    def _at(self, t: Number) -> Number:
+        p = progress(t, self.steps)
+        wave = 0.5 * (1.0 + np.cos(np.pi * ((self.cycles * p) % 1.0)))
+        return np.where(p >= 1.0, self.end, self.end + (1.0 - self.end) * wave)
+
+
+@dataclass(frozen=True, repr=False)
+class PolynomialDecay(Schedule):
+    """Polynomial decay: ``end + (1 - end) * (1 - t / steps) ** power``, then ``end``.
+
+    Update 0 gets 1; ``power=1`` is linear decay (Hugging Face's ``polynomial`` with
+    ``end = lr_end / peak``).
+    """
+
+    name: ClassVar[str] = "polynomial_decay"
+    steps: int
+    power: float = 1.0
+    end: float = 0.0
+
+    def __post_init__(self) -> None:
+        _set(self, "steps", check_int(self.name, "steps", self.steps))
+        _set(self, "power", check_real(self.name, "power", self.power, 0.0, low_open=True))
+        _set(self, "end", _check_end(self.name, self.end))
+
+    @property
+    def length(self) -> int:
+        return self.steps
+
+    def _at(self, t: Number) -> Number:
+        return self.end + (1.0 - self.end) * (1.0 - progress(t, self.steps)) ** self.power
+
+
+@dataclass(frozen=True, repr=False)
+class ExponentialDecay(Schedule):
+    """Exponential decay: ``rate ** t``, or ``0.5 ** (t / half_life)`` (give exactly one).
+
+    Update 0 gets 1. With ``steps=None`` it never ends; with ``steps`` it holds its value at
+    ``steps`` from then on.
+    """
+
+    name: ClassVar[str] = "exponential_decay"
+    rate: float | None = None
+    half_life: float | None = None
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rate is None) == (self.half_life is None):
+            raise ValueError(
+                f"{self.name}: rate={self.rate!r}, half_life={self.half_life!r} is invalid; "
+                "expected exactly one of rate (per step, in (0, 1]) or half_life (steps, > 0)"
+            )
+        if self.rate is not None:
+            _set(self, "rate", check_real(self.name, "rate", self.rate, 0.0, 1.0, low_open=True))
+        else:
+            half_life = check_real(self.name, "half_life", self.half_life, 0.0, low_open=True)
+            _set(self, "half_life", half_life)
+        if self.steps is not None:
+            _set(self, "steps", check_int(self.name, "steps", self.steps))
+
+    @property
+    def length(self) -> int | None:
+        return self.steps
+
+    def _at(self, t: Number) -> Number:
+        if self.rate is not None:
+            return self.rate ** np.asarray(t, dtype=np.float64)
+        return 0.5 ** (np.asarray(t, dtype=np.float64) / self.half_life)
+
+
+@dataclass(frozen=True, repr=False)
+class StepDecay(Schedule):
+    """Step decay: ``gamma ** k``, ``k`` = how many boundaries the step has reached.
+
+    Boundaries every ``every`` steps (``k = t // every``, torch's ``StepLR``; never ends) or at
+    the given ``milestones`` (``k`` = number of milestones ``<= t``, torch's ``MultiStepLR``;
+    ends at the last milestone). Update 0 gets 1.
+    """
+
+    name: ClassVar[str] = "step_decay"
+    every: int | None = None
+    gamma: float = 0.1
+    milestones: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.every is None) == (not self.milestones):
+            raise ValueError(
+                f"{self.name}: every={self.every!r}, milestones={self.milestones!r} is invalid; "
+                "expected exactly one of every (steps, >= 1) or milestones (increasing steps >= 1)"
+            )
+        if self.every is not None:
+            _set(self, "every", check_int(self.name, "every", self.every, minimum=1))
+        milestones = tuple(
+            check_int(self.name, "milestones", m, minimum=1) for m in self.milestones
+        )
+        if any(b <= a for a, b in zip(milestones, milestones[1:])):
+            raise ValueError(
+                f"{self.name}: milestones={list(milestones)!r} is invalid; expected strictly "
+                "increasing steps"
+            )
+        _set(self, "milestones", milestones)
+        _set(self, "gamma", check_real(self.name, "gamma", self.gamma, 0.0, 1.0, low_open=True))
+
+    @property
+    def length(self) -> int | None:
+        return self.milestones[-1] if self.milestones else None
+
+    def _at(self, t: Number) -> Number:
+        if self.every is not None:
+            k = np.asarray(t) // self.every
+        else:
+            k = np.searchsorted(self.milestones, t, side="right")
+        return self.gamma ** np.asarray(k, dtype=np.float64)
+
+
+@dataclass(frozen=True, repr=False)
+class InverseSqrt(Schedule):
+    """Inverse square root: ``sqrt(timescale / (t + timescale))``; never ends.
+
+    Update 0 gets 1, update ``3 * timescale`` gets 1/2. After a warmup of ``W`` steps this is
+    Hugging Face's ``inverse_sqrt`` (whose ``timescale`` defaults to ``W``, or 10000 when 0).
+    """
+
+    name: ClassVar[str] = "inverse_sqrt"
+    timescale: float
+
+    def __post_init__(self) -> None:
+        timescale = check_real(self.name, "timescale", self.timescale, 0.0, low_open=True)
+        _set(self, "timescale", timescale)
+
+    @property
+    def length(self) -> None:
+        return None
+
+    def _at(self, t: Number) -> Number:
+        return np.sqrt(self.timescale / (t + self.timescale))
+
+
+@dataclass(frozen=True, repr=False)
+class OneMinusSqrtDecay(Schedule):
+    """1-sqrt cooldown (Hägele et al. 2024): ``1 - (1 - end) * sqrt(t / steps)``, then ``end``.
+
+    Update 0 gets 1. Falls fast at first and flattens towards ``end``.
+    """
+
+    name: ClassVar[str] = "one_minus_sqrt_decay"
+    steps: int
+    end: float = 0.0
+
+    def __post_init__(self) -> None:
+        _set(self, "steps", check_int(self.name, "steps", self.steps))
+        _set(self, "end", _check_end(self.name, self.end))
+
+    @property
+    def length(self) -> int:
+        return self.steps
+
+    def _at(self, t: Number) -> Number:
+        return 1.0 - (1.0 - self.end) * np.sqrt(progress(t, self.steps))
+
+
+constant = Constant
+linear_decay = LinearDecay
+cosine_decay = CosineDecay
+cosine_restarts = CosineRestarts
+polynomial_decay = PolynomialDecay
+exponential_decay = ExponentialDecay
+step_decay = StepDecay
+inverse_sqrt = InverseSqrt
+one_minus_sqrt_decay = OneMinusSqrtDecay
