@@ -11,7 +11,7 @@ from preheat.schedules import __all__ as _schedule_names
 
 __version__ = "0.1.0"
 
-__all__ = [*_schedule_names, "Scheduler", "__version__"]
+__all__ = [*_schedule_names, "__version__"]  # Scheduler too, but star imports stay torch-free
 
 
 def __getattr__(name: str) -> Any:

@@ -126,28 +126,29 @@ class Product(Schedule):
 def then(first: Schedule, second: Schedule) -> Schedule:
     """``first >> second``: ``first`` for its ``length`` steps, then ``second`` from its step 0.
 
-    Chains flatten into one :class:`Join`; a zero-length first phase is dropped (it is never
-    used). ``first`` must end: a schedule that never ends cannot be followed.
+    Chains flatten into one :class:`Join`, and a zero-length phase followed by another is
+    dropped (no update ever uses it). ``first`` must end: a schedule that never ends cannot be
+    followed.
     """
     if first.length is None:
         raise ValueError(
             f"{first} >> ...: the left side never ends (no steps), so nothing can follow it; "
             "give it steps=..., or multiply it onto the rest with *"
         )
-    if first.length == 0:
-        return second
-    if isinstance(first, Join) and first.is_chain():
-        phases, boundaries = list(first.schedules), list(first.boundaries)
-    else:
-        phases, boundaries = [first], []
-    offset = first.length
-    if isinstance(second, Join) and second.is_chain():
-        phases += second.schedules
-        boundaries += [offset] + [offset + b for b in second.boundaries]
-    else:
-        phases.append(second)
-        boundaries.append(offset)
-    return Join(tuple(phases), tuple(boundaries))
+    phases: list[Schedule] = []
+    starts: list[int] = []
+    for part, offset in ((first, 0), (second, first.length)):
+        chain = isinstance(part, Join) and part.is_chain()
+        parts = part.schedules if chain else (part,)
+        for phase, start in zip(parts, (0,) + part.boundaries if chain else (0,)):
+            if starts and starts[-1] == offset + start:
+                phases.pop()
+                starts.pop()
+            phases.append(phase)
+            starts.append(offset + start)
+    if len(phases) == 1:
+        return phases[0]
+    return Join(tuple(phases), tuple(starts[1:]))
 
 
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Join:

@@ -67,8 +67,9 @@ def wsd(
 
     The decay lasts ``D = round(decay_fraction * total)`` steps and the stable phase
     ``total - warmup - D``. ``shape`` picks the decay: ``linear``, ``cosine``, ``1-sqrt``
-    (Hägele et al. 2024) or ``exponential`` (``end ** (t / D)``, needs ``end > 0``). Update 0
-    gets ``start``; update ``total`` and later get ``end``.
+    (Hägele et al. 2024) or ``exponential`` (``end ** (t / D)``, needs ``end > 0``); with
+    ``D = 0`` the LR drops to ``end`` at ``total``. Update 0 gets ``start``; update ``total``
+    and later get ``end``.
     """
     owner = "wsd"
     warmup, total = _warmup_and_total(owner, warmup, total)
@@ -82,12 +83,14 @@ def wsd(
             f"{owner}: warmup={warmup} plus the decay of {decay} steps (decay_fraction={fraction}) "
             f"is longer than total={total}; expected warmup + round(decay_fraction * total) <= total"
         )
-    if shape == "exponential":
+    if decay == 0:
+        tail: Schedule = Constant(value=end)
+    elif shape == "exponential":
         if end <= 0.0:
             raise ValueError(
                 f"{owner}: end={end!r} is invalid for shape='exponential'; expected end in (0, 1]"
             )
-        tail: Schedule = ExponentialDecay(rate=end ** (1.0 / decay), steps=decay)
+        tail = ExponentialDecay(rate=end ** (1.0 / decay), steps=decay)
     else:
         tail = {"linear": LinearDecay, "cosine": CosineDecay, "1-sqrt": OneMinusSqrtDecay}[shape](
             decay, end=end
@@ -179,8 +182,8 @@ def from_hf_name(
     if name == "constant_with_warmup":
         return ramp >> Constant()
     if name == "inverse_sqrt":
-        timescale = kwargs.get("timescale") or warmup or 10_000
-        return ramp >> InverseSqrt(timescale)
+        timescale = kwargs.get("timescale")
+        return ramp >> InverseSqrt(timescale if timescale is not None else warmup or 10_000)
     if name == "warmup_stable_decay":
         return _hf_wsd(owner, warmup, num_training_steps, kwargs)
 
@@ -188,19 +191,22 @@ def from_hf_name(
         raise ValueError(f"{owner}: num_training_steps=None is invalid; expected an integer >= num_warmup_steps")
     _, total = _warmup_and_total(owner, warmup, num_training_steps)
     decay = total - warmup
+    # HF's cosine family divides by max(1, total - warmup): with warmup == total, step `total`
+    # still gets 1 there, while HF's linear gets 0.
+    cosine_decay_steps = max(1, decay)
     cycles = kwargs.get("num_cycles")
     if name == "linear":
         tail: Schedule = LinearDecay(decay)
     elif name == "cosine":
-        tail = CosineDecay(decay, cycles=0.5 if cycles is None else cycles)
+        tail = CosineDecay(cosine_decay_steps, cycles=0.5 if cycles is None else cycles)
     elif name == "cosine_with_restarts":
-        tail = CosineRestarts(decay, cycles=1 if cycles is None else cycles)
+        tail = CosineRestarts(cosine_decay_steps, cycles=1 if cycles is None else cycles)
     elif name == "polynomial":
         end = _ratio(owner, "lr_end", "lr_end_rate", kwargs, default=1e-7)
         tail = PolynomialDecay(decay, power=kwargs.get("power", 1.0), end=end)
     else:  # cosine_with_min_lr
         end = _ratio(owner, "min_lr", "min_lr_rate", kwargs, default=None)
-        tail = CosineDecay(decay, end=end, cycles=0.5 if cycles is None else cycles)
+        tail = CosineDecay(cosine_decay_steps, end=end, cycles=0.5 if cycles is None else cycles)
     return ramp >> tail
 
 

@@ -74,7 +74,9 @@ class _Reader:
             try:
                 return left >> right if isinstance(node.op, ast.RShift) else left * right
             except ValueError as err:
-                raise self.fail(node, str(err)) from None
+                operator = ">>" if isinstance(node.op, ast.RShift) else "*"
+                position = self.source.find(operator, node.left.end_col_offset or 0)
+                raise ParseError(str(err), self.source, position) from None
         if isinstance(node, ast.BinOp):
             raise self.fail(node, "only >> (then) and * (product) combine schedules",
                             "a >> b runs a, then b; a * b multiplies them")
