@@ -50,7 +50,11 @@ class Schedule:
         raise NotImplementedError
 
     def _at(self, t: Number) -> Number:
-        """The value at integer step(s) ``t`` with ``0 <= t <= length``."""
+        """The value at integer step(s) ``t`` (an int or an int array), ``0 <= t <= length``.
+
+        Scalar and array evaluation must agree to the last bit: use ``np.power`` rather than
+        ``**`` with a step-dependent exponent (NumPy squares 0-d operands by a shortcut).
+        """
         raise NotImplementedError
 
     def _held(self, t: Number) -> Number:
@@ -68,12 +72,11 @@ class Schedule:
     def __call__(self, step: int | np.ndarray) -> float | np.ndarray:
         """The multiplier for update ``step`` (0-based count of completed updates)."""
         t = check_step(step)
-        value = self._held(t)
-        if isinstance(t, np.ndarray):
-            out = np.empty(t.shape, dtype=np.float64)
-            out[...] = value
-            return out
-        return float(value)
+        if not isinstance(t, np.ndarray):
+            return float(self._held(t))
+        out = np.empty(t.shape, dtype=np.float64)
+        out[...] = self._held(t)
+        return out
 
     # -- composition -----------------------------------------------------------------------
 

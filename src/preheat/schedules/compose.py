@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -29,9 +30,9 @@ class Join(Schedule):
 
     def __post_init__(self) -> None:
         schedules = tuple(self.schedules)
-        if not schedules or not all(isinstance(s, Schedule) for s in schedules):
+        if len(schedules) < 2 or not all(isinstance(s, Schedule) for s in schedules):
             raise ValueError(
-                f"join: schedules={list(schedules)!r} is invalid; expected a non-empty list of schedules"
+                f"join: schedules={list(schedules)!r} is invalid; expected a list of at least two schedules"
             )
         boundaries = tuple(check_int("join", "boundaries", b, minimum=1) for b in self.boundaries)
         if len(boundaries) != len(schedules) - 1:
@@ -46,7 +47,7 @@ class Join(Schedule):
         _set(self, "schedules", schedules)
         _set(self, "boundaries", boundaries)
 
-    @property
+    @cached_property
     def length(self) -> int | None:
         last = self.schedules[-1].length
         if last is None:
@@ -108,7 +109,7 @@ class Product(Schedule):
             raise ValueError(f"product: factors={flat!r} is invalid; expected at least two schedules")
         _set(self, "factors", tuple(flat))
 
-    @property
+    @cached_property
     def length(self) -> int | None:
         lengths = [f.length for f in self.factors]
         return None if None in lengths else max(lengths)  # type: ignore[type-var]

@@ -149,7 +149,7 @@ class PolynomialDecay(Schedule):
         return self.steps
 
     def _at(self, t: Number) -> Number:
-        return self.end + (1.0 - self.end) * (1.0 - progress(t, self.steps)) ** self.power
+        return self.end + (1.0 - self.end) * np.power(1.0 - progress(t, self.steps), self.power)
 
 
 @dataclass(frozen=True, repr=False)
@@ -185,8 +185,8 @@ class ExponentialDecay(Schedule):
 
     def _at(self, t: Number) -> Number:
         if self.rate is not None:
-            return self.rate ** np.asarray(t, dtype=np.float64)
-        return 0.5 ** (np.asarray(t, dtype=np.float64) / self.half_life)
+            return np.power(self.rate, 1.0 * t)
+        return np.power(0.5, t / self.half_life)
 
 
 @dataclass(frozen=True, repr=False)
@@ -228,10 +228,14 @@ class StepDecay(Schedule):
 
     def _at(self, t: Number) -> Number:
         if self.every is not None:
-            k = np.asarray(t) // self.every
+            k = t // self.every
         else:
             k = np.searchsorted(self.milestones, t, side="right")
-        return self.gamma ** np.asarray(k, dtype=np.float64)
+        if not isinstance(k, np.ndarray):
+            return self.gamma ** int(k)
+        # Python's pow for each level, as for a scalar step: NumPy's array pow may differ by 1 ulp.
+        levels, index = np.unique(k, return_inverse=True)
+        return np.array([self.gamma ** int(level) for level in levels])[index].reshape(k.shape)
 
 
 @dataclass(frozen=True, repr=False)

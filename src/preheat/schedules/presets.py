@@ -84,7 +84,7 @@ def wsd(
             f"is longer than total={total}; expected warmup + round(decay_fraction * total) <= total"
         )
     if decay == 0:
-        tail: Schedule = Constant(value=end)
+        tail: Schedule = Constant(0, value=end)
     elif shape == "exponential":
         if end <= 0.0:
             raise ValueError(
@@ -228,4 +228,6 @@ def _hf_wsd(owner: str, warmup: int, total: int | None, kwargs: dict[str, Any]) 
         tail: Schedule = CosineDecay(decay, end=ratio, cycles=kwargs.get("num_cycles", 0.5))
     else:
         tail = {"linear": LinearDecay, "1-sqrt": OneMinusSqrtDecay}[decay_type](decay, end=ratio)
+    if tail(decay) != ratio:  # a cosine with num_cycles not a half-integer: HF drops to the end
+        tail = tail >> Constant(value=ratio)
     return ramp >> Constant(stable) >> tail

@@ -54,10 +54,13 @@ def parse(text: str) -> Schedule:
     source = text.strip()
     try:
         tree = ast.parse(source, mode="eval")
+        return _Reader(source).schedule(tree.body)
     except SyntaxError as err:
         position = max((err.offset or 1) - 1, 0)
         raise ParseError(f"syntax error: {err.msg}", source, position, "check brackets, commas and quotes") from None
-    return _Reader(source).schedule(tree.body)
+    except RecursionError:
+        raise ParseError("expression nested too deeply", source, 0,
+                         "write a very long chain as join([...], [...])") from None
 
 
 class _Reader:
@@ -70,13 +73,21 @@ class _Reader:
 
     def schedule(self, node: ast.expr) -> Schedule:
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.RShift, ast.Mult)):
-            left, right = self.schedule(node.left), self.schedule(node.right)
-            try:
-                return left >> right if isinstance(node.op, ast.RShift) else left * right
-            except ValueError as err:
-                operator = ">>" if isinstance(node.op, ast.RShift) else "*"
-                position = self.source.find(operator, node.left.end_col_offset or 0)
-                raise ParseError(str(err), self.source, position) from None
+            # Walk a chain a >> b >> c (nested to the left) without recursion: chains get long.
+            kind, links = type(node.op), []
+            while isinstance(node, ast.BinOp) and isinstance(node.op, kind):
+                links.append(node)
+                node = node.left
+            result = self.schedule(node)
+            for link in reversed(links):
+                right = self.schedule(link.right)
+                try:
+                    result = result >> right if kind is ast.RShift else result * right
+                except ValueError as err:
+                    operator = ">>" if kind is ast.RShift else "*"
+                    position = self.source.find(operator, link.left.end_col_offset or 0)
+                    raise ParseError(str(err), self.source, position) from None
+            return result
         if isinstance(node, ast.BinOp):
             raise self.fail(node, "only >> (then) and * (product) combine schedules",
                             "a >> b runs a, then b; a * b multiplies them")
@@ -96,7 +107,8 @@ class _Reader:
         kwargs = {}
         for keyword in node.keywords:
             if keyword.arg is None:
-                raise self.fail(keyword.value, "** is not allowed in a schedule expression")
+                raise self.fail(keyword.value, "** is not allowed in a schedule expression",
+                                "write each keyword argument out, e.g. end=0.1")
             kwargs[keyword.arg] = self.value(keyword.value)
         try:
             return function(*args, **kwargs)
@@ -119,7 +131,8 @@ class _Reader:
                 return -operand if isinstance(node.op, ast.USub) else operand
         if isinstance(node, (ast.List, ast.Tuple)):
             return [self.value(item) for item in node.elts]
-        if isinstance(node, ast.Call) or (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.RShift, ast.Mult))):
+        combines = isinstance(node, ast.BinOp) and isinstance(node.op, (ast.RShift, ast.Mult))
+        if isinstance(node, ast.Call) or (combines and isinstance(node.right, (ast.Call, ast.BinOp))):
             return self.schedule(node)
         raise self.fail(node, f"{ast.unparse(node)!r} is not allowed as an argument",
                         "arguments are numbers, strings, lists or schedules (no arithmetic or names)")

@@ -59,7 +59,7 @@ def check_real(
     too_high = as_float >= high if high_open else as_float > high
     if too_low or too_high:
         raise _fail(owner, name, value, expected)
-    return as_float
+    return as_float + 0.0  # -0.0 -> 0.0, so equal schedules have equal dicts and fingerprints
 
 
 def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -75,7 +75,7 @@ def check_step(step: Any) -> int | np.ndarray:
     Returns a Python int or an int64 array. Floats are refused even when whole: a step is a
     count of completed optimizer updates.
     """
-    if isinstance(step, numbers.Integral) and not isinstance(step, bool):
+    if type(step) is int or (isinstance(step, numbers.Integral) and not isinstance(step, bool)):
         if step < 0:
             raise ValueError(f"step={step!r} is invalid; expected an integer >= 0")
         return int(step)
@@ -87,4 +87,6 @@ def check_step(step: Any) -> int | np.ndarray:
         )
     if array.size and array.min() < 0:
         raise ValueError(f"step contains {array.min()}; expected integers >= 0")
+    if array.size and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"step contains {array.max()}; expected integers below 2**63")
     return array.astype(np.int64)

@@ -89,7 +89,7 @@ class PolynomialWarmup(Schedule):
         return self.steps
 
     def _at(self, t: Number) -> Number:
-        return self.start + (1.0 - self.start) * progress(t, self.steps) ** self.power
+        return self.start + (1.0 - self.start) * np.power(progress(t, self.steps), self.power)
 
 
 @dataclass(frozen=True, repr=False)
@@ -206,8 +206,8 @@ class RAdamWarmup(Schedule):
         return self.steps
 
     def _at(self, t: Number) -> Number:
-        k = np.asarray(t, dtype=np.float64) + 1.0
-        beta_k = self.beta2**k
+        k = t + 1.0
+        beta_k = np.power(self.beta2, k)
         rho = self.rho_inf - 2.0 * k * beta_k / (1.0 - beta_k)
         on = rho > 5.0
         safe = np.where(on, rho, 6.0)

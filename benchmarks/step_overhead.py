@@ -1,0 +1,98 @@
+"""Per-step cost of ``preheat.Scheduler.step()`` against torch's own schedulers.
+
+All three drive the same warmup + cosine shape on an SGD optimizer:
+
+- ``preheat``:      ``Scheduler(opt, warmup_cosine(W, T))``
+- ``LambdaLR``:     ``LambdaLR(opt, warmup_cosine(W, T))``, the same schedule as a lambda
+- ``SequentialLR``: ``SequentialLR(opt, [LinearLR(W), CosineAnnealingLR(T - W)], [W])``
+
+Only ``scheduler.step()`` is timed (``optimizer.step()`` is not). Each repetition builds a fresh
+optimizer and scheduler of every kind, in rotating order, and times ``--steps`` calls with the
+garbage collector off; the report gives the median over repetitions in microseconds per step.
+
+    python benchmarks/step_overhead.py [--steps 5000] [--repeats 7] [--groups 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, LRScheduler, SequentialLR
+
+import preheat
+from preheat.schedules import warmup_cosine
+
+
+def make_optimizer(groups: int) -> torch.optim.Optimizer:
+    params = [{"params": [torch.nn.Parameter(torch.zeros(4))]} for _ in range(groups)]
+    return torch.optim.SGD(params, lr=0.1)
+
+
+def builders(steps: int, groups: int) -> dict[str, Callable[[], LRScheduler]]:
+    warmup = max(1, steps // 10)
+    schedule = warmup_cosine(warmup, steps)
+    return {
+        "preheat": lambda: preheat.Scheduler(make_optimizer(groups), schedule),
+        "LambdaLR": lambda: LambdaLR(make_optimizer(groups), schedule),
+        "SequentialLR": lambda: sequential(make_optimizer(groups), warmup, steps),
+    }
+
+
+def sequential(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> SequentialLR:
+    ramp = LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
+    decay = CosineAnnealingLR(optimizer, T_max=total - warmup)
+    return SequentialLR(optimizer, [ramp, decay], milestones=[warmup])
+
+
+def time_steps(scheduler: LRScheduler, steps: int) -> float:
+    """Microseconds per ``scheduler.step()`` over ``steps`` calls."""
+    scheduler.optimizer.step()  # no gradients: changes nothing, but satisfies the call-order check
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        for _ in range(steps):
+            scheduler.step()
+        elapsed = time.perf_counter_ns() - start
+    finally:
+        gc.enable()
+    return elapsed / steps / 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=5000, help="scheduler.step() calls per timing")
+    parser.add_argument("--repeats", type=int, default=7, help="timings per scheduler")
+    parser.add_argument("--groups", type=int, default=1, help="param groups in the optimizer")
+    args = parser.parse_args()
+
+    build = builders(args.steps, args.groups)
+    names = list(build)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:  # warm up every code path once, untimed
+        time_steps(build[name](), min(args.steps, 100))
+    for rep in range(args.repeats):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            times[name].append(time_steps(build[name](), args.steps))
+
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(
+        f"scheduler.step() cost, warmup_cosine(warmup={max(1, args.steps // 10)}, total={args.steps}); "
+        f"{args.steps} steps x {args.repeats} interleaved repeats, {args.groups} param group(s)"
+    )
+    print(f"python {platform.python_version()}, torch {torch.__version__}, {platform.machine()}")
+    print(f"{'scheduler':<14}{'median us/step':>16}{'min':>10}{'max':>10}")
+    for name in names:
+        print(f"{name:<14}{median[name]:>16.3f}{min(times[name]):>10.3f}{max(times[name]):>10.3f}")
+    print(f"ratio preheat/LambdaLR:     {median['preheat'] / median['LambdaLR']:.3f}")
+    print(f"ratio preheat/SequentialLR: {median['preheat'] / median['SequentialLR']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

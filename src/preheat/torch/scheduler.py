@@ -1,0 +1,319 @@
+"""The PyTorch ``Scheduler``: a closed-form ``LRScheduler`` driven by preheat schedules.
+
+Each step sets every scheduled value from scratch, ``initial value * schedule(step)``; nothing is
+chained from what the optimizer holds, so resuming needs only the step count.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from preheat.schedules import Schedule, from_dict
+
+#: Hyperparameters ``hyperparams`` may schedule: name -> (param group key, tuple index or None).
+HYPERPARAMS: dict[str, tuple[str, int | None]] = {
+    "weight_decay": ("weight_decay", None),
+    "momentum": ("momentum", None),
+    "beta1": ("betas", 0),
+    "beta2": ("betas", 1),
+}
+
+_STATE_KEYS = ("last_epoch", "_step_count", "base_lrs", "schedules", "hyperparams", "initial_values")
+
+
+class Scheduler(LRScheduler):
+    """Set each param group's LR to ``peak * schedule(step)``, and optionally other hyperparameters.
+
+    ``step`` is the number of completed optimizer updates, i.e. of ``scheduler.step()`` calls,
+    made after each ``optimizer.step()``. Right after construction every group holds
+    ``peak * schedule(0)``, the LR of update 0; after ``k`` calls of :meth:`step` it holds
+    ``peak * schedule(k)``. After a schedule's last step the value at that step holds (it never
+    climbs back). ``peak`` is the group's ``lr`` when the scheduler is built, kept as torch does in
+    ``group["initial_lr"]`` and in :attr:`base_lrs`.
+
+    Args:
+        optimizer: the optimizer whose param groups are driven.
+        schedule: one :class:`~preheat.schedules.Schedule` for every group, or a list with one
+            per group.
+        hyperparams: other hyperparameters to schedule the same way, ``initial * schedule(step)``,
+            by name: ``weight_decay``, ``momentum`` (SGD, RMSprop), ``beta1`` and ``beta2`` (the
+            components of Adam's ``betas``, written back as a tuple). Each name takes one schedule
+            or a list with one per group. The initial value of ``name`` is the group's value when
+            the scheduler is built, kept in ``group["initial_<name>"]`` (e.g.
+            ``initial_weight_decay``, ``initial_beta2``) and in :attr:`initial_values`.
+        last_epoch: torch's resume argument: ``-1`` (default) starts at step 0. ``k >= 0``
+            continues after step ``k`` (the groups then get step ``k + 1`` at once) from the
+            ``initial_*`` values already in the groups. Prefer :meth:`load_state_dict`.
+
+    Tensor values in the groups (``lr``, ``weight_decay``, a ``betas`` component) are updated in
+    place with ``fill_``; plain numbers are replaced. As with every torch scheduler, a group's
+    ``initial_*`` entry is kept if already present (a second scheduler, or an optimizer state
+    loaded before the scheduler was built, keeps the original peak).
+
+    :meth:`state_dict` holds plain data only: the step, the peaks and initial values, and every
+    schedule as its ``to_dict()``. :meth:`load_state_dict` restores them, so **the checkpoint's
+    schedules and initial values replace those given to the constructor**: resuming reproduces
+    the checkpointed run exactly.
+
+    Raises:
+        ValueError: naming the argument, the bad value and what is valid.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedule: Schedule | Sequence[Schedule],
+        *,
+        hyperparams: Mapping[str, Schedule | Sequence[Schedule]] | None = None,
+        last_epoch: int = -1,
+    ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(
+                f"Scheduler: optimizer={optimizer!r} is invalid; expected a torch.optim.Optimizer"
+            )
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
+            raise ValueError(
+                f"Scheduler: last_epoch={last_epoch!r} is invalid; expected an integer >= -1"
+            )
+        if hyperparams is None:
+            hyperparams = {}
+        if not isinstance(hyperparams, Mapping):
+            raise ValueError(
+                f"Scheduler: hyperparams={hyperparams!r} is invalid; expected a mapping from a name "
+                f"({', '.join(HYPERPARAMS)}) to a schedule or a list of them"
+            )
+        _check_names(hyperparams, optimizer)
+        groups = optimizer.param_groups
+        self.schedules: list[Schedule] = _per_group("schedule", schedule, len(groups))
+        self.hyperparams: dict[str, list[Schedule]] = {
+            name: _per_group(f"hyperparams[{name!r}]", value, len(groups))
+            for name, value in hyperparams.items()
+        }
+        if last_epoch == -1:
+            for name in self.hyperparams:
+                for group in groups:
+                    group.setdefault(f"initial_{name}", _copy(_read(group, name)))
+        else:
+            _check_resumable(optimizer, ["lr", *self.hyperparams], last_epoch)
+        self.initial_values: dict[str, list[float | Tensor]] = {
+            name: [_copy(group[f"initial_{name}"]) for group in groups] for name in self.hyperparams
+        }
+        self._index()
+        super().__init__(optimizer, last_epoch)
+
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one step (call it after ``optimizer.step()``) and write the new values.
+
+        After ``k`` calls the groups hold ``peak * schedule(k)`` (and ``initial * schedule(k)``
+        for each scheduled hyperparameter). ``epoch`` (deprecated in torch) is refused: the step
+        is the count of calls; to jump to a step use :meth:`load_state_dict`.
+        """
+        if epoch is not None:
+            raise ValueError(
+                f"Scheduler.step: epoch={epoch!r} is not supported; expected step() with no "
+                "argument (the step is the number of calls); use load_state_dict to resume at a step"
+            )
+        if self._step_count == 1:
+            _warn_on_call_order(self.optimizer)
+        self._step_count += 1
+        self.last_epoch += 1
+        self._apply()
+
+    def get_lr(self) -> list[float | Tensor]:
+        """Each group's LR at the current step ``last_epoch``: ``peak * schedule(last_epoch)``."""
+        return [base * s(self.last_epoch) for base, s in zip(self.base_lrs, self.schedules)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scheduler's state as plain data (no callables), for ``torch.save`` or JSON.
+
+        Keys: ``last_epoch`` (the step), ``_step_count``, ``base_lrs`` (the peaks),
+        ``schedules`` (one ``to_dict()`` per group), ``hyperparams`` (name -> one ``to_dict()``
+        per group) and ``initial_values`` (name -> one initial value per group). Peaks and initial
+        values are floats, or tensors where the groups hold tensors.
+        """
+        return {
+            "last_epoch": self.last_epoch,
+            "_step_count": self._step_count,
+            "base_lrs": list(self.base_lrs),
+            "schedules": [s.to_dict() for s in self.schedules],
+            "hyperparams": {
+                name: [s.to_dict() for s in ss] for name, ss in self.hyperparams.items()
+            },
+            "initial_values": {name: list(values) for name, values in self.initial_values.items()},
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` and write the values for its step into the groups at once.
+
+        The checkpoint's schedules, peaks and initial values replace the ones this scheduler was
+        built with (resume reproduces the checkpointed run); the groups' ``initial_*`` entries
+        are set to match. The optimizer's param groups must correspond to the checkpoint's.
+        """
+        missing = [key for key in _STATE_KEYS if key not in state_dict]
+        if missing:
+            raise ValueError(
+                f"Scheduler.load_state_dict: state_dict lacks {missing}; expected the output of "
+                f"Scheduler.state_dict() with keys {list(_STATE_KEYS)}"
+            )
+        groups = self.optimizer.param_groups
+        schedules = [from_dict(d) for d in state_dict["schedules"]]
+        hyperparams = {
+            name: [from_dict(d) for d in ds] for name, ds in state_dict["hyperparams"].items()
+        }
+        lists = {"schedules": schedules, "base_lrs": state_dict["base_lrs"]}
+        for name in hyperparams:
+            lists[f"hyperparams[{name!r}]"] = hyperparams[name]
+            lists[f"initial_values[{name!r}]"] = state_dict["initial_values"].get(name, [])
+        for what, values in lists.items():
+            if len(values) != len(groups):
+                raise ValueError(
+                    f"Scheduler.load_state_dict: state_dict {what} has {len(values)} entries; "
+                    f"expected {len(groups)}, one per param group of this optimizer"
+                )
+        _check_names(hyperparams, self.optimizer)
+        self.schedules = schedules
+        self.hyperparams = hyperparams
+        self.base_lrs = [_copy(v) for v in state_dict["base_lrs"]]
+        self.initial_values = {
+            name: [_copy(v) for v in state_dict["initial_values"][name]] for name in hyperparams
+        }
+        for i, group in enumerate(groups):
+            group["initial_lr"] = _copy(self.base_lrs[i])
+            for name, values in self.initial_values.items():
+                group[f"initial_{name}"] = _copy(values[i])
+        self.last_epoch = state_dict["last_epoch"]
+        self._step_count = state_dict["_step_count"]
+        self._index()
+        self._apply()
+
+    def _index(self) -> None:
+        """Evaluate each distinct schedule once per step: map every use to a slot in ``_unique``."""
+        self._unique: list[Schedule] = []
+        self._lr_slots = [self._slot(s) for s in self.schedules]
+        self._hyper_slots = {name: [self._slot(s) for s in ss] for name, ss in self.hyperparams.items()}
+
+    def _slot(self, schedule: Schedule) -> int:
+        if schedule not in self._unique:
+            self._unique.append(schedule)
+        return self._unique.index(schedule)
+
+    def _apply(self) -> None:
+        """Write the values for step ``last_epoch`` into the groups and ``_last_lr``."""
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.schedules):
+            raise ValueError(
+                f"Scheduler: the optimizer has {len(groups)} param groups, but the scheduler was "
+                f"built for {len(self.schedules)}; expected no groups added after the scheduler"
+            )
+        step = self.last_epoch
+        values = [s(step) for s in self._unique]
+        lrs = [base * values[k] for base, k in zip(self.base_lrs, self._lr_slots)]
+        for group, lr in zip(groups, lrs):
+            _assign(group, "lr", lr)
+        for name, slots in self._hyper_slots.items():
+            for group, initial, k in zip(groups, self.initial_values[name], slots):
+                _write(group, name, initial * values[k])
+        self._last_lr = lrs
+
+
+def _per_group(what: str, value: Any, count: int) -> list[Schedule]:
+    """``value`` as one schedule per param group (a single schedule is shared by all)."""
+    if isinstance(value, Schedule):
+        return [value] * count
+    if (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == count
+        and all(isinstance(s, Schedule) for s in value)
+    ):
+        return list(value)
+    raise ValueError(
+        f"Scheduler: {what}={value!r} is invalid; expected a preheat Schedule or a list of "
+        f"{count} Schedules, one per param group"
+    )
+
+
+def _check_names(hyperparams: Mapping[str, Any], optimizer: Optimizer) -> None:
+    """Every name is known and present in every param group."""
+    for name in hyperparams:
+        if name not in HYPERPARAMS:
+            raise ValueError(
+                f"Scheduler: hyperparams name {name!r} is unknown; expected one of "
+                f"{', '.join(HYPERPARAMS)} (the LR itself is scheduled by `schedule`)"
+            )
+        key, _ = HYPERPARAMS[name]
+        for i, group in enumerate(optimizer.param_groups):
+            if key not in group:
+                usable = [n for n, (k, _) in HYPERPARAMS.items() if k in group]
+                raise ValueError(
+                    f"Scheduler: hyperparams name {name!r} is invalid for "
+                    f"{type(optimizer).__name__}: param_groups[{i}] has no {key!r}; expected one "
+                    f"of {', '.join(usable) or '(none for this optimizer)'}"
+                )
+
+
+def _check_resumable(optimizer: Optimizer, names: list[str], last_epoch: int) -> None:
+    """With ``last_epoch >= 0`` every group must already hold its ``initial_*`` values."""
+    for i, group in enumerate(optimizer.param_groups):
+        for name in names:
+            if f"initial_{name}" not in group:
+                raise ValueError(
+                    f"Scheduler: last_epoch={last_epoch} resumes a run, but param_groups[{i}] has "
+                    f"no 'initial_{name}'; expected last_epoch=-1 (then resume with load_state_dict) "
+                    "or an optimizer whose groups hold the initial values"
+                )
+
+
+def _warn_on_call_order(optimizer: Optimizer) -> None:
+    """torch's check that the first ``step()`` comes after the first ``optimizer.step()``."""
+    if not hasattr(optimizer.step, "_wrapped_by_lr_sched"):
+        warnings.warn(
+            "optimizer.step() was replaced after the scheduler was built, so the call order "
+            "cannot be checked; call optimizer.step() before scheduler.step()",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif not getattr(optimizer, "_opt_called", False):
+        warnings.warn(
+            "scheduler.step() was called before optimizer.step(); call it after, or update 0's "
+            "value (schedule(0)) is skipped",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _copy(value: Any) -> Any:
+    return value.clone() if isinstance(value, Tensor) else value
+
+
+def _read(group: dict[str, Any], name: str) -> Any:
+    key, index = HYPERPARAMS[name]
+    return group[key] if index is None else group[key][index]
+
+
+def _assign(group: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``group[key]``: in place if it holds a tensor, else replace it."""
+    current = group[key]
+    if isinstance(current, Tensor):
+        current.fill_(value.squeeze() if isinstance(value, Tensor) else value)
+    else:
+        group[key] = value
+
+
+def _write(group: dict[str, Any], name: str, value: Any) -> None:
+    """Set hyperparameter ``name``; a ``betas`` component is filled in place or the tuple rebuilt."""
+    key, index = HYPERPARAMS[name]
+    if index is None:
+        _assign(group, key, value)
+        return
+    pair = group[key]
+    if isinstance(pair[index], Tensor):
+        pair[index].fill_(value.squeeze() if isinstance(value, Tensor) else value)
+    else:
+        group[key] = tuple(value if i == index else v for i, v in enumerate(pair))
