@@ -15,7 +15,7 @@ from typing import Any, ClassVar, overload
 
 import numpy as np
 
-from preheat.schedules.validate import check_step
+from preheat.schedules.validate import FIELD_CHECKS, check_step
 
 Number = int | float | np.ndarray
 
@@ -23,8 +23,9 @@ Number = int | float | np.ndarray
 class Schedule:
     """A pure, immutable map from step (completed updates) to a multiplier of the peak LR.
 
-    Subclasses are frozen dataclasses that set ``name`` (the function name users write),
-    validate their fields in ``__post_init__``, and implement ``length`` and ``_at``.
+    Subclasses are frozen dataclasses that set ``name`` (the function name users write) and
+    implement ``_at``; fields are checked by name (``FIELD_CHECKS``) and ``length`` is the
+    ``steps`` field unless a family says otherwise.
 
     - ``schedule(t)`` takes an int >= 0 and returns a float, or an integer NumPy array and
       returns a float array of the same shape. Steps past ``length`` get the value at ``length``.
@@ -42,12 +43,27 @@ class Schedule:
         if "name" in cls.__dict__:
             Schedule.registry[cls.name] = cls
 
+    def __post_init__(self) -> None:
+        """Check and normalise every field by its name (``FIELD_CHECKS``).
+
+        ``None`` passes only where it is the field's default. Families with rules across fields
+        check those first, then call this.
+        """
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            check = FIELD_CHECKS.get(field.name)
+            value = getattr(self, field.name)
+            if check is not None and not (value is None and field.default is None):
+                object.__setattr__(self, field.name, check(self.name, field.name, value))
+
     # -- evaluation ------------------------------------------------------------------------
 
     @property
     def length(self) -> int | None:
-        """Steps after which the value holds (``None``: the schedule never ends)."""
-        raise NotImplementedError
+        """Steps after which the value holds (``None``: the schedule never ends).
+
+        By default the ``steps`` field; families without one say their own.
+        """
+        return self.steps  # type: ignore[attr-defined]
 
     def _at(self, t: Number) -> Number:
         """The value at integer step(s) ``t`` (an int or an int array), ``0 <= t <= length``.
@@ -163,11 +179,6 @@ def _rebuild(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_rebuild(v) for v in value)
     return value
-
-
-def set_field(obj: object, name: str, value: object) -> None:
-    """Store a normalised field value on a frozen dataclass (used in ``__post_init__``)."""
-    object.__setattr__(obj, name, value)
 
 
 def progress(t: Number, steps: int) -> Number:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from preheat.schedules.base import Number, Schedule, format_value, set_field as _set
+from preheat.schedules.base import Number, Schedule, format_value
 from preheat.schedules.validate import check_int
 
 
@@ -44,8 +44,8 @@ class Join(Schedule):
             raise ValueError(
                 f"join: boundaries={list(boundaries)!r} is invalid; expected strictly increasing steps"
             )
-        _set(self, "schedules", schedules)
-        _set(self, "boundaries", boundaries)
+        object.__setattr__(self, "schedules", schedules)
+        object.__setattr__(self, "boundaries", boundaries)
 
     @cached_property
     def length(self) -> int | None:
@@ -107,7 +107,7 @@ class Product(Schedule):
             flat.extend(factor.factors if isinstance(factor, Product) else (factor,))
         if len(flat) < 2:
             raise ValueError(f"product: factors={flat!r} is invalid; expected at least two schedules")
-        _set(self, "factors", tuple(flat))
+        object.__setattr__(self, "factors", tuple(flat))
 
     @cached_property
     def length(self) -> int | None:

@@ -12,12 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from preheat.schedules.base import Number, Schedule, progress, set_field as _set
-from preheat.schedules.validate import check_int, check_real
-
-
-def _check_end(owner: str, end: float) -> float:
-    return check_real(owner, "end", end, 0.0, 1.0)
+from preheat.schedules.base import Number, Schedule, progress
+from preheat.schedules.validate import check_int
 
 
 @dataclass(frozen=True, repr=False)
@@ -31,15 +27,6 @@ class Constant(Schedule):
     name: ClassVar[str] = "constant"
     steps: int | None = None
     value: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.steps is not None:
-            _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "value", check_real(self.name, "value", self.value, 0.0, 1.0))
-
-    @property
-    def length(self) -> int | None:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         return self.value
@@ -55,14 +42,6 @@ class LinearDecay(Schedule):
     name: ClassVar[str] = "linear_decay"
     steps: int
     end: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "end", _check_end(self.name, self.end))
-
-    @property
-    def length(self) -> int:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         return 1.0 - (1.0 - self.end) * progress(t, self.steps)
@@ -83,15 +62,6 @@ class CosineDecay(Schedule):
     end: float = 0.0
     cycles: float = 0.5
 
-    def __post_init__(self) -> None:
-        _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "end", _check_end(self.name, self.end))
-        _set(self, "cycles", check_real(self.name, "cycles", self.cycles, 0.0, low_open=True))
-
-    @property
-    def length(self) -> int:
-        return self.steps
-
     def _at(self, t: Number) -> Number:
         wave = 0.5 * (1.0 + np.cos(2.0 * np.pi * self.cycles * progress(t, self.steps)))
         return self.end + (1.0 - self.end) * wave
@@ -111,15 +81,6 @@ class CosineRestarts(Schedule):
     cycles: float = 1.0
     end: float = 0.0
 
-    def __post_init__(self) -> None:
-        _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "cycles", check_real(self.name, "cycles", self.cycles, 0.0, low_open=True))
-        _set(self, "end", _check_end(self.name, self.end))
-
-    @property
-    def length(self) -> int:
-        return self.steps
-
     def _at(self, t: Number) -> Number:
         p = progress(t, self.steps)
         wave = 0.5 * (1.0 + np.cos(np.pi * ((self.cycles * p) % 1.0)))
@@ -138,15 +99,6 @@ class PolynomialDecay(Schedule):
     steps: int
     power: float = 1.0
     end: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "power", check_real(self.name, "power", self.power, 0.0, low_open=True))
-        _set(self, "end", _check_end(self.name, self.end))
-
-    @property
-    def length(self) -> int:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         return self.end + (1.0 - self.end) * np.power(1.0 - progress(t, self.steps), self.power)
@@ -171,17 +123,7 @@ class ExponentialDecay(Schedule):
                 f"{self.name}: rate={self.rate!r}, half_life={self.half_life!r} is invalid; "
                 "expected exactly one of rate (per step, in (0, 1]) or half_life (steps, > 0)"
             )
-        if self.rate is not None:
-            _set(self, "rate", check_real(self.name, "rate", self.rate, 0.0, 1.0, low_open=True))
-        else:
-            half_life = check_real(self.name, "half_life", self.half_life, 0.0, low_open=True)
-            _set(self, "half_life", half_life)
-        if self.steps is not None:
-            _set(self, "steps", check_int(self.name, "steps", self.steps))
-
-    @property
-    def length(self) -> int | None:
-        return self.steps
+        super().__post_init__()
 
     def _at(self, t: Number) -> Number:
         if self.rate is not None:
@@ -209,8 +151,7 @@ class StepDecay(Schedule):
                 f"{self.name}: every={self.every!r}, milestones={self.milestones!r} is invalid; "
                 "expected exactly one of every (steps, >= 1) or milestones (increasing steps >= 1)"
             )
-        if self.every is not None:
-            _set(self, "every", check_int(self.name, "every", self.every, minimum=1))
+        super().__post_init__()
         milestones = tuple(
             check_int(self.name, "milestones", m, minimum=1) for m in self.milestones
         )
@@ -219,8 +160,7 @@ class StepDecay(Schedule):
                 f"{self.name}: milestones={list(milestones)!r} is invalid; expected strictly "
                 "increasing steps"
             )
-        _set(self, "milestones", milestones)
-        _set(self, "gamma", check_real(self.name, "gamma", self.gamma, 0.0, 1.0, low_open=True))
+        object.__setattr__(self, "milestones", milestones)
 
     @property
     def length(self) -> int | None:
@@ -249,10 +189,6 @@ class InverseSqrt(Schedule):
     name: ClassVar[str] = "inverse_sqrt"
     timescale: float
 
-    def __post_init__(self) -> None:
-        timescale = check_real(self.name, "timescale", self.timescale, 0.0, low_open=True)
-        _set(self, "timescale", timescale)
-
     @property
     def length(self) -> None:
         return None
@@ -271,14 +207,6 @@ class OneMinusSqrtDecay(Schedule):
     name: ClassVar[str] = "one_minus_sqrt_decay"
     steps: int
     end: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "end", _check_end(self.name, self.end))
-
-    @property
-    def length(self) -> int:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         return 1.0 - (1.0 - self.end) * np.sqrt(progress(t, self.steps))

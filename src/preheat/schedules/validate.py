@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -67,6 +67,44 @@ def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) ->
     if value not in choices:
         raise _fail(owner, name, value, "one of " + ", ".join(repr(c) for c in choices))
     return value
+
+
+def _unit(owner: str, name: str, value: Any) -> float:
+    return check_real(owner, name, value, 0.0, 1.0)
+
+
+def _positive(owner: str, name: str, value: Any) -> float:
+    return check_real(owner, name, value, 0.0, low_open=True)
+
+
+def _fraction(owner: str, name: str, value: Any) -> float:
+    return check_real(owner, name, value, 0.0, 1.0, low_open=True)
+
+
+def _beta(owner: str, name: str, value: Any) -> float:
+    return check_real(owner, name, value, 0.0, 1.0, low_open=True, high_open=True)
+
+
+def _every(owner: str, name: str, value: Any) -> int:
+    return check_int(owner, name, value, minimum=1)
+
+
+#: How a schedule field is checked, by its name: the same name means the same rule everywhere.
+FIELD_CHECKS: dict[str, Callable[[str, str, Any], Any]] = {
+    "steps": check_int,
+    "every": _every,
+    "start": _unit,
+    "end": _unit,
+    "value": _unit,
+    "power": _positive,
+    "cycles": _positive,
+    "tau": _positive,
+    "half_life": _positive,
+    "timescale": _positive,
+    "rate": _fraction,
+    "gamma": _fraction,
+    "beta2": _beta,
+}
 
 
 def check_step(step: Any) -> int | np.ndarray:

@@ -11,12 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from preheat.schedules.base import Number, Schedule, progress, set_field as _set
-from preheat.schedules.validate import check_int, check_real
-
-
-def _check_beta2(owner: str, beta2: float) -> float:
-    return check_real(owner, "beta2", beta2, 0.0, 1.0, low_open=True, high_open=True)
+from preheat.schedules.base import Number, Schedule, progress
 
 
 @dataclass(frozen=True, repr=False)
@@ -30,14 +25,6 @@ class LinearWarmup(Schedule):
     name: ClassVar[str] = "linear_warmup"
     steps: int
     start: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "start", check_real(self.name, "start", self.start, 0.0, 1.0))
-
-    @property
-    def length(self) -> int:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         return self.start + (1.0 - self.start) * progress(t, self.steps)
@@ -53,14 +40,6 @@ class CosineWarmup(Schedule):
     name: ClassVar[str] = "cosine_warmup"
     steps: int
     start: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "start", check_real(self.name, "start", self.start, 0.0, 1.0))
-
-    @property
-    def length(self) -> int:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         rise = 0.5 * (1.0 - np.cos(np.pi * progress(t, self.steps)))
@@ -78,15 +57,6 @@ class PolynomialWarmup(Schedule):
     steps: int
     power: float
     start: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "steps", check_int(self.name, "steps", self.steps))
-        _set(self, "power", check_real(self.name, "power", self.power, 0.0, low_open=True))
-        _set(self, "start", check_real(self.name, "start", self.start, 0.0, 1.0))
-
-    @property
-    def length(self) -> int:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         return self.start + (1.0 - self.start) * np.power(progress(t, self.steps), self.power)
@@ -117,21 +87,12 @@ class ExponentialWarmup(Schedule):
                 f"{self.name}: tau={self.tau!r}, beta2={self.beta2!r} is invalid; "
                 "expected exactly one of tau (steps) or beta2 (untuned form)"
             )
-        if self.tau is not None:
-            _set(self, "tau", check_real(self.name, "tau", self.tau, 0.0, low_open=True))
-        else:
-            _set(self, "beta2", _check_beta2(self.name, self.beta2))
-        if self.steps is not None:
-            _set(self, "steps", check_int(self.name, "steps", self.steps))
+        super().__post_init__()
 
     @property
     def time_constant(self) -> float:
         """``tau``, or ``1 / (1 - beta2)`` in the untuned form."""
         return self.tau if self.tau is not None else 1.0 / (1.0 - self.beta2)
-
-    @property
-    def length(self) -> int | None:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         return 1.0 - np.exp(-(t + 1.0) / self.time_constant)
@@ -151,9 +112,6 @@ class UntunedLinearWarmup(Schedule):
 
     name: ClassVar[str] = "untuned_linear_warmup"
     beta2: float
-
-    def __post_init__(self) -> None:
-        _set(self, "beta2", _check_beta2(self.name, self.beta2))
 
     @property
     def period(self) -> int:
@@ -187,23 +145,17 @@ class RAdamWarmup(Schedule):
     steps: int | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "beta2", _check_beta2(self.name, self.beta2))
+        super().__post_init__()
         if self.rho_inf <= 5.0:
             raise ValueError(
                 f"{self.name}: beta2={self.beta2!r} is invalid; expected beta2 > 2/3, "
                 "below which RAdam's rectification never switches on"
             )
-        if self.steps is not None:
-            _set(self, "steps", check_int(self.name, "steps", self.steps))
 
     @property
     def rho_inf(self) -> float:
         """The SMA length limit ``2 / (1 - beta2) - 1``."""
         return 2.0 / (1.0 - self.beta2) - 1.0
-
-    @property
-    def length(self) -> int | None:
-        return self.steps
 
     def _at(self, t: Number) -> Number:
         k = t + 1.0
