@@ -13,16 +13,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[plot,test,trainers]"
+	$(BIN)/python -m pip install --quiet -e ".[plot,lab,test,trainers]"
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/preheat plot "linear_warmup(500) >> cosine_decay(9500, end=0.1)" --total 10000 --peak 3e-4
-	$(BIN)/preheat plot "linear_warmup(500) >> cosine_decay(9500, end=0.1)" \
-		"wsd(500, 10000, decay_fraction=0.2, shape='1-sqrt')" \
-		"untuned_linear_warmup(0.999) >> cosine_decay(8001)" \
-		--total 10000 --peak 3e-4 --out out/demo.png
-	@echo "figure: out/demo.png"
+	$(BIN)/preheat compare --quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""The ``preheat`` command: see a schedule before training with it.
+"""``preheat plot`` and ``preheat show``: see a schedule before training with it.
 
 ``preheat plot EXPR ...`` draws one or more schedules (a figure with ``--out``, else a terminal
 view); ``preheat show EXPR`` prints the learning rate of every step. EXPR is the text form of a
@@ -22,16 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from preheat import __version__
+from preheat.cli.app import app, positive_float, positive_int
 from preheat.plotting import key_steps, learning_rates, plot_schedules, sparkline
 from preheat.schedules import ParseError, Schedule, parse
-
-app = typer.Typer(
-    help="Learning-rate warmup schedules: draw them and print their values.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="markdown",
-)
 
 SPARK_WIDTH = 60
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -46,18 +39,6 @@ class Format(str, Enum):
 # -- options -------------------------------------------------------------------------------
 
 
-def _positive_int(value: int) -> int:
-    if value < 1:
-        raise typer.BadParameter(f"{value} is invalid; expected an integer >= 1")
-    return value
-
-
-def _positive_float(value: float) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"{value} is invalid; expected a finite number > 0")
-    return value
-
-
 def _figure_path(value: Optional[Path]) -> Optional[Path]:
     if value is not None and value.suffix.lower() not in FIGURE_SUFFIXES:
         raise typer.BadParameter(
@@ -67,26 +48,11 @@ def _figure_path(value: Optional[Path]) -> Optional[Path]:
 
 
 Total = Annotated[
-    int, typer.Option("--total", "-n", callback=_positive_int, help="Number of updates: steps 0 .. N-1.")
+    int, typer.Option("--total", "-n", callback=positive_int, help="Number of updates: steps 0 .. N-1.")
 ]
 Peak = Annotated[
-    float, typer.Option("--peak", "-p", callback=_positive_float, help="Peak learning rate (multiplier 1).")
+    float, typer.Option("--peak", "-p", callback=positive_float, help="Peak learning rate (multiplier 1).")
 ]
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"preheat {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """Learning-rate warmup schedules: draw them and print their values."""
 
 
 # -- shared helpers ------------------------------------------------------------------------
@@ -170,7 +136,7 @@ def show(
     peak: Peak,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     every: Annotated[
-        int, typer.Option("--every", "-k", callback=_positive_int, help="Print every K-th step only.")
+        int, typer.Option("--every", "-k", callback=positive_int, help="Print every K-th step only.")
     ] = 1,
 ) -> None:
     """Print step, multiplier and learning rate for steps 0, K, 2K, ... below N.

@@ -1,0 +1,200 @@
+"""``preheat compare``, ``preheat sweep`` and ``preheat report``: the lab from the command line."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from preheat.cli.app import app, positive_int
+
+if TYPE_CHECKING:
+    from preheat.lab.config import RunConfig
+    from preheat.lab.run import RunResult
+    from preheat.lab.store import Store
+
+# The lab (torch, pydantic, matplotlib, the lab extra) is imported inside the commands, so
+# `preheat plot` starts fast and works without the lab's dependencies.
+TASKS = ("shakespeare-char", "digits", "river-valley", "cifar10")
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+Workers = Annotated[int, typer.Option("--workers", "-w", callback=positive_int, help="Worker processes.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="One log line per run instead of progress bars.")]
+
+
+class _Bars:
+    """Progress bars: one for the sweep, one for each run in flight."""
+
+    def __init__(self) -> None:
+        self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=console, transient=False)
+        self.sweep = self.bars.add_task("runs", total=0)
+        self.active: dict[str, Any] = {}
+
+    def sweep_started(self, total: int, todo: int) -> None:
+        self.bars.update(self.sweep, total=total, completed=total - todo)
+        self.bars.start()
+
+    def run_started(self, config: RunConfig) -> None:
+        label = f"  {config.name} @ {config.peak_lr:g} seed {config.seed}"
+        self.active[config.fingerprint()] = self.bars.add_task(label, total=config.steps)
+
+    def run_step(self, config: RunConfig, step: int) -> None:
+        self.bars.update(self.active[config.fingerprint()], completed=step)
+
+    def run_ended(self, config: RunConfig, result: RunResult) -> None:
+        bar = self.active.pop(config.fingerprint(), None)
+        if bar is not None:
+            self.bars.remove_task(bar)
+        self.bars.advance(self.sweep)
+
+    def stop(self) -> None:
+        self.bars.stop()
+
+
+class _Log:
+    """``--quiet``: a line per finished run."""
+
+    def sweep_started(self, total: int, todo: int) -> None:
+        console.print(f"{todo} of {total} runs to do")
+
+    def run_started(self, config: RunConfig) -> None: ...
+
+    def run_step(self, config: RunConfig, step: int) -> None: ...
+
+    def run_ended(self, config: RunConfig, result: RunResult) -> None:
+        last = result.evals["val_loss"][-1] if result.evals["val_loss"] else math.nan
+        console.print(f"{result.status:9} {config.name} @ {config.peak_lr:g} seed {config.seed}: "
+                      f"val loss {last:.4g}, {result.wall_time:.1f}s" + (f" ({result.error})" if result.error else ""))
+
+    def stop(self) -> None: ...
+
+
+def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool) -> Store:
+    from preheat.lab.sweep import run_sweep
+
+    progress = _Log() if quiet else _Bars()
+    try:
+        return run_sweep(runs, out, workers=workers, progress=progress)
+    finally:
+        progress.stop()
+
+
+def _summarise(store: Store, target: float | None) -> None:
+    """Print the ranking table and write the report next to the store."""
+    from preheat.lab.metrics import chance_by_task, format_ranking, ranking, run_metrics
+    from preheat.lab.report import write_report
+
+    chance = chance_by_task(store.runs(), None)  # builds each task once, for both
+    headers, cells = format_ranking(ranking(run_metrics(store, target=target, chance=chance)))
+    table = Table(title="ranking (best first)")
+    for header in headers:
+        table.add_column(header)
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"report: {write_report(store, target=target, chance=chance)}")
+
+
+@app.command()
+def compare(
+    task: Annotated[str, typer.Option("--task", "-t", help=f"One of {', '.join(TASKS)}.")] = "shakespeare-char",
+    quick: Annotated[bool, typer.Option("--quick", help="Short runs, fewer warmups, one seed (minutes).")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory (store and report).")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per setting.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="cifar10: where the data is.")] = None,
+    workers: Workers = 2,
+    quiet: Quiet = False,
+) -> None:
+    """Run the curated warmup comparison on a task, print the ranking and write the report.
+
+    No warmup, linear warmup + cosine at several lengths, exponential warmup, WSD, untuned
+    warmup and RAdam, each at a moderate and an aggressive peak LR. Rerunning with the same
+    --out resumes: finished runs are not redone.
+    """
+    from preheat.lab.compare import comparison
+    from preheat.lab.tasks import make_task
+
+    try:
+        runs = comparison(task, quick=quick, seeds=seeds,
+                          task_options={"data_dir": str(data_dir)} if data_dir else None)
+        if runs:
+            make_task(runs[0].task, runs[0].task_options)  # a missing data set says so now, once
+    except ValueError as err:
+        errors.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    out = out or Path("runs") / f"compare-{task}{'-quick' if quick else ''}"
+    started = time.perf_counter()
+    store = _run(runs, out, workers, quiet)
+    console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)")
+    _summarise(store, target=None)
+
+
+def _yaml_value(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def _pairs(items: list[str], option: str) -> dict[str, Any]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is invalid; expected KEY=VALUE", param_hint=option)
+        pairs[key.strip()] = _yaml_value(value)
+    return pairs
+
+
+@app.command()
+def sweep(
+    config: Annotated[Optional[Path], typer.Argument(help="Sweep file (.toml, .yaml): name, [base], [grid].")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="A run field for every run: KEY=VALUE.")] = [],
+    grid: Annotated[list[str], typer.Option("--grid", help="A grid axis: KEY=[V1, V2, ...].")] = [],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory (store and report).")] = None,
+    workers: Workers = 1,
+    quiet: Quiet = False,
+) -> None:
+    """Run a grid of runs from a file and/or flags into a store, then write its report.
+
+    Example: preheat sweep --set task=digits --set "schedule=warmup_cosine({warmup}, {steps})"
+    --grid "peak_lr=[0.001, 0.01]" --grid "warmup=[0, 20, 50]" --grid "seed=[0, 1]"
+    """
+    from preheat.lab.config import SweepConfig, load_config
+
+    try:
+        spec = load_config(config) if config else SweepConfig()
+        base, axes = _pairs(set_, "--set"), _pairs(grid, "--grid")
+        for key, values in axes.items():
+            if not isinstance(values, list):
+                raise ValueError(f"--grid {key}={values!r} is invalid; expected a list like [1, 2]")
+        spec = SweepConfig(name=spec.name, base={**spec.base, **base}, grid={**spec.grid, **axes})
+        runs = spec.runs()
+    except (ValueError, OSError) as err:
+        errors.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    out = out or Path("runs") / spec.name
+    store = _run(runs, out, workers, quiet)
+    _summarise(store, target=None)
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="A sweep directory (holding runs.sqlite).")],
+    target: Annotated[Optional[float], typer.Option(help="Target validation loss for steps-to-target.")] = None,
+) -> None:
+    """Print the ranking of a sweep directory's runs and (re)write its report.html."""
+    if not (directory / "runs.sqlite").exists():
+        errors.print(f"[red]error:[/] {directory} holds no runs.sqlite; expected a directory made by "
+                     "preheat sweep or preheat compare")
+        raise typer.Exit(2)
+    from preheat.lab.store import Store
+
+    _summarise(Store(directory), target)

@@ -1,0 +1,112 @@
+"""The curated comparison behind ``preheat compare``: which warmups, on which task, at which LRs.
+
+Every task gets the same menu, scaled to its run length ``T``:
+
+- no warmup (cosine decay from the first update),
+- linear warmup + cosine decay at several warmup lengths (fractions of ``T``),
+- exponential warmup (time constant ``tau``, 95% of the peak at 10% of ``T``) times cosine decay,
+- WSD (10% warmup, 20% linear cooldown),
+- untuned linear warmup from Adam's beta2 (Ma & Yarats), then cosine decay,
+- RAdam (its own rectification instead of a warmup), cosine decay,
+
+each at a moderate and an aggressive peak LR. The warmup-length runs share the template
+``warmup_cosine({warmup}, {steps})`` (no warmup is its ``warmup=0`` row), which is what the
+report's stability heatmap is drawn from. Untuned warmup and RAdam are Adam methods and are
+left out of tasks trained with SGD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from preheat.lab.config import RunConfig
+from preheat.schedules import UntunedLinearWarmup
+
+WARMUP_TEMPLATE = "warmup_cosine({warmup}, {steps})"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How one task is compared: the fixed run fields, the two peak LRs, and the sizes."""
+
+    base: dict[str, Any]
+    peak_lrs: tuple[float, float]  # moderate, aggressive
+    steps: int
+    quick_steps: int
+    warmup_fractions: tuple[float, ...] = (0.02, 0.05, 0.1, 0.25)
+    quick_warmup_fractions: tuple[float, ...] = (0.05, 0.2)
+    seeds: int = 3
+    options_full: dict[str, Any] = field(default_factory=dict)
+
+
+SETUPS: dict[str, Setup] = {
+    "shakespeare-char": Setup(
+        base={"task": "shakespeare-char", "task_options": {"size": "tiny"}, "optimizer": "adamw",
+              "batch_size": 32, "betas": (0.9, 0.99), "weight_decay": 0.1},
+        peak_lrs=(3e-3, 3e-2), steps=2000, quick_steps=300,
+        options_full={"size": "small"},
+    ),
+    "digits": Setup(
+        base={"task": "digits", "optimizer": "adam", "batch_size": 32, "betas": (0.9, 0.99)},
+        peak_lrs=(3e-3, 3e-2), steps=1000, quick_steps=300,
+    ),
+    "river-valley": Setup(
+        base={"task": "river-valley", "optimizer": "sgd", "batch_size": 1},
+        peak_lrs=(0.5, 2.0), steps=500, quick_steps=200,
+    ),
+    "cifar10": Setup(
+        base={"task": "cifar10", "task_options": {"width": 32, "limit_train": 10000, "limit_val": 2000},
+              "optimizer": "adamw", "batch_size": 64, "betas": (0.9, 0.99), "weight_decay": 5e-4},
+        peak_lrs=(2e-3, 2e-2), steps=2000, quick_steps=150,
+        options_full={"width": 64, "limit_train": None, "limit_val": None},
+    ),
+}
+
+
+def comparison(task: str, quick: bool = False, seeds: int | None = None,
+               task_options: dict[str, Any] | None = None) -> list[RunConfig]:
+    """The runs of ``preheat compare --task TASK [--quick]``.
+
+    ``quick`` uses the short run length, two warmup lengths and one seed (made to finish in a
+    few minutes on 2 CPU cores); ``seeds`` overrides the seed count; ``task_options`` are merged
+    over the task's defaults (e.g. ``{"data_dir": ...}`` for cifar10).
+    """
+    setup = SETUPS.get(task)
+    if setup is None:
+        raise ValueError(f"task={task!r} has no curated comparison; expected one of {', '.join(SETUPS)}")
+    steps = setup.quick_steps if quick else setup.steps
+    fractions = setup.quick_warmup_fractions if quick else setup.warmup_fractions
+    count = seeds if seeds is not None else (1 if quick else setup.seeds)
+    if count < 1:
+        raise ValueError(f"seeds={count} is invalid; expected an integer >= 1")
+    options = {**setup.base.get("task_options", {}), **({} if quick else setup.options_full), **(task_options or {})}
+    base = {**setup.base, "task_options": {k: v for k, v in options.items() if v is not None},
+            "steps": steps, "eval_every": max(1, steps // 20)}
+    adam = base["optimizer"] in ("adam", "adamw")
+    menu = _menu(steps, fractions, base.get("betas", (0.9, 0.999))[1] if adam else None)
+    runs = []
+    for peak_lr in setup.peak_lrs:
+        for label, fields in menu:
+            for seed in range(count):
+                runs.append(RunConfig(**{**base, **fields, "label": label, "peak_lr": peak_lr, "seed": seed}))
+    return runs
+
+
+def _menu(steps: int, fractions: tuple[float, ...], beta2: float | None) -> list[tuple[str, dict[str, Any]]]:
+    """(label, run fields) of every schedule in the comparison, for runs of ``steps`` updates."""
+    menu: list[tuple[str, dict[str, Any]]] = [("no warmup", {"schedule": WARMUP_TEMPLATE, "warmup": 0})]
+    for fraction in fractions:
+        menu.append((f"linear warmup {fraction:.0%} + cosine",
+                     {"schedule": WARMUP_TEMPLATE, "warmup": max(1, round(fraction * steps))}))
+    tau = round(0.1 * steps / 3, 1)  # 1 - exp(-3) = 95% of the peak at 10% of the run
+    menu.append(("exponential warmup + cosine",
+                 {"schedule": f"exponential_warmup(tau={tau}) * cosine_decay({{steps}})"}))
+    menu.append(("wsd (10% warmup, 20% cooldown)", {"schedule": f"wsd({round(0.1 * steps)}, {{steps}})"}))
+    if beta2 is not None:
+        length = UntunedLinearWarmup(beta2).length
+        if length < steps:
+            menu.append((f"untuned linear warmup (beta2={beta2})",
+                         {"schedule": f"untuned_linear_warmup({beta2}) >> cosine_decay({steps - length})"}))
+        menu.append(("radam + cosine", {"schedule": "cosine_decay({steps})", "optimizer": "radam"}))
+    return menu

@@ -1,0 +1,159 @@
+"""Run and sweep configurations: validated pydantic models, loadable from TOML or YAML.
+
+A run is task + optimizer + peak LR + schedule + steps + batch size + seed. A schedule is any
+preheat expression; it may name ``{steps}`` and ``{warmup}``, filled from the run's fields, so one
+template serves a grid over warmup lengths (``"warmup_cosine({warmup}, {steps})"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import string
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from preheat.schedules import Schedule, parse
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam")
+PLACEHOLDERS = ("steps", "warmup")
+
+
+class RunConfig(BaseModel):
+    """One training run. Every field has a meaning in the loop (``preheat.lab.run.train``).
+
+    - ``schedule`` is a preheat expression; ``{steps}`` and ``{warmup}`` in it are replaced by
+      those fields. Update ``t`` uses ``peak_lr * schedule(t)``.
+    - ``eval_every``: validation at step 0, every ``eval_every`` updates and after the last one.
+    - ``diverge_factor``: the run stops as diverged when the training loss is NaN/inf or above
+      ``diverge_factor`` times the larger of the initial validation loss and the first
+      training loss.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str = "digits"
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    optimizer: Literal["sgd", "momentum", "adam", "adamw", "radam"] = "adamw"
+    peak_lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    schedule: str = "constant()"
+    warmup: int | None = Field(None, ge=0)
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(32, ge=1)
+    seed: int = Field(0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+    eval_every: int = Field(50, ge=1)
+    diverge_factor: float = Field(10.0, gt=1)
+    label: str | None = None
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas={betas!r} is invalid; expected two numbers in [0, 1)")
+        return betas
+
+    @model_validator(mode="after")
+    def _schedule_resolves(self) -> RunConfig:
+        names = {field for _, field, _, _ in string.Formatter().parse(self.schedule) if field}
+        unknown = names - set(PLACEHOLDERS)
+        if unknown:
+            raise ValueError(
+                f"schedule={self.schedule!r} names {sorted(unknown)}; expected only "
+                "{steps} and {warmup} as placeholders"
+            )
+        if "warmup" in names and self.warmup is None:
+            raise ValueError(f"schedule={self.schedule!r} uses {{warmup}}; expected warmup=<steps>")
+        if self.warmup is not None and self.warmup > self.steps:
+            raise ValueError(f"warmup={self.warmup} is longer than steps={self.steps}")
+        self.resolved_schedule()  # raises preheat.ParseError (a ValueError) with position and hint
+        return self
+
+    @property
+    def schedule_text(self) -> str:
+        """The schedule expression with ``{steps}`` and ``{warmup}`` filled in."""
+        return self.schedule.format(steps=self.steps, warmup=self.warmup)
+
+    def resolved_schedule(self) -> Schedule:
+        """The schedule this run uses."""
+        return parse(self.schedule_text)
+
+    @property
+    def name(self) -> str:
+        """What a comparison groups runs by (across peak LRs and seeds): ``label`` if given,
+        else the schedule with ``{steps}`` and ``{warmup}`` filled in."""
+        return self.label or self.schedule_text
+
+    def fingerprint(self) -> str:
+        """A stable 16-hex-digit hash of the whole config (the run's id in a store)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class SweepConfig(BaseModel):
+    """A grid over run fields: every combination of the ``grid`` lists, on top of ``base``.
+
+    ``grid`` maps a :class:`RunConfig` field to the values to try, e.g. ``{"peak_lr": [1e-3,
+    1e-2], "warmup": [0, 50], "seed": [0, 1]}``. A schedule template that does not use
+    ``{warmup}`` is not multiplied by the warmup values (its runs have ``warmup=None``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "sweep"
+    base: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_exist(self) -> SweepConfig:
+        for where, keys in (("base", self.base), ("grid", self.grid)):
+            unknown = set(keys) - set(RunConfig.model_fields)
+            if unknown:
+                raise ValueError(
+                    f"{where} has unknown run field(s) {sorted(unknown)}; expected any of "
+                    f"{', '.join(RunConfig.model_fields)}"
+                )
+        for key, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid[{key!r}] is empty; expected at least one value")
+        return self
+
+    def runs(self) -> list[RunConfig]:
+        """Every run of the grid, in grid order, without duplicates; each validated."""
+        keys = list(self.grid)
+        seen: dict[str, RunConfig] = {}
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            fields = {**self.base, **dict(zip(keys, values))}
+            if "{warmup}" not in fields.get("schedule", RunConfig.model_fields["schedule"].default):
+                fields["warmup"] = None
+            run = RunConfig(**fields)
+            seen.setdefault(run.fingerprint(), run)
+        return list(seen.values())
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read a sweep (or a single run: a file without ``base``/``grid`` tables) from TOML or YAML."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"config={str(path)!r} has an unknown extension; expected .toml, .yaml or .yml")
+    if not {"base", "grid", "name"} & set(data):
+        data = {"name": path.stem, "base": data}
+    return SweepConfig(**data)

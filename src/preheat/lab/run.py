@@ -1,0 +1,120 @@
+"""One training run: a task, an optimizer, a peak LR and a schedule, for a number of steps.
+
+The loop records, for every update ``t``: the LR it used, the training loss and accuracy on its
+batch, the gradient norm and the norm of the parameter change; and validation loss and
+accuracy at step 0, every ``eval_every`` updates and after the last one. A run whose loss turns
+NaN/inf or exceeds ``diverge_factor`` times the larger of the initial validation loss and the
+first training loss stops and is marked ``diverged``.
+Same config, same machine: same numbers (seeded, single-threaded or not, CPU kernels are
+deterministic).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from preheat.lab.config import RunConfig
+from preheat.lab.tasks import Task, make_task
+from preheat.torch import Scheduler
+
+STEP_COLUMNS = ("step", "lr", "train_loss", "train_accuracy", "grad_norm", "update_norm")
+EVAL_COLUMNS = ("step", "val_loss", "val_accuracy")
+
+
+@dataclass
+class RunResult:
+    """What one run produced. ``steps`` and ``evals`` are columns (lists of equal length).
+
+    ``status`` is ``finished`` (all steps ran), ``diverged`` (stopped early, see
+    ``RunConfig.diverge_factor``) or ``failed`` (an exception; its text is in ``error``).
+    Missing values (no accuracy for the task) are NaN.
+    """
+
+    status: str
+    steps: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in STEP_COLUMNS})
+    evals: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in EVAL_COLUMNS})
+    wall_time: float = 0.0
+    error: str | None = None
+
+
+def build_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` names, at ``config.peak_lr`` (the schedule's 1)."""
+    lr, wd = config.peak_lr, config.weight_decay
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    if config.optimizer == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}
+    return kinds[config.optimizer](params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd)
+
+
+def train(
+    config: RunConfig,
+    task: Task | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run ``config`` and return its record; never raises for a training failure.
+
+    ``task`` may be passed to reuse loaded data across runs (it must be the one ``config``
+    names); ``progress(step)`` is called after every update.
+    """
+    start = time.perf_counter()
+    result = RunResult(status="finished")
+    try:
+        task = task or make_task(config.task, config.task_options)
+        _loop(config, task, result, progress)
+    except Exception as err:  # a crash inside a run is recorded, not raised: the sweep goes on
+        result.status, result.error = "failed", f"{type(err).__name__}: {err}"
+    result.wall_time = time.perf_counter() - start
+    return result
+
+
+def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[int], None] | None) -> None:
+    torch.manual_seed(config.seed)
+    model = task.model(config.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(config, params)
+    scheduler = Scheduler(optimizer, config.resolved_schedule())
+    batches = task.batches(config.seed, config.batch_size)
+    _evaluate(task, model, 0, result)
+    limit = math.inf  # set from the first update's loss
+    for step in range(config.steps):
+        lr = optimizer.param_groups[0]["lr"]
+        before = torch.cat([p.detach().reshape(-1) for p in params]).clone()
+        model.train()
+        loss, accuracy = task.loss(model, next(batches))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = config.grad_clip if config.grad_clip is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        optimizer.step()
+        scheduler.step()
+        after = torch.cat([p.detach().reshape(-1) for p in params])
+        value = loss.item()
+        row = (step, lr, value, math.nan if accuracy is None else accuracy.item(),
+               grad_norm.item(), torch.linalg.vector_norm(after - before).item())
+        for column, item in zip(STEP_COLUMNS, row):
+            result.steps[column].append(item)
+        if progress is not None:
+            progress(step + 1)
+        if step == 0:
+            limit = config.diverge_factor * max(abs(value), abs(result.evals["val_loss"][0]))
+        if not math.isfinite(value) or value > limit:
+            result.status = "diverged"
+            return
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            _evaluate(task, model, step + 1, result)
+
+
+def _evaluate(task: Task, model: torch.nn.Module, step: int, result: RunResult) -> None:
+    model.eval()
+    with torch.no_grad():
+        metrics = task.evaluate(model)
+    result.evals["step"].append(step)
+    result.evals["val_loss"].append(float(metrics["val_loss"]))
+    result.evals["val_accuracy"].append(float(metrics.get("val_accuracy", math.nan)))

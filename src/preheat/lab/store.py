@@ -1,0 +1,148 @@
+"""The run store: one SQLite file per sweep directory (``DIR/runs.sqlite``).
+
+Tables:
+
+- ``runs``: one row per run: ``id`` (the config fingerprint), ``name`` (what a comparison groups
+  by), ``config`` (JSON), ``status`` (``pending``, ``running``, ``finished``, ``diverged``,
+  ``failed``), ``error``, ``wall_time`` (s), ``started``/``ended`` (Unix time), ``versions`` (JSON).
+- ``steps``: per update ``t``: ``lr``, ``train_loss``, ``train_accuracy``, ``grad_norm``,
+  ``update_norm``.
+- ``evals``: per evaluation: ``step``, ``val_loss``, ``val_accuracy``.
+
+A finished run's rows and its status are written in one transaction, so a killed process
+leaves either the whole run or none of it; runs still ``pending`` or ``running`` are what a
+rerun of the sweep does again. Only one process (the sweep's driver) writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from preheat.lab.config import RunConfig
+from preheat.lab.run import EVAL_COLUMNS, STEP_COLUMNS, RunResult
+
+DONE = ("finished", "diverged", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', error TEXT, wall_time REAL,
+    started REAL, ended REAL, versions TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, lr REAL, train_loss REAL,
+    train_accuracy REAL, grad_norm REAL, update_norm REAL, PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, val_loss REAL,
+    val_accuracy REAL, PRIMARY KEY (run_id, step)
+);
+"""
+
+
+def versions() -> dict[str, str]:
+    """The versions a run's numbers depend on."""
+    import torch
+
+    import preheat
+
+    return {
+        "preheat": preheat.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _sql(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+class Store:
+    """Read and write the runs of one sweep directory (created if missing)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "runs.sqlite"
+        self.db = sqlite3.connect(self.path)
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add(self, configs: Iterable[RunConfig]) -> None:
+        """Register runs as ``pending``; runs already in the store are left as they are."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO runs (id, name, config) VALUES (?, ?, ?)",
+                [(c.fingerprint(), c.name, c.model_dump_json()) for c in configs],
+            )
+
+    def todo(self) -> list[RunConfig]:
+        """Runs not done yet (``pending``, or ``running`` when a previous process was killed)."""
+        rows = self.db.execute(
+            f"SELECT config FROM runs WHERE status NOT IN {DONE} ORDER BY rowid"
+        ).fetchall()
+        return [RunConfig.model_validate_json(config) for (config,) in rows]
+
+    def mark_running(self, config: RunConfig) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET status = 'running', started = ? WHERE id = ?",
+                (time.time(), config.fingerprint()),
+            )
+
+    def save(self, config: RunConfig, result: RunResult) -> None:
+        """Write a run's record and final status in one transaction (replacing any partial one)."""
+        run_id = config.fingerprint()
+        steps = [(run_id, *(_sql(result.steps[c][i]) for c in STEP_COLUMNS))
+                 for i in range(len(result.steps["step"]))]
+        evals = [(run_id, *(_sql(result.evals[c][i]) for c in EVAL_COLUMNS))
+                 for i in range(len(result.evals["step"]))]
+        with self.db:
+            self.db.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+            self.db.execute("DELETE FROM evals WHERE run_id = ?", (run_id,))
+            self.db.executemany(f"INSERT INTO steps VALUES ({', '.join('?' * (len(STEP_COLUMNS) + 1))})", steps)
+            self.db.executemany(f"INSERT INTO evals VALUES ({', '.join('?' * (len(EVAL_COLUMNS) + 1))})", evals)
+            self.db.execute(
+                "UPDATE runs SET status = ?, error = ?, wall_time = ?, ended = ?, versions = ? WHERE id = ?",
+                (result.status, result.error, result.wall_time, time.time(), json.dumps(versions()), run_id),
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run as a dict: ``id``, ``name``, ``config`` (a RunConfig), ``status``, ``error``,
+        ``wall_time``, ``versions`` (a dict or None)."""
+        rows = self.db.execute(
+            "SELECT id, name, config, status, error, wall_time, versions FROM runs ORDER BY rowid"
+        ).fetchall()
+        return [
+            {"id": r[0], "name": r[1], "config": RunConfig.model_validate_json(r[2]), "status": r[3],
+             "error": r[4], "wall_time": r[5], "versions": json.loads(r[6]) if r[6] else None}
+            for r in rows
+        ]
+
+    def steps(self, run_id: str) -> dict[str, np.ndarray]:
+        """The per-update columns of a run (NaN where a value is missing)."""
+        return self._columns("steps", STEP_COLUMNS, run_id)
+
+    def evals(self, run_id: str) -> dict[str, np.ndarray]:
+        """The evaluation columns of a run (NaN where a value is missing)."""
+        return self._columns("evals", EVAL_COLUMNS, run_id)
+
+    def _columns(self, table: str, columns: tuple[str, ...], run_id: str) -> dict[str, np.ndarray]:
+        rows = self.db.execute(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE run_id = ? ORDER BY step", (run_id,)
+        ).fetchall()
+        data = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
+        return {c: data[:, i] for i, c in enumerate(columns)}
