@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -40,10 +39,11 @@ from preheat.lab.report import write_report
 from preheat.lab.run import RunResult
 from preheat.lab.store import Store
 
+from browser import chromium, rendered_images
+
 A, B, C = "constant()", "warmup_cosine({warmup}, {steps})", "cosine_decay({steps})"
 STEPS, EVAL_STEPS = 100, [0, 25, 50, 75, 100]
 CHANCE = {"digits": 0.1}
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _config(schedule: str, lr: float, seed: int = 0, warmup: int | None = None, task: str = "digits") -> RunConfig:
@@ -308,34 +308,11 @@ def test_report_of_an_empty_store(tmp_path: Path) -> None:
     store.close()
 
 
-def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
-    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-               "--no-first-run", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
-
-
 def test_report_renders_in_a_browser(report: Path, tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("needs /usr/bin/chromium (.ci/run installs it)")
-    probe = """<script>
-window.addEventListener("load", function () {
-  var images = document.images, done = 0;
-  for (var i = 0; i < images.length; i++) {
-    if (images[i].complete && images[i].naturalWidth > 0) { done++; }
-  }
-  document.body.setAttribute("data-probe", done + "/" + images.length);
-});
-</script></body>"""
-    page = tmp_path / "probe.html"
-    page.write_text(report.read_text(encoding="utf-8").replace("</body>", probe), encoding="utf-8")
-    dom = _chromium("--dump-dom", "--virtual-time-budget=5000", page.as_uri(), profile=tmp_path / "p1")
-    found = re.search(r'data-probe="(\d+)/(\d+)"', dom.stdout)
-    assert found, f"no probe result; chromium said: {dom.stderr[-2000:]}"
-    assert found.group(1) == found.group(2) == "4"
+    assert rendered_images(report, tmp_path) == (4, 4)
 
     shot = tmp_path / "report.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri(), profile=tmp_path / "p2")
+    chromium(f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri(), profile=tmp_path / "p2")
     assert shot.exists() and shot.stat().st_size > 10_000
     from matplotlib.image import imread
 

@@ -298,3 +298,26 @@ def test_load_state_dict_rejects_a_mismatch() -> None:
 def test_importing_schedules_does_not_import_torch() -> None:
     code = "import sys, preheat, preheat.schedules; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lrs_are_exact_across_evaluation_blocks_and_after_a_resume() -> None:
+    # The scheduler evaluates schedules in blocks of steps; every LR must still be exactly
+    # peak * schedule(step), including across block edges and after load_state_dict mid-block.
+    from preheat.schedules import wsd
+    from preheat.torch.scheduler import BLOCK
+
+    schedule = wsd(37, 3 * BLOCK + 11, shape="1-sqrt", end=0.05)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.3)
+    scheduler = Scheduler(optimizer, schedule)
+    seen = []
+    for _ in range(3 * BLOCK + 20):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == [0.3 * schedule(k) for k in range(len(seen))]
+
+    middle = BLOCK + 5
+    fresh_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.3)
+    resumed = Scheduler(fresh_optimizer, schedule)
+    resumed.load_state_dict({**scheduler.state_dict(), "last_epoch": middle, "_step_count": middle + 1})
+    assert fresh_optimizer.param_groups[0]["lr"] == seen[middle]

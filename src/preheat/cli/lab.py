@@ -89,7 +89,7 @@ def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool) -> Store:
         progress.stop()
 
 
-def _summarise(store: Store, target: float | None) -> None:
+def _summarise(store: Store, target: float | None, figures: Path | None = None) -> None:
     """Print the ranking table and write the report next to the store."""
     from preheat.lab.metrics import chance_by_task, format_ranking, ranking, run_metrics
     from preheat.lab.report import write_report
@@ -102,7 +102,8 @@ def _summarise(store: Store, target: float | None) -> None:
     for row in cells:
         table.add_row(*row)
     console.print(table)
-    console.print(f"report: {write_report(store, target=target, chance=chance)}")
+    path = write_report(store, target=target, chance=chance, figures_dir=figures)
+    console.print(f"report: {path}", soft_wrap=True)
 
 
 @app.command()
@@ -135,7 +136,7 @@ def compare(
     out = out or Path("runs") / f"compare-{task}{'-quick' if quick else ''}"
     started = time.perf_counter()
     store = _run(runs, out, workers, quiet)
-    console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)")
+    console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)", soft_wrap=True)
     _summarise(store, target=None)
 
 
@@ -189,6 +190,7 @@ def sweep(
 def report(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (holding runs.sqlite).")],
     target: Annotated[Optional[float], typer.Option(help="Target validation loss for steps-to-target.")] = None,
+    figures: Annotated[Optional[Path], typer.Option(help="Also write each figure as a PNG into this folder.")] = None,
 ) -> None:
     """Print the ranking of a sweep directory's runs and (re)write its report.html."""
     if not (directory / "runs.sqlite").exists():
@@ -197,4 +199,4 @@ def report(
         raise typer.Exit(2)
     from preheat.lab.store import Store
 
-    _summarise(Store(directory), target)
+    _summarise(Store(directory), target, figures)

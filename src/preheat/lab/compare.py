@@ -53,7 +53,7 @@ SETUPS: dict[str, Setup] = {
     ),
     "river-valley": Setup(
         base={"task": "river-valley", "optimizer": "sgd", "batch_size": 1},
-        peak_lrs=(0.5, 2.0), steps=500, quick_steps=200,
+        peak_lrs=(0.05, 0.3), steps=500, quick_steps=200,
     ),
     "cifar10": Setup(
         base={"task": "cifar10", "task_options": {"width": 32, "limit_train": 10000, "limit_val": 2000},

@@ -18,6 +18,7 @@ import numpy as np
 from preheat.schedules.validate import FIELD_CHECKS, check_step
 
 Number = int | float | np.ndarray
+_MAX_STEP = int(np.iinfo(np.int64).max)
 
 
 class Schedule:
@@ -65,20 +66,17 @@ class Schedule:
         """
         return self.steps  # type: ignore[attr-defined]
 
-    def _at(self, t: Number) -> Number:
-        """The value at integer step(s) ``t`` (an int or an int array), ``0 <= t <= length``.
+    def _at(self, t: np.ndarray) -> Number:
+        """The values at integer steps ``t`` (an int64 array), ``0 <= t <= length``.
 
-        Scalar and array evaluation must agree to the last bit: use ``np.power`` rather than
-        ``**`` with a step-dependent exponent (NumPy squares 0-d operands by a shortcut).
+        May return a scalar where the value does not depend on ``t``; callers broadcast.
         """
         raise NotImplementedError
 
-    def _held(self, t: Number) -> Number:
-        """The value at integer step(s) ``t >= 0``, holding the final value after ``length``."""
+    def _held(self, t: np.ndarray) -> Number:
+        """The values at integer steps ``t >= 0``, holding the final value after ``length``."""
         n = self.length
-        if n is not None:
-            t = np.minimum(t, n) if isinstance(t, np.ndarray) else min(t, n)
-        return self._at(t)
+        return self._at(t if n is None else np.minimum(t, n))
 
     @overload
     def __call__(self, step: int) -> float: ...
@@ -89,7 +87,14 @@ class Schedule:
         """The multiplier for update ``step`` (0-based count of completed updates)."""
         t = check_step(step)
         if not isinstance(t, np.ndarray):
-            return float(self._held(t))
+            # Through a 1-element array, so an int gets exactly the value an array would: NumPy's
+            # scalar and array math (pow, for one) can differ in the last bit.
+            n = self.length
+            t = t if n is None else min(t, n)
+            if t > _MAX_STEP:
+                raise ValueError(f"step={t} is invalid; expected an integer below 2**63")
+            one = np.array([t], dtype=np.int64)
+            return float(np.asarray(self._at(one), dtype=np.float64).reshape(-1)[0])
         out = np.empty(t.shape, dtype=np.float64)
         out[...] = self._held(t)
         return out
@@ -181,6 +186,6 @@ def _rebuild(value: Any) -> Any:
     return value
 
 
-def progress(t: Number, steps: int) -> Number:
+def progress(t: np.ndarray, steps: int) -> np.ndarray:
     """``t / steps``, taken as 1 when ``steps`` is 0 (a zero-length phase is already at its end)."""
-    return t / steps if steps else 1.0 + 0.0 * t
+    return t / steps if steps else np.ones(t.shape)

@@ -54,10 +54,10 @@ class Join(Schedule):
             return None
         return (self.boundaries[-1] if self.boundaries else 0) + last
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         starts = (0,) + self.boundaries
-        if not isinstance(t, np.ndarray):
-            i = bisect.bisect_right(self.boundaries, t)
+        if t.size == 1:  # the common case of one step: no masks
+            i = bisect.bisect_right(self.boundaries, int(t.reshape(-1)[0]))
             return self.schedules[i]._held(t - starts[i])
         out = np.empty(t.shape, dtype=np.float64)
         phase = np.searchsorted(self.boundaries, t, side="right")
@@ -114,7 +114,7 @@ class Product(Schedule):
         lengths = [f.length for f in self.factors]
         return None if None in lengths else max(lengths)  # type: ignore[type-var]
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         value: Any = 1.0
         for factor in self.factors:
             value = value * factor._held(t)

@@ -28,7 +28,7 @@ class Constant(Schedule):
     steps: int | None = None
     value: float = 1.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return self.value
 
 
@@ -43,7 +43,7 @@ class LinearDecay(Schedule):
     steps: int
     end: float = 0.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return 1.0 - (1.0 - self.end) * progress(t, self.steps)
 
 
@@ -62,7 +62,7 @@ class CosineDecay(Schedule):
     end: float = 0.0
     cycles: float = 0.5
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         wave = 0.5 * (1.0 + np.cos(2.0 * np.pi * self.cycles * progress(t, self.steps)))
         return self.end + (1.0 - self.end) * wave
 
@@ -81,7 +81,7 @@ class CosineRestarts(Schedule):
     cycles: float = 1.0
     end: float = 0.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         p = progress(t, self.steps)
         wave = 0.5 * (1.0 + np.cos(np.pi * ((self.cycles * p) % 1.0)))
         return np.where(p >= 1.0, self.end, self.end + (1.0 - self.end) * wave)
@@ -100,7 +100,7 @@ class PolynomialDecay(Schedule):
     power: float = 1.0
     end: float = 0.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return self.end + (1.0 - self.end) * np.power(1.0 - progress(t, self.steps), self.power)
 
 
@@ -125,7 +125,7 @@ class ExponentialDecay(Schedule):
             )
         super().__post_init__()
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         if self.rate is not None:
             return np.power(self.rate, 1.0 * t)
         return np.power(0.5, t / self.half_life)
@@ -166,16 +166,12 @@ class StepDecay(Schedule):
     def length(self) -> int | None:
         return self.milestones[-1] if self.milestones else None
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         if self.every is not None:
             k = t // self.every
         else:
             k = np.searchsorted(self.milestones, t, side="right")
-        if not isinstance(k, np.ndarray):
-            return self.gamma ** int(k)
-        # Python's pow for each level, as for a scalar step: NumPy's array pow may differ by 1 ulp.
-        levels, index = np.unique(k, return_inverse=True)
-        return np.array([self.gamma ** int(level) for level in levels])[index].reshape(k.shape)
+        return np.power(self.gamma, 1.0 * k)
 
 
 @dataclass(frozen=True, repr=False)
@@ -193,7 +189,7 @@ class InverseSqrt(Schedule):
     def length(self) -> None:
         return None
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return np.sqrt(self.timescale / (t + self.timescale))
 
 
@@ -208,7 +204,7 @@ class OneMinusSqrtDecay(Schedule):
     steps: int
     end: float = 0.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return 1.0 - (1.0 - self.end) * np.sqrt(progress(t, self.steps))
 
 

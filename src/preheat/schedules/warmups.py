@@ -26,7 +26,7 @@ class LinearWarmup(Schedule):
     steps: int
     start: float = 0.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return self.start + (1.0 - self.start) * progress(t, self.steps)
 
 
@@ -41,7 +41,7 @@ class CosineWarmup(Schedule):
     steps: int
     start: float = 0.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         rise = 0.5 * (1.0 - np.cos(np.pi * progress(t, self.steps)))
         return self.start + (1.0 - self.start) * rise
 
@@ -58,7 +58,7 @@ class PolynomialWarmup(Schedule):
     power: float
     start: float = 0.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return self.start + (1.0 - self.start) * np.power(progress(t, self.steps), self.power)
 
 
@@ -94,7 +94,7 @@ class ExponentialWarmup(Schedule):
         """``tau``, or ``1 / (1 - beta2)`` in the untuned form."""
         return self.tau if self.tau is not None else 1.0 / (1.0 - self.beta2)
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return 1.0 - np.exp(-(t + 1.0) / self.time_constant)
 
 
@@ -122,7 +122,7 @@ class UntunedLinearWarmup(Schedule):
     def length(self) -> int:
         return self.period - 1
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         return (t + 1.0) / self.period
 
 
@@ -157,7 +157,7 @@ class RAdamWarmup(Schedule):
         """The SMA length limit ``2 / (1 - beta2) - 1``."""
         return 2.0 / (1.0 - self.beta2) - 1.0
 
-    def _at(self, t: Number) -> Number:
+    def _at(self, t: np.ndarray) -> Number:
         k = t + 1.0
         beta_k = np.power(self.beta2, k)
         rho = self.rho_inf - 2.0 * k * beta_k / (1.0 - beta_k)

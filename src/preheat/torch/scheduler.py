@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -23,6 +24,8 @@ HYPERPARAMS: dict[str, tuple[str, int | None]] = {
     "beta1": ("betas", 0),
     "beta2": ("betas", 1),
 }
+
+BLOCK = 256  # steps of each schedule evaluated at once
 
 _STATE_KEYS = ("last_epoch", "_step_count", "base_lrs", "schedules", "hyperparams", "initial_values")
 
@@ -195,6 +198,7 @@ class Scheduler(LRScheduler):
     def _index(self) -> None:
         """Evaluate each distinct schedule once per step: map every use to a slot in ``_unique``."""
         self._unique: list[Schedule] = []
+        self._block_start = -1  # no block of values yet (see _values)
         self._lr_slots = [self._slot(s) for s in self.schedules]
         self._hyper_slots = {name: [self._slot(s) for s in ss] for name, ss in self.hyperparams.items()}
 
@@ -202,6 +206,19 @@ class Scheduler(LRScheduler):
         if schedule not in self._unique:
             self._unique.append(schedule)
         return self._unique.index(schedule)
+
+    def _values(self, step: int) -> list[float]:
+        """Each distinct schedule at ``step``, from a block of ``BLOCK`` steps evaluated at once.
+
+        A schedule gives the same value for a step in an array as alone, so the block changes
+        no number; it makes the per-step cost an array lookup.
+        """
+        offset = step - self._block_start
+        if self._block_start < 0 or not 0 <= offset < BLOCK:
+            steps = np.arange(step, step + BLOCK)
+            self._block = [s(steps) for s in self._unique]
+            self._block_start, offset = step, 0
+        return [float(values[offset]) for values in self._block]
 
     def _apply(self) -> None:
         """Write the values for step ``last_epoch`` into the groups and ``_last_lr``."""
@@ -212,7 +229,7 @@ class Scheduler(LRScheduler):
                 f"built for {len(self.schedules)}; expected no groups added after the scheduler"
             )
         step = self.last_epoch
-        values = [s(step) for s in self._unique]
+        values = self._values(step)
         lrs = [base * values[k] for base, k in zip(self.base_lrs, self._lr_slots)]
         for group, lr in zip(groups, lrs):
             _assign(group, "lr", lr)

@@ -1,0 +1,158 @@
+"""A small GPT (decoder-only transformer), in the manner of nanoGPT's ``model.py``.
+
+Read top to bottom: the config, causal self-attention, the MLP, a pre-LayerNorm block, and the
+model (token + learned position embeddings -> blocks -> final LayerNorm -> linear head).
+
+Initialisation follows GPT-2: every Linear and Embedding weight is drawn from N(0, 0.02), biases
+are zero, and the two projections that write into the residual stream in each block (attention
+output and MLP output) are drawn from N(0, 0.02 / sqrt(2 * n_layer)), so the residual stream's
+variance does not grow with depth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """The shape of a :class:`GPT`.
+
+    - ``vocab_size``: number of distinct tokens.
+    - ``block_size``: the longest sequence the model reads (number of learned positions).
+    - ``n_layer``, ``n_head``, ``n_embd``: depth, attention heads per layer and width;
+      ``n_embd`` must be divisible by ``n_head``.
+    - ``dropout``: dropout probability after the embeddings, on the attention weights and after
+      each residual branch (0 disables it, the default).
+    - ``tie_weights``: when true (the default, as in GPT-2 and nanoGPT) the output head shares its
+      weight matrix with the token embedding; when false the head has its own weights.
+    """
+
+    vocab_size: int
+    block_size: int = 64
+    n_layer: int = 2
+    n_head: int = 2
+    n_embd: int = 64
+    dropout: float = 0.0
+    tie_weights: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r} is invalid; expected an integer >= 1")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
+                "expected n_embd to be a multiple of n_head"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout!r} is invalid; expected a number in [0, 1)")
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position ``i`` only sees positions ``<= i``."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)  # query, key, value in one matmul
+        self.proj = nn.Linear(config.n_embd, config.n_embd)  # writes into the residual stream
+        self.proj_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, time, channels = x.shape
+        q, k, v = self.qkv(x).split(channels, dim=2)
+        # (batch, time, channels) -> (batch, heads, time, channels per head)
+        q, k, v = (t.view(batch, time, self.n_head, -1).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).contiguous().view(batch, time, channels)
+        return self.proj_dropout(self.proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: Linear(n, 4n) -> GELU -> Linear(4n, n)."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd)  # writes into the residual stream
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """A pre-LayerNorm transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class GPT(nn.Module):
+    """A GPT language model: token ids ``(batch, time)`` -> next-token logits ``(batch, time, vocab)``.
+
+    The weights are initialised with the global torch RNG; seed it (``torch.manual_seed``) before
+    building the model for reproducible weights.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.head.weight = self.token_embedding.weight
+
+        self.apply(self._init_weights)
+        residual_std = 0.02 / math.sqrt(2 * config.n_layer)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
+            nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits for the next token at every position of ``idx`` (``time <= block_size``)."""
+        batch, time = idx.shape
+        if time > self.config.block_size:
+            raise ValueError(
+                f"sequence length {time} exceeds block_size={self.config.block_size}; "
+                f"expected at most {self.config.block_size} tokens"
+            )
+        positions = torch.arange(time, device=idx.device)
+        x = self.dropout(self.token_embedding(idx) + self.position_embedding(positions))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))
+
+    def num_parameters(self) -> int:
+        """Number of distinct trainable parameters (a tied head is counted once)."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,81 @@
+"""Every built-in task end to end at tiny size, through the command a user types: a sweep
+runs, the store holds every run, the report renders in a browser; and `preheat compare`
+on the smallest task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from preheat.cli import app
+from preheat.lab.compare import SETUPS, comparison
+from preheat.lab.store import Store
+
+from browser import rendered_images
+from cifar_files import write_fake_cifar
+
+TINY = {
+    "river-valley": ({}, "sgd", [0.02, 0.3]),
+    "digits": ({"width": 32}, "adam", [1e-3, 1e-2]),
+    "shakespeare-char": ({"size": "tiny", "n_layer": 1, "block_size": 16}, "adamw", [1e-3, 1e-2]),
+    "cifar10": ({"width": 8}, "adamw", [1e-3, 1e-2]),
+}
+
+
+def sweep(task: str, out: Path, options: dict, optimizer: str, lrs: list[float]) -> None:
+    result = CliRunner().invoke(app, [
+        "sweep", "--out", str(out), "--quiet",
+        "--set", f"task={task}", "--set", f"task_options={json.dumps(options)}",
+        "--set", f"optimizer={optimizer}", "--set", "steps=12", "--set", "batch_size=8",
+        "--set", "eval_every=4", "--set", "schedule=warmup_cosine({warmup}, {steps})",
+        "--grid", f"peak_lr={json.dumps(lrs)}", "--grid", "warmup=[0, 4]",
+    ])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("task", list(TINY))
+def test_a_sweep_on_each_task_is_stored_and_reported(task: str, tmp_path: Path) -> None:
+    options, optimizer, lrs = TINY[task]
+    if task == "cifar10":
+        write_fake_cifar(tmp_path / "data")
+        options = {**options, "data_dir": str(tmp_path / "data")}
+    out = tmp_path / "sweep"
+    sweep(task, out, options, optimizer, lrs)
+    runs = Store(out).runs()
+    assert len(runs) == 4 and {r["status"] for r in runs} <= {"finished", "diverged"}
+    assert {(r["config"].peak_lr, r["config"].warmup) for r in runs} == {(lr, w) for lr in lrs for w in (0, 4)}
+    done, total = rendered_images(out / "report.html", tmp_path)
+    assert done == total >= 3
+
+
+def test_compare_quick_on_the_river_valley(tmp_path: Path) -> None:
+    out = tmp_path / "compare"
+    result = CliRunner().invoke(app, ["compare", "--task", "river-valley", "--quick", "--out", str(out),
+                                      "--quiet", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "ranking" in result.output and "report.html" in result.output
+    runs = Store(out).runs()
+    assert len(runs) == len(comparison("river-valley", quick=True))
+    labels = {r["name"] for r in runs}
+    assert {"no warmup", "exponential warmup + cosine"} <= labels
+    assert not any("radam" in label or "untuned" in label for label in labels)  # SGD task: Adam methods left out
+
+
+def test_every_task_has_a_curated_comparison() -> None:
+    from preheat.cli.lab import TASKS
+    from preheat.lab.tasks import BUILTIN
+
+    assert set(SETUPS) == set(TASKS) == set(BUILTIN)
+    for task in SETUPS:
+        runs = comparison(task, quick=True, task_options={"data_dir": "x"} if task == "cifar10" else None)
+        assert {r.peak_lr for r in runs} == set(SETUPS[task].peak_lrs)
+        assert len({r.fingerprint() for r in runs}) == len(runs)
+
+
+def test_compare_without_cifar_data_says_what_to_download(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", "--task", "cifar10", "--quick", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "cifar-10-python.tar.gz" in result.output
