@@ -70,12 +70,21 @@ def test_every_task_has_a_curated_comparison() -> None:
 
     assert set(SETUPS) == set(TASKS) == set(BUILTIN)
     for task in SETUPS:
-        runs = comparison(task, quick=True, task_options={"data_dir": "x"} if task == "cifar10" else None)
+        runs = comparison(task, quick=True, data="x" if SETUPS[task].data_option else None)
         assert {r.peak_lr for r in runs} == set(SETUPS[task].peak_lrs)
         assert len({r.fingerprint() for r in runs}) == len(runs)
 
 
+def test_compare_on_another_text_file(tmp_path: Path) -> None:
+    text = tmp_path / "poem.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog\n" * 400)
+    runs = comparison("shakespeare-char", quick=True, data=str(text))
+    assert {r.task_options["data"] for r in runs} == {str(text)}
+    with pytest.raises(ValueError, match="makes its own data"):
+        comparison("digits", data=str(text))
+
+
 def test_compare_without_cifar_data_says_what_to_download(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["compare", "--task", "cifar10", "--quick", "--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(app, ["compare", "--task", "cifar10", "--quick", "--data", str(tmp_path)])
     assert result.exit_code == 2
     assert "cifar-10-python.tar.gz" in result.output

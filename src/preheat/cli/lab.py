@@ -112,7 +112,8 @@ def compare(
     quick: Annotated[bool, typer.Option("--quick", help="Short runs, fewer warmups, one seed (minutes).")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory (store and report).")] = None,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per setting.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="cifar10: where the data is.")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="shakespeare-char: a text file to train on; cifar10: the CIFAR-10 folder.")] = None,
     workers: Workers = 2,
     quiet: Quiet = False,
 ) -> None:
@@ -127,7 +128,7 @@ def compare(
 
     try:
         runs = comparison(task, quick=quick, seeds=seeds,
-                          task_options={"data_dir": str(data_dir)} if data_dir else None)
+                          data=str(data) if data is not None else None)
         if runs:
             make_task(runs[0].task, runs[0].task_options)  # a missing data set says so now, once
     except ValueError as err:

@@ -38,6 +38,7 @@ class Setup:
     quick_warmup_fractions: tuple[float, ...] = (0.05, 0.2)
     seeds: int = 3
     options_full: dict[str, Any] = field(default_factory=dict)
+    data_option: str | None = None  # the task option `preheat compare --data PATH` sets
 
 
 SETUPS: dict[str, Setup] = {
@@ -45,7 +46,7 @@ SETUPS: dict[str, Setup] = {
         base={"task": "shakespeare-char", "task_options": {"size": "tiny"}, "optimizer": "adamw",
               "batch_size": 32, "betas": (0.9, 0.99), "weight_decay": 0.1},
         peak_lrs=(3e-3, 3e-2), steps=2000, quick_steps=300,
-        options_full={"size": "small"},
+        options_full={"size": "small"}, data_option="data",
     ),
     "digits": Setup(
         base={"task": "digits", "optimizer": "adam", "batch_size": 32, "betas": (0.9, 0.99)},
@@ -59,28 +60,31 @@ SETUPS: dict[str, Setup] = {
         base={"task": "cifar10", "task_options": {"width": 32, "limit_train": 10000, "limit_val": 2000},
               "optimizer": "adamw", "batch_size": 64, "betas": (0.9, 0.99), "weight_decay": 5e-4},
         peak_lrs=(2e-3, 2e-2), steps=2000, quick_steps=150,
-        options_full={"width": 64, "limit_train": None, "limit_val": None},
+        options_full={"width": 64, "limit_train": None, "limit_val": None}, data_option="data_dir",
     ),
 }
 
 
 def comparison(task: str, quick: bool = False, seeds: int | None = None,
-               task_options: dict[str, Any] | None = None) -> list[RunConfig]:
-    """The runs of ``preheat compare --task TASK [--quick]``.
+               data: str | None = None) -> list[RunConfig]:
+    """The runs of ``preheat compare --task TASK [--quick] [--seeds N] [--data PATH]``.
 
     ``quick`` uses the short run length, two warmup lengths and one seed (made to finish in a
-    few minutes on 2 CPU cores); ``seeds`` overrides the seed count; ``task_options`` are merged
-    over the task's defaults (e.g. ``{"data_dir": ...}`` for cifar10).
+    few minutes on 2 CPU cores); ``seeds`` overrides the seed count; ``data`` is the task's
+    data path (shakespeare-char: any text file; cifar10: the CIFAR-10 folder).
     """
     setup = SETUPS.get(task)
     if setup is None:
         raise ValueError(f"task={task!r} has no curated comparison; expected one of {', '.join(SETUPS)}")
+    if data is not None and setup.data_option is None:
+        raise ValueError(f"data={data!r} is invalid for task={task!r}, which makes its own data")
+    task_options = {setup.data_option: data} if data is not None else {}
     steps = setup.quick_steps if quick else setup.steps
     fractions = setup.quick_warmup_fractions if quick else setup.warmup_fractions
     count = seeds if seeds is not None else (1 if quick else setup.seeds)
     if count < 1:
         raise ValueError(f"seeds={count} is invalid; expected an integer >= 1")
-    options = {**setup.base.get("task_options", {}), **({} if quick else setup.options_full), **(task_options or {})}
+    options = {**setup.base.get("task_options", {}), **({} if quick else setup.options_full), **task_options}
     base = {**setup.base, "task_options": {k: v for k, v in options.items() if v is not None},
             "steps": steps, "eval_every": max(1, steps // 20)}
     adam = base["optimizer"] in ("adam", "adamw")
