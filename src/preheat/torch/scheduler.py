@@ -27,7 +27,7 @@ HYPERPARAMS: dict[str, tuple[str, int | None]] = {
 
 BLOCK = 256  # steps of each schedule evaluated at once
 
-_STATE_KEYS = ("last_epoch", "_step_count", "base_lrs", "schedules", "hyperparams", "initial_values")
+_STATE_KEYS = ("last_epoch", "_step_count", "base_lrs", "schedules", "hyperparams", "initial_values", "controller")
 
 
 class Scheduler(LRScheduler):
@@ -42,8 +42,9 @@ class Scheduler(LRScheduler):
 
     Args:
         optimizer: the optimizer whose param groups are driven.
-        schedule: one :class:`~preheat.schedules.Schedule` for every group, or a list with one
-            per group.
+        schedule: one :class:`~preheat.schedules.Schedule` for every group, a list with one
+            per group, or a controller (:mod:`preheat.adaptive`) whose multiplier drives every
+            group; feed it each update's signals with ``step(loss=...)`` or :meth:`observe`.
         hyperparams: other hyperparameters to schedule the same way, ``initial * schedule(step)``,
             by name: ``weight_decay``, ``momentum`` (SGD, RMSprop), ``beta1`` and ``beta2`` (the
             components of Adam's ``betas``, written back as a tuple). Each name takes one schedule
@@ -71,7 +72,7 @@ class Scheduler(LRScheduler):
     def __init__(
         self,
         optimizer: Optimizer,
-        schedule: Schedule | Sequence[Schedule],
+        schedule: Schedule | Sequence[Schedule] | Any,
         *,
         hyperparams: Mapping[str, Schedule | Sequence[Schedule]] | None = None,
         last_epoch: int = -1,
@@ -93,7 +94,10 @@ class Scheduler(LRScheduler):
             )
         _check_names(hyperparams, optimizer)
         groups = optimizer.param_groups
-        self.schedules: list[Schedule] = _per_group("schedule", schedule, len(groups))
+        self.controller = schedule if _is_controller(schedule) else None
+        self.schedules: list[Schedule] = [] if self.controller else _per_group("schedule", schedule, len(groups))
+        if self.controller is not None:
+            self.controller.bind(float(groups[0].get("initial_lr", groups[0]["lr"])))
         self.hyperparams: dict[str, list[Schedule]] = {
             name: _per_group(f"hyperparams[{name!r}]", value, len(groups))
             for name, value in hyperparams.items()
@@ -110,35 +114,56 @@ class Scheduler(LRScheduler):
         self._index()
         super().__init__(optimizer, last_epoch)
 
-    def step(self, epoch: int | None = None) -> None:
+    def step(self, epoch: int | None = None, **signals: float) -> None:
         """Advance one step (call it after ``optimizer.step()``) and write the new values.
 
         After ``k`` calls the groups hold ``peak * schedule(k)`` (and ``initial * schedule(k)``
         for each scheduled hyperparameter). ``epoch`` (deprecated in torch) is refused: the step
         is the count of calls; to jump to a step use :meth:`load_state_dict`.
+
+        With a controller, ``signals`` (``loss=...``, ``grad_norm=...``, ...) are the update's
+        evidence, passed to :meth:`observe` first; if the update was not observed (no signals
+        here nor an :meth:`observe` call) the controller holds its multiplier.
         """
         if epoch is not None:
             raise ValueError(
                 f"Scheduler.step: epoch={epoch!r} is not supported; expected step() with no "
                 "argument (the step is the number of calls); use load_state_dict to resume at a step"
             )
+        if self.controller is None and signals:
+            raise ValueError(f"Scheduler.step: signals {sorted(signals)} given, but the scheduler "
+                             "drives a schedule; expected signals only with a controller")
+        if self.controller is not None and self.controller.step == self.last_epoch:
+            self.observe(**signals)
         if self._step_count == 1:
             _warn_on_call_order(self.optimizer)
         self._step_count += 1
         self.last_epoch += 1
         self._apply()
 
+    def observe(self, **signals: float) -> None:
+        """Give the controller the signals of the update just made (before :meth:`step`).
+
+        Under ``torch.distributed`` the signals are averaged over all ranks first, so every rank
+        takes the same decision. A NaN or inf signal on any rank reaches every rank as NaN: the
+        controller backs off everywhere.
+        """
+        if self.controller is None:
+            raise ValueError("Scheduler.observe: this scheduler drives a schedule; expected a controller")
+        self.controller.observe(**_all_reduce(signals))
+
     def get_lr(self) -> list[float | Tensor]:
         """Each group's LR at the current step ``last_epoch``: ``peak * schedule(last_epoch)``."""
-        return [base * s(self.last_epoch) for base, s in zip(self.base_lrs, self.schedules)]
+        return [base * m for base, m in zip(self.base_lrs, self._multipliers(self._values(self.last_epoch)))]
 
     def state_dict(self) -> dict[str, Any]:
         """The scheduler's state as plain data (no callables), for ``torch.save`` or JSON.
 
         Keys: ``last_epoch`` (the step), ``_step_count``, ``base_lrs`` (the peaks),
         ``schedules`` (one ``to_dict()`` per group), ``hyperparams`` (name -> one ``to_dict()``
-        per group) and ``initial_values`` (name -> one initial value per group). Peaks and initial
-        values are floats, or tensors where the groups hold tensors.
+        per group), ``initial_values`` (name -> one initial value per group) and ``controller``
+        (its ``state_dict()``, or None). Peaks and initial values are floats, or tensors where
+        the groups hold tensors.
         """
         return {
             "last_epoch": self.last_epoch,
@@ -149,6 +174,7 @@ class Scheduler(LRScheduler):
                 name: [s.to_dict() for s in ss] for name, ss in self.hyperparams.items()
             },
             "initial_values": {name: list(values) for name, values in self.initial_values.items()},
+            "controller": None if self.controller is None else self.controller.state_dict(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -169,7 +195,14 @@ class Scheduler(LRScheduler):
         hyperparams = {
             name: [from_dict(d) for d in ds] for name, ds in state_dict["hyperparams"].items()
         }
-        lists = {"schedules": schedules, "base_lrs": state_dict["base_lrs"]}
+        if (self.controller is None) != (state_dict["controller"] is None):
+            raise ValueError(
+                "Scheduler.load_state_dict: the checkpoint was made with "
+                f"{'a schedule' if state_dict['controller'] is None else 'a controller'}; expected a "
+                "scheduler built the same way"
+            )
+        lists = {"base_lrs": state_dict["base_lrs"]} if self.controller else {
+            "schedules": schedules, "base_lrs": state_dict["base_lrs"]}
         for name in hyperparams:
             lists[f"hyperparams[{name!r}]"] = hyperparams[name]
             lists[f"initial_values[{name!r}]"] = state_dict["initial_values"].get(name, [])
@@ -190,6 +223,8 @@ class Scheduler(LRScheduler):
             group["initial_lr"] = _copy(self.base_lrs[i])
             for name, values in self.initial_values.items():
                 group[f"initial_{name}"] = _copy(values[i])
+        if self.controller is not None:
+            self.controller.load_state_dict(state_dict["controller"])
         self.last_epoch = state_dict["last_epoch"]
         self._step_count = state_dict["_step_count"]
         self._index()
@@ -207,6 +242,12 @@ class Scheduler(LRScheduler):
             self._unique.append(schedule)
         return self._unique.index(schedule)
 
+    def _multipliers(self, values: list[float]) -> list[float]:
+        """Each group's LR multiplier: its schedule's value, or the controller's decision."""
+        if self.controller is not None:
+            return [self.controller.multiplier()] * len(self.base_lrs)
+        return [values[k] for k in self._lr_slots]
+
     def _values(self, step: int) -> list[float]:
         """Each distinct schedule at ``step``, from a block of ``BLOCK`` steps evaluated at once.
 
@@ -214,6 +255,8 @@ class Scheduler(LRScheduler):
         no number; it makes the per-step cost an array lookup.
         """
         offset = step - self._block_start
+        if not self._unique:
+            return []
         if self._block_start < 0 or not 0 <= offset < BLOCK:
             steps = np.arange(step, step + BLOCK)
             self._block = [s(steps) for s in self._unique]
@@ -223,20 +266,39 @@ class Scheduler(LRScheduler):
     def _apply(self) -> None:
         """Write the values for step ``last_epoch`` into the groups and ``_last_lr``."""
         groups = self.optimizer.param_groups
-        if len(groups) != len(self.schedules):
+        if len(groups) != len(self.base_lrs):
             raise ValueError(
                 f"Scheduler: the optimizer has {len(groups)} param groups, but the scheduler was "
-                f"built for {len(self.schedules)}; expected no groups added after the scheduler"
+                f"built for {len(self.base_lrs)}; expected no groups added after the scheduler"
             )
-        step = self.last_epoch
-        values = self._values(step)
-        lrs = [base * values[k] for base, k in zip(self.base_lrs, self._lr_slots)]
+        values = self._values(self.last_epoch)
+        lrs = [base * m for base, m in zip(self.base_lrs, self._multipliers(values))]
         for group, lr in zip(groups, lrs):
             _assign(group, "lr", lr)
         for name, slots in self._hyper_slots.items():
             for group, initial, k in zip(groups, self.initial_values[name], slots):
                 _write(group, name, initial * values[k])
         self._last_lr = lrs
+
+
+def _is_controller(value: Any) -> bool:
+    """A preheat controller (``preheat.adaptive``), recognised by its methods, so this module
+    needs no import of it."""
+    return all(callable(getattr(value, name, None)) for name in ("observe", "multiplier", "bind", "state_dict"))
+
+
+def _all_reduce(signals: Mapping[str, float]) -> dict[str, float]:
+    """The signals averaged over all ranks when ``torch.distributed`` is initialised, else as given."""
+    import torch
+    import torch.distributed as dist
+
+    values = {k: float(v) for k, v in signals.items()}
+    if not values or not (dist.is_available() and dist.is_initialized()):
+        return values
+    keys = sorted(values)
+    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return dict(zip(keys, (tensor / dist.get_world_size()).tolist()))
 
 
 def _per_group(what: str, value: Any, count: int) -> list[Schedule]:

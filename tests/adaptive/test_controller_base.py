@@ -1,0 +1,215 @@
+"""The Controller base and the PyTorch Scheduler driving one: bounds, backoff, handover,
+resume, the decision log, and identical decisions on every rank under torch.distributed."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import pytest
+import torch
+
+from preheat.adaptive import Controller
+from preheat.torch import Scheduler
+
+
+class Ramp(Controller):
+    """Doubles the multiplier after a falling loss, halves it after a rising one; done at 1."""
+
+    name = "ramp"
+
+    def __init__(self, total: int, initial: float = 0.05, **kwargs) -> None:
+        self.initial = initial
+        self.last_loss: float | None = None
+        super().__init__(total, **kwargs)
+
+    def start(self) -> float:
+        return self.initial
+
+    def decide(self, signals: Mapping[str, float]):
+        loss, last = signals["loss"], self.last_loss
+        self.last_loss = loss
+        if last is None or loss < last:
+            value = 2 * self.current
+            return value, "raise", "loss fell", {"loss": loss}, value >= 1
+        return self.current / 2, "lower", "loss rose", {"loss": loss}, False
+
+    def extra_state(self) -> dict:
+        return {"last_loss": self.last_loss}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.last_loss = state["last_loss"]
+
+
+def test_multiplier_sequence_follows_decisions_and_hands_over() -> None:
+    ramp = Ramp(total=100, after="linear_decay({steps})")
+    assert ramp.multiplier() == 0.05
+    seen = [ramp.observe(loss=loss) for loss in (5.0, 4.0, 4.5, 3.0, 2.0, 1.0, 0.5)]
+    # 0.05 -> 0.1 (first) -> 0.2 (fell) -> 0.1 (rose) -> 0.2 -> 0.4 -> 0.8 -> 1.6 capped: handover at 7
+    assert seen[:6] == pytest.approx([0.1, 0.2, 0.1, 0.2, 0.4, 0.8])
+    assert ramp.handover_step == 7 and ramp.decisions[-1].action == "handover"
+    assert seen[6] == 1.0  # linear_decay(93) at its step 0
+    assert ramp.observe(loss=float("nan")) == pytest.approx(1 - 1 / 93)  # after the handover: the schedule
+    assert [d.step for d in ramp.decisions] == list(range(1, 8))
+
+
+def test_bounds_max_step_and_floor() -> None:
+    ramp = Ramp(total=50, initial=0.2, floor=0.1, max_step=0.05)
+    assert ramp.observe(loss=1.0) == pytest.approx(0.25)  # wanted 0.4, moved at most 0.05
+    for _ in range(20):
+        ramp.observe(loss=2.0)  # rising: halve, but never below the floor, at most 0.05 at a time
+    assert ramp.multiplier() == pytest.approx(0.1)
+
+
+def test_non_finite_signals_back_off_and_never_reach_the_lr() -> None:
+    ramp = Ramp(total=50, initial=0.4, backoff=0.5)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        before = ramp.multiplier()
+        after = ramp.observe(loss=bad)
+        assert math.isfinite(after) and after == pytest.approx(before * 0.5)
+        assert ramp.decisions[-1].action == "backoff" and "loss" in ramp.decisions[-1].reason
+
+
+def test_no_signals_holds_and_total_ends_the_warmup() -> None:
+    ramp = Ramp(total=3)
+    assert [ramp.observe() for _ in range(2)] == [0.05, 0.05]
+    ramp.observe()
+    assert ramp.handover_step == 3 and "total=3" in ramp.decisions[-1].reason
+    assert ramp.multiplier() == 1.0  # the default after: constant()
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"total": 0}, "total"), ({"after": "cosin_decay({steps})"}, "after"),
+    ({"after": "cosine_decay({remaining})"}, "after"), ({"floor": 1.5}, "floor"),
+    ({"max_step": 0}, "max_step"), ({"backoff": 1.0}, "backoff"),
+])
+def test_bad_arguments_are_named(kwargs: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        Ramp(**{"total": 10, **kwargs})
+
+
+def test_state_dict_round_trip_mid_warmup() -> None:
+    losses = [5.0, 4.0, 4.5, 4.4, 4.6, 3.0, 2.5, 2.6, 2.0, 1.0, 0.9, 0.8]
+    a = Ramp(total=40, after="cosine_decay({steps})")
+    for loss in losses[:5]:
+        a.observe(loss=loss)
+    state = json.loads(json.dumps(a.state_dict()))  # plain data
+    b = Ramp(total=40, after="cosine_decay({steps})")
+    b.load_state_dict(state)
+    assert [a.observe(loss=x) for x in losses[5:]] == [b.observe(loss=x) for x in losses[5:]]
+    assert a.decisions == b.decisions
+    with pytest.raises(ValueError, match="ramp"):
+        b.load_state_dict({**state, "name": "other"})
+
+
+def model_and_optimizer(peak: float = 0.1) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    return model, torch.optim.SGD(model.parameters(), lr=peak)
+
+
+def test_scheduler_drives_the_controller_with_step_signals() -> None:
+    model, optimizer = model_and_optimizer(peak=0.1)
+    ramp = Ramp(total=20)
+    scheduler = Scheduler(optimizer, ramp)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.05)
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    for _ in range(5):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step(loss=loss.item())
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * ramp.multiplier())
+    assert ramp.step == scheduler.last_epoch == 5
+
+
+def test_scheduler_observe_then_step_and_step_without_signals_holds() -> None:
+    _, optimizer = model_and_optimizer()
+    ramp = Ramp(total=20)
+    scheduler = Scheduler(optimizer, ramp)
+    optimizer.step()
+    scheduler.observe(loss=1.0)
+    scheduler.step()  # already observed: not observed twice
+    assert ramp.step == 1 and ramp.multiplier() == pytest.approx(0.1)
+    optimizer.step()
+    scheduler.step()  # not observed: hold
+    assert ramp.step == 2 and ramp.decisions[-1].action == "hold"
+    with pytest.raises(ValueError, match="controller"):
+        Scheduler(model_and_optimizer()[1], __import__("preheat").linear_warmup(3)).step(loss=1.0)
+
+
+def test_scheduler_state_dict_resumes_the_controller() -> None:
+    losses = [3.0, 2.0, 2.5, 1.5, 1.0, 1.2, 0.9, 0.8]
+    _, opt_a = model_and_optimizer()
+    a = Scheduler(opt_a, Ramp(total=30))
+    for loss in losses[:4]:
+        opt_a.step()
+        a.step(loss=loss)
+    state = a.state_dict()
+    _, opt_b = model_and_optimizer()
+    b = Scheduler(opt_b, Ramp(total=30))
+    b.load_state_dict(state)
+    assert opt_b.param_groups[0]["lr"] == opt_a.param_groups[0]["lr"]
+    for loss in losses[4:]:
+        opt_a.step()
+        a.step(loss=loss)
+        opt_b.step()
+        b.step(loss=loss)
+        assert opt_b.param_groups[0]["lr"] == opt_a.param_groups[0]["lr"]
+    with pytest.raises(ValueError, match="schedule"):
+        Scheduler(model_and_optimizer()[1], __import__("preheat").linear_warmup(3)).load_state_dict(state)
+
+
+WORKER = '''
+import json, sys, torch, torch.distributed as dist
+sys.path.insert(0, sys.argv[3])
+from test_controller_base import Ramp
+from preheat.torch import Scheduler
+rank = int(sys.argv[1])
+dist.init_process_group("gloo", init_method=sys.argv[2], rank=rank, world_size=2)
+torch.manual_seed(0)
+model = torch.nn.Linear(3, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = Scheduler(optimizer, Ramp(total=30))
+generator = torch.Generator().manual_seed(100 + rank)   # each rank sees different data
+lrs = []
+for step in range(12):
+    x, y = torch.randn(8, 3, generator=generator), torch.randn(8, 1, generator=generator)
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    optimizer.zero_grad(); loss.backward()
+    for p in model.parameters():                          # data parallel: average the gradients
+        dist.all_reduce(p.grad); p.grad /= 2
+    optimizer.step()
+    local = loss.item() * (10.0 if rank == 1 and step == 5 else 1.0)  # rank 1 alone sees a spike
+    scheduler.step(loss=float("nan") if rank == 0 and step == 8 else local)  # rank 0 alone: NaN
+    lrs.append(optimizer.param_groups[0]["lr"])
+decisions = [d.action for d in scheduler.controller.decisions]
+print(json.dumps({"lrs": lrs, "decisions": decisions, "params": [p.tolist() for p in model.parameters()]}))
+dist.destroy_process_group()
+'''
+
+
+def test_every_rank_takes_the_same_decisions(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    here = str(Path(__file__).parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    processes = [subprocess.Popen([sys.executable, str(script), str(rank), f"tcp://127.0.0.1:{port}", here],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for rank in (0, 1)]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), [err[-2000:] for _, err in outputs]
+    zero, one = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    assert zero == one  # same LRs, same decisions, same parameters on both ranks
+    assert "backoff" in zero["decisions"]  # the NaN on rank 0 reached both ranks as a backoff
+    assert all(math.isfinite(lr) for lr in zero["lrs"])
