@@ -12,13 +12,16 @@ import itertools
 import json
 import string
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from preheat.schedules import Schedule, parse
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam")
+if TYPE_CHECKING:
+    from preheat.adaptive import Controller
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "giadam", "giadamw")
 PLACEHOLDERS = ("steps", "warmup")
 
 
@@ -27,6 +30,9 @@ class RunConfig(BaseModel):
 
     - ``schedule`` is a preheat expression; ``{steps}`` and ``{warmup}`` in it are replaced by
       those fields. Update ``t`` uses ``peak_lr * schedule(t)``.
+    - ``controller`` (a :mod:`preheat.adaptive` expression such as ``"nars_warmup()"``) replaces
+      the schedule during warmup; ``schedule`` is then what runs after the handover, with
+      ``{steps}`` the updates left at that point.
     - ``eval_every``: validation at step 0, every ``eval_every`` updates and after the last one.
     - ``diverge_factor``: the run stops as diverged when the training loss is NaN/inf or above
       ``diverge_factor`` times the larger of the initial validation loss and the first
@@ -37,9 +43,10 @@ class RunConfig(BaseModel):
 
     task: str = "digits"
     task_options: dict[str, Any] = Field(default_factory=dict)
-    optimizer: Literal["sgd", "momentum", "adam", "adamw", "radam"] = "adamw"
+    optimizer: Literal["sgd", "momentum", "adam", "adamw", "radam", "giadam", "giadamw"] = "adamw"
     peak_lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     schedule: str = "constant()"
+    controller: str | None = None
     warmup: int | None = Field(None, ge=0)
     steps: int = Field(200, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -62,6 +69,9 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _schedule_resolves(self) -> RunConfig:
+        if self.controller is not None:
+            self.resolved_controller()  # checks the controller and its after-warmup schedule
+            return self
         names = {field for _, field, _, _ in string.Formatter().parse(self.schedule) if field}
         unknown = names - set(PLACEHOLDERS)
         if unknown:
@@ -85,11 +95,20 @@ class RunConfig(BaseModel):
         """The schedule this run uses."""
         return parse(self.schedule_text)
 
+    def resolved_controller(self) -> Controller:
+        """A fresh controller for this run (``controller`` must be set)."""
+        from preheat.adaptive.text import parse_controller
+
+        if self.controller is None:
+            raise ValueError("resolved_controller: this run has no controller")
+        return parse_controller(self.controller, total=self.steps, after=self.schedule)
+
     @property
     def name(self) -> str:
         """What a comparison groups runs by (across peak LRs and seeds): ``label`` if given,
-        else the schedule with ``{steps}`` and ``{warmup}`` filled in."""
-        return self.label or self.schedule_text
+        else the controller expression, else the schedule with ``{steps}`` and ``{warmup}``
+        filled in."""
+        return self.label or self.controller or self.schedule_text
 
     def fingerprint(self) -> str:
         """A stable 16-hex-digit hash of the whole config (the run's id in a store)."""

@@ -70,15 +70,21 @@ def representative_runs(rows: list[dict[str, Any]], entries: list[dict[str, Any]
     return chosen
 
 
-def lr_figure(entries: list[dict[str, Any]], representatives: list[dict[str, Any]], colors: dict[str, str]) -> str:
-    """LR / peak LR against step, one line per schedule at its representative run."""
+def lr_figure(store: Store, entries: list[dict[str, Any]], representatives: list[dict[str, Any]],
+              colors: dict[str, str]) -> str:
+    """LR / peak LR against step, one line per schedule at its representative run; a run driven
+    by a controller shows the LR it recorded (its decisions), a schedule its formula."""
     figure = _figure(7.0, 3.0)
     axes = figure.add_subplot()
     total = max(r["steps"] for r in representatives)
     for entry, run in zip(entries, representatives):
-        schedule = run["config"].resolved_schedule()
         color = colors[run["family"]]
         label = f"{entry['label']}, peak {run['peak_lr']:.3g}"
+        if run["config"].controller is not None:
+            recorded = store.steps(run["id"])
+            axes.plot(recorded["step"], recorded["lr"] / run["peak_lr"], color=color, linewidth=1.5, label=label)
+            continue
+        schedule = run["config"].resolved_schedule()
         axes.plot(np.arange(total), learning_rates(schedule, total, 1.0), color=color, linewidth=1.5, label=label)
         for boundary in phase_boundaries(schedule):
             if 0 < boundary < total:

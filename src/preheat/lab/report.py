@@ -196,7 +196,7 @@ def write_report(
                      "definitions are below.</p>")
     if table and done:
         representatives = representative_runs(done, entries)
-        figures["lr"] = lr_figure(entries, representatives, colors)
+        figures["lr"] = lr_figure(store, entries, representatives, colors)
         parts.append("<h2>Learning-rate schedules</h2>" + _img(
             figures["lr"],
             f"Learning rate divided by peak LR against step for {len(representatives)} schedules",

@@ -19,7 +19,10 @@ from typing import Callable
 import torch
 
 from preheat.lab.config import RunConfig
+from preheat.adaptive import Decision
+from preheat.lab.signals import ADAM_LIKE, Signals
 from preheat.lab.tasks import Task, make_task
+from preheat.optim import GIAdam, GIAdamW
 from preheat.torch import Scheduler
 
 STEP_COLUMNS = ("step", "lr", "train_loss", "train_accuracy", "grad_norm", "update_norm")
@@ -40,6 +43,8 @@ class RunResult:
     evals: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in EVAL_COLUMNS})
     wall_time: float = 0.0
     error: str | None = None
+    decisions: list[Decision] = field(default_factory=list)  # a controller's, one per update
+    signal_seconds: float = 0.0  # time spent measuring signals for the controller
 
 
 def build_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -49,7 +54,8 @@ def build_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torc
         return torch.optim.SGD(params, lr=lr, weight_decay=wd)
     if config.optimizer == "momentum":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam,
+             "giadam": GIAdam, "giadamw": GIAdamW}  # GI-Adam: init_scale=1, bias_correction2=True
     return kinds[config.optimizer](params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd)
 
 
@@ -79,7 +85,10 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
     model = task.model(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(config, params)
-    scheduler = Scheduler(optimizer, config.resolved_schedule())
+    controller = config.resolved_controller() if config.controller is not None else None
+    scheduler = Scheduler(optimizer, controller if controller is not None else config.resolved_schedule())
+    signals = None if controller is None else Signals(
+        controller.needs, task, model, optimizer, adam=config.optimizer in ADAM_LIKE)
     batches = task.batches(config.seed, config.batch_size)
     _evaluate(task, model, 0, result)
     limit = math.inf  # set from the first update's loss
@@ -87,15 +96,21 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
         lr = optimizer.param_groups[0]["lr"]
         before = torch.cat([p.detach().reshape(-1) for p in params]).clone()
         model.train()
-        loss, accuracy = task.loss(model, next(batches))
+        batch = next(batches)
+        loss, accuracy = task.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = config.grad_clip if config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
-        scheduler.step()
         after = torch.cat([p.detach().reshape(-1) for p in params])
         value = loss.item()
+        if controller is None:
+            scheduler.step()
+        else:
+            extra = signals.measure(step, batch, params, after - before)
+            scheduler.step(loss=value, grad_norm=grad_norm.item(), **extra)
+            result.decisions, result.signal_seconds = controller.decisions, signals.seconds
         row = (step, lr, value, math.nan if accuracy is None else accuracy.item(),
                grad_norm.item(), torch.linalg.vector_norm(after - before).item())
         for column, item in zip(STEP_COLUMNS, row):

@@ -8,6 +8,8 @@ Tables:
 - ``steps``: per update ``t``: ``lr``, ``train_loss``, ``train_accuracy``, ``grad_norm``,
   ``update_norm``.
 - ``evals``: per evaluation: ``step``, ``val_loss``, ``val_accuracy``.
+- ``decisions``: a controller's decision per update: ``step``, ``multiplier``, ``action``,
+  ``reason``, ``evidence`` (JSON); and ``runs.signal_seconds``, the time its signals cost.
 
 A finished run's rows and its status are written in one transaction, so a killed process
 leaves either the whole run or none of it; runs still ``pending`` or ``running`` are what a
@@ -36,11 +38,15 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending', error TEXT, wall_time REAL,
-    started REAL, ended REAL, versions TEXT
+    started REAL, ended REAL, versions TEXT, signal_seconds REAL
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, lr REAL, train_loss REAL,
     train_accuracy REAL, grad_norm REAL, update_norm REAL, PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, multiplier REAL,
+    action TEXT, reason TEXT, evidence TEXT, PRIMARY KEY (run_id, step)
 );
 CREATE TABLE IF NOT EXISTS evals (
     run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, val_loss REAL,
@@ -113,22 +119,29 @@ class Store:
         with self.db:
             self.db.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
             self.db.execute("DELETE FROM evals WHERE run_id = ?", (run_id,))
+            self.db.execute("DELETE FROM decisions WHERE run_id = ?", (run_id,))
+            self.db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", [
+                (run_id, d.step, d.multiplier, d.action, d.reason, json.dumps(d.evidence))
+                for d in result.decisions])
             self.db.executemany(f"INSERT INTO steps VALUES ({', '.join('?' * (len(STEP_COLUMNS) + 1))})", steps)
             self.db.executemany(f"INSERT INTO evals VALUES ({', '.join('?' * (len(EVAL_COLUMNS) + 1))})", evals)
             self.db.execute(
-                "UPDATE runs SET status = ?, error = ?, wall_time = ?, ended = ?, versions = ? WHERE id = ?",
-                (result.status, result.error, result.wall_time, time.time(), json.dumps(versions()), run_id),
+                "UPDATE runs SET status = ?, error = ?, wall_time = ?, ended = ?, versions = ?, "
+                "signal_seconds = ? WHERE id = ?",
+                (result.status, result.error, result.wall_time, time.time(), json.dumps(versions()),
+                 result.signal_seconds, run_id),
             )
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run as a dict: ``id``, ``name``, ``config`` (a RunConfig), ``status``, ``error``,
-        ``wall_time``, ``versions`` (a dict or None)."""
+        ``wall_time``, ``versions`` (a dict or None), ``signal_seconds``."""
         rows = self.db.execute(
-            "SELECT id, name, config, status, error, wall_time, versions FROM runs ORDER BY rowid"
+            "SELECT id, name, config, status, error, wall_time, versions, signal_seconds FROM runs ORDER BY rowid"
         ).fetchall()
         return [
             {"id": r[0], "name": r[1], "config": RunConfig.model_validate_json(r[2]), "status": r[3],
-             "error": r[4], "wall_time": r[5], "versions": json.loads(r[6]) if r[6] else None}
+             "error": r[4], "wall_time": r[5], "versions": json.loads(r[6]) if r[6] else None,
+             "signal_seconds": r[7]}
             for r in rows
         ]
 
@@ -139,6 +152,15 @@ class Store:
     def evals(self, run_id: str) -> dict[str, np.ndarray]:
         """The evaluation columns of a run (NaN where a value is missing)."""
         return self._columns("evals", EVAL_COLUMNS, run_id)
+
+    def decisions(self, run_id: str) -> list[dict[str, Any]]:
+        """A controller's decisions in a run (empty for a schedule): step, multiplier, action,
+        reason, evidence."""
+        rows = self.db.execute(
+            "SELECT step, multiplier, action, reason, evidence FROM decisions WHERE run_id = ? ORDER BY step",
+            (run_id,)).fetchall()
+        return [{"step": r[0], "multiplier": r[1], "action": r[2], "reason": r[3], "evidence": json.loads(r[4])}
+                for r in rows]
 
     def _columns(self, table: str, columns: tuple[str, ...], run_id: str) -> dict[str, np.ndarray]:
         rows = self.db.execute(

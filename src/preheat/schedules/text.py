@@ -11,7 +11,7 @@ import ast
 import difflib
 import inspect
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from preheat.schedules.base import Schedule
 
@@ -44,9 +44,11 @@ def functions() -> dict[str, Callable[..., Schedule]]:
     return {name: getattr(schedules, name) for name in schedules.EXPRESSION_NAMES}
 
 
-def parse(text: str) -> Schedule:
+def parse(text: str, known: Mapping[str, Callable[..., Any]] | None = None) -> Schedule:
     """Read a schedule expression, e.g. ``"linear_warmup(2000) >> cosine_decay(98000, end=0.1)"``.
 
+    ``known`` replaces the callable names (default: every schedule function); other packages
+    use it to read their own expressions (``preheat.adaptive`` reads controllers so).
     Raises :class:`ParseError` (a ``ValueError``) with the column of the problem and a hint.
     """
     if not isinstance(text, str) or not text.strip():
@@ -54,7 +56,7 @@ def parse(text: str) -> Schedule:
     source = text.strip()
     try:
         tree = ast.parse(source, mode="eval")
-        return _Reader(source).schedule(tree.body)
+        return _Reader(source, known or functions()).schedule(tree.body)
     except SyntaxError as err:
         position = max((err.offset or 1) - 1, 0)
         raise ParseError(f"syntax error: {err.msg}", source, position, "check brackets, commas and quotes") from None
@@ -64,9 +66,9 @@ def parse(text: str) -> Schedule:
 
 
 class _Reader:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, known: Mapping[str, Callable[..., Any]]) -> None:
         self.source = source
-        self.known = functions()
+        self.known = known
 
     def fail(self, node: ast.AST, message: str, hint: str = "") -> ParseError:
         return ParseError(message, self.source, getattr(node, "col_offset", 0), hint)
