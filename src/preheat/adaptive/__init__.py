@@ -5,5 +5,21 @@ update's signals with ``scheduler.step(loss=..., grad_norm=...)``. See ``docs/ad
 """
 
 from preheat.adaptive.base import Controller, Decision
+from preheat.adaptive.catapult import CatapultWarmup
+from preheat.adaptive.sharpness import SharpnessWarmup
+from preheat.adaptive.smoothness import SmoothnessWarmup, fit_smoothness_law
+from preheat.adaptive.text import parse_controller
 
-__all__ = ["Controller", "Decision"]
+#: Every controller, by the name an expression uses (``nars_warmup()``, ...).
+CONTROLLERS: tuple[type[Controller], ...] = (CatapultWarmup, SharpnessWarmup, SmoothnessWarmup)
+
+__all__ = [
+    "CONTROLLERS",
+    "CatapultWarmup",
+    "Controller",
+    "Decision",
+    "SharpnessWarmup",
+    "SmoothnessWarmup",
+    "fit_smoothness_law",
+    "parse_controller",
+]

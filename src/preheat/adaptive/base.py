@@ -54,11 +54,15 @@ class Controller(ABC):
       absolute learning rates; multipliers are ``lr / peak_lr``.
     - :meth:`state_dict` is plain data; :meth:`load_state_dict` on a freshly built controller
       with the same arguments restores every future decision exactly.
+
+    The base calls :meth:`start` from ``__init__``: a subclass sets the attributes ``start``
+    reads before calling ``super().__init__``.
     """
 
     name: ClassVar[str] = "controller"
-    #: Extra signals a controller needs and how often: name -> every how many updates.
-    needs: ClassVar[dict[str, int]] = {}
+    #: Extra signals a controller needs and how often: name -> every how many updates (an
+    #: instance may set its own, e.g. only when it fits constants online).
+    needs: dict[str, int] = {}
 
     def __init__(self, total: int, after: str = "constant()", floor: float = 0.0,
                  max_step: float = 1.0, backoff: float = 0.5) -> None:

@@ -23,6 +23,7 @@ from preheat.adaptive import Decision
 from preheat.lab.signals import ADAM_LIKE, Signals
 from preheat.lab.tasks import Task, make_task
 from preheat.optim import GIAdam, GIAdamW
+from preheat.probes import CatapultResult, catapult_search
 from preheat.torch import Scheduler
 
 STEP_COLUMNS = ("step", "lr", "train_loss", "train_accuracy", "grad_norm", "update_norm")
@@ -45,6 +46,7 @@ class RunResult:
     error: str | None = None
     decisions: list[Decision] = field(default_factory=list)  # a controller's, one per update
     signal_seconds: float = 0.0  # time spent measuring signals for the controller
+    catapult: CatapultResult | None = None  # the initial-LR search of catapult_warmup
 
 
 def build_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -86,6 +88,9 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(config, params)
     controller = config.resolved_controller() if config.controller is not None else None
+    if controller is not None and getattr(controller, "initial", 0.0) is None:  # catapult_warmup
+        result.catapult = _catapult(config, task, model)
+        controller.set_initial(result.catapult.lr / config.peak_lr)
     scheduler = Scheduler(optimizer, controller if controller is not None else config.resolved_schedule())
     signals = None if controller is None else Signals(
         controller.needs, task, model, optimizer, adam=config.optimizer in ADAM_LIKE)
@@ -124,6 +129,13 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
             return
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             _evaluate(task, model, step + 1, result)
+
+
+def _catapult(config: RunConfig, task: Task, model: torch.nn.Module) -> CatapultResult:
+    """Kalra & Barkeshli's initial LR: one-step losses on a batch the run does not train on."""
+    batch = next(task.batches(config.seed + 1_000_003, config.batch_size))
+    return catapult_search(model, lambda m, b: task.loss(m, b)[0], batch, eta0=config.peak_lr * 1e-3,
+                           target_lr=config.peak_lr, kind="adam" if config.optimizer in ADAM_LIKE else "sgd")
 
 
 def _evaluate(task: Task, model: torch.nn.Module, step: int, result: RunResult) -> None:

@@ -2,8 +2,8 @@
 
 A controller lists what it needs in ``needs`` (name -> every how many updates):
 
-- ``smoothness``: the local smoothness ``||g_t - g_{t-1}|| / ||theta_t - theta_{t-1}||`` between
-  consecutive updates (free: two gradients the loop has anyway);
+- ``smoothness``: the local smoothness ``||g(theta_t+1) - g(theta_t)|| / ||theta_t+1 - theta_t||``,
+  both gradients on the update's batch (one extra forward and backward);
 - ``sharpness``: the top eigenvalue of the loss Hessian on the update's batch at the new
   parameters (Lanczos on Hessian-vector products, warm-started from the last eigenvector),
   preconditioned by Adam's second moment for Adam-type optimizers.
@@ -35,21 +35,27 @@ class Signals:
         self.needs, self.task, self.model, self.optimizer, self.adam = needs, task, model, optimizer, adam
         self.seconds = 0.0
         self.measurements = 0
-        self._previous_grad: torch.Tensor | None = None
-        self._previous_update: torch.Tensor | None = None
         self._vector: torch.Tensor | None = None
 
     def measure(self, step: int, batch: Any, params: list[torch.nn.Parameter], update: torch.Tensor) -> dict[str, float]:
-        """The signals due after update ``step``, made on ``batch`` and moving ``params`` by ``update``."""
+        """The signals due after update ``step``, made on ``batch``, which moved ``params`` by
+        ``update`` (their ``.grad`` still holds the gradient that update applied).
+
+        Smoothness compares that gradient with a fresh one on the same batch at the new
+        parameters (one extra forward and backward), so minibatch noise does not enter it.
+        """
         start = time.perf_counter()
         found: dict[str, float] = {}
-        if "smoothness" in self.needs:
-            grad = torch.cat([p.grad.reshape(-1) for p in params if p.grad is not None])
-            moved = None if self._previous_update is None else torch.linalg.vector_norm(self._previous_update).item()
-            if moved and self._previous_grad is not None and step % self.needs["smoothness"] == 0:
-                found["smoothness"] = torch.linalg.vector_norm(grad - self._previous_grad).item() / moved
-            self._previous_grad, self._previous_update = grad, update
-        if "sharpness" in self.needs and step % self.needs["sharpness"] == 0:
+        every = self.needs.get("smoothness")
+        moved = torch.linalg.vector_norm(update).item()
+        if every and step % every == 0 and moved > 0:
+            fresh = torch.autograd.grad(self.task.loss(self.model, batch)[0], params, allow_unused=True)
+            zero = torch.zeros(())
+            change = torch.cat([((zero if g is None else g) - (zero if p.grad is None else p.grad))
+                                .expand_as(p).reshape(-1) for g, p in zip(fresh, params)])
+            found["smoothness"] = torch.linalg.vector_norm(change).item() / moved
+        every = self.needs.get("sharpness")
+        if every and step % every == 0:
             preconditioner = adam_preconditioner(self.optimizer, self.model) if self.adam else None
             result = sharpness(self.model, lambda m, b: self.task.loss(m, b)[0], batch,
                                init=self._vector, preconditioner=preconditioner)

@@ -123,8 +123,8 @@ class _Reader:
             raise self.fail(node, str(err)) from None
 
     def value(self, node: ast.expr) -> Any:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)) and not isinstance(node.value, bool):
-            return node.value
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+            return node.value  # bools too (a controller's switches); schedules refuse them by name
         if isinstance(node, ast.Constant) and node.value is None:
             return None
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
