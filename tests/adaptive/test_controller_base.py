@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -197,17 +196,15 @@ dist.destroy_process_group()
 
 
 def test_every_rank_takes_the_same_decisions(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    rendezvous = f"file://{tmp_path / 'rendezvous'}"  # a file, not a port: no race for one
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     here = str(Path(__file__).parent)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    processes = [subprocess.Popen([sys.executable, str(script), str(rank), f"tcp://127.0.0.1:{port}", here],
+    processes = [subprocess.Popen([sys.executable, str(script), str(rank), rendezvous, here],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                  for rank in (0, 1)]
-    outputs = [p.communicate(timeout=120) for p in processes]
+    outputs = [p.communicate(timeout=300) for p in processes]
     assert all(p.returncode == 0 for p in processes), [err[-2000:] for _, err in outputs]
     zero, one = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
     assert zero == one  # same LRs, same decisions, same parameters on both ranks

@@ -122,7 +122,7 @@ class Controller(ABC):
         bad = {k: float(v) for k, v in signals.items() if not math.isfinite(float(v))}
         if bad:
             proposal = self.current * self.backoff
-            action, reason, evidence, done = "backoff", f"non-finite signal(s) {sorted(bad)}", bad, False
+            action, reason, evidence, done = "backoff", f"non-finite signal(s) {bad}", {}, False
         elif not signals:
             proposal, action, reason, evidence, done = self.current, "hold", "no signals", {}, False
         else:

@@ -8,11 +8,17 @@ Every task gets the same menu, scaled to its run length ``T``:
 - WSD (10% warmup, 20% linear cooldown),
 - untuned linear warmup from Adam's beta2 (Ma & Yarats), then cosine decay,
 - RAdam (its own rectification instead of a warmup), cosine decay,
+- GI-Adam (Adam with its second moment initialised from the first gradient), cosine decay,
+- the adaptive warmups of :mod:`preheat.adaptive` with their default settings (no warmup
+  length): smoothness-guided, sharpness-guided (edge of stability), catapult-chosen initial LR
+  then linear, persistent catapult, and the NARS controller; each hands over to cosine decay
+  over the steps left,
 
 each at a moderate and an aggressive peak LR. The warmup-length runs share the template
 ``warmup_cosine({warmup}, {steps})`` (no warmup is its ``warmup=0`` row), which is what the
-report's stability heatmap is drawn from. Untuned warmup and RAdam are Adam methods and are
-left out of tasks trained with SGD.
+report's stability heatmap is drawn from. Untuned warmup, RAdam and GI-Adam are Adam methods
+and are left out of tasks trained with SGD; the catapult ramps use the 10% warmup length as
+their linear part (the initial LR is what the search chooses).
 """
 
 from __future__ import annotations
@@ -88,7 +94,8 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
     base = {**setup.base, "task_options": {k: v for k, v in options.items() if v is not None},
             "steps": steps, "eval_every": max(1, steps // 20)}
     adam = base["optimizer"] in ("adam", "adamw")
-    menu = _menu(steps, fractions, base.get("betas", (0.9, 0.999))[1] if adam else None)
+    betas = base.get("betas", (0.9, 0.999))
+    menu = _menu(steps, fractions, betas[1] if adam else None) + _adaptive(steps, betas if adam else None)
     runs = []
     for peak_lr in setup.peak_lrs:
         for label, fields in menu:
@@ -113,4 +120,23 @@ def _menu(steps: int, fractions: tuple[float, ...], beta2: float | None) -> list
             menu.append((f"untuned linear warmup (beta2={beta2})",
                          {"schedule": f"untuned_linear_warmup({beta2}) >> cosine_decay({steps - length})"}))
         menu.append(("radam + cosine", {"schedule": "cosine_decay({steps})", "optimizer": "radam"}))
+    return menu
+
+
+def _adaptive(steps: int, betas: tuple[float, float] | None) -> list[tuple[str, dict[str, Any]]]:
+    """(label, run fields) of GI-Adam and the controllers, each handing over to cosine decay."""
+    after = {"schedule": "cosine_decay({steps})"}
+    kind = "optimizer='sgd'" if betas is None else f"optimizer='adam', beta1={betas[0]}, beta2={betas[1]}"
+    ramp = round(0.1 * steps)
+    every = max(10, steps // 6)  # a sharpness measurement costs ~40 gradient evaluations
+    menu: list[tuple[str, dict[str, Any]]] = []
+    if betas is not None:
+        menu.append(("gi-adam + cosine", {**after, "optimizer": "giadamw"}))
+    menu += [
+        ("smoothness-guided warmup", {**after, "controller": "smoothness_warmup()"}),
+        ("sharpness-guided warmup", {**after, "controller": f"sharpness_warmup({kind}, every={every})"}),
+        ("catapult initial LR + linear", {**after, "controller": f"catapult_warmup(steps={ramp})"}),
+        ("persistent catapult", {**after, "controller": f"catapult_warmup(steps={ramp}, persistent=True)"}),
+        ("nars warmup", {**after, "controller": "nars_warmup()"}),
+    ]
     return menu

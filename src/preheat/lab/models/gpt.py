@@ -61,9 +61,9 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.n_head = config.n_head
-        self.dropout = config.dropout
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)  # query, key, value in one matmul
         self.proj = nn.Linear(config.n_embd, config.n_embd)  # writes into the residual stream
+        self.attn_dropout = nn.Dropout(config.dropout)
         self.proj_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,10 +71,12 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(channels, dim=2)
         # (batch, time, channels) -> (batch, heads, time, channels per head)
         q, k, v = (t.view(batch, time, self.n_head, -1).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-        )
-        y = y.transpose(1, 2).contiguous().view(batch, time, channels)
+        # Attention written out (not F.scaled_dot_product_attention): its fused CPU kernel has
+        # no double backward, which Hessian-vector products (preheat.probes.sharpness) need.
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+        future = torch.ones(time, time, dtype=torch.bool, device=x.device).triu(diagonal=1)
+        weights = self.attn_dropout(scores.masked_fill(future, float("-inf")).softmax(dim=-1))
+        y = (weights @ v).transpose(1, 2).contiguous().view(batch, time, channels)
         return self.proj_dropout(self.proj(y))
 
 
