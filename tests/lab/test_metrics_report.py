@@ -247,7 +247,7 @@ def test_ranking_order_and_columns(rows: list[dict]) -> None:
     assert [r["largest_stable_lr"] for r in table] == [0.1, None, 1.0, 0.01]
 
     headers, cells = format_ranking(table)
-    assert len(headers) == len(cells[0]) == 9
+    assert len(headers) == len(cells[0]) == 10
     assert cells[0][:7] == ["1", NAME_B10, "10", "0.1", "0.41 ± 0.014", "62.5", "0 / 6"]
     assert cells[2][4] == "0.43" and cells[2][8] == "0.1 – 1"  # one seed: no ± ; the good range
     assert cells[3][4] == "0.95 ± 0.071" and cells[3][5] == "—" and cells[3][7] == "0.01"
@@ -318,3 +318,11 @@ def test_report_renders_in_a_browser(report: Path, tmp_path: Path) -> None:
 
     pixels = imread(shot)
     assert pixels.shape[:2] == (2400, 1200) and pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_ranking_reports_the_time_per_update(rows: list[dict]) -> None:
+    table = {row["name"]: row for row in ranking(rows)}
+    for name, row in table.items():
+        finished = [r for r in rows if r["name"] == name and r["status"] == "finished" and r["wall_time"]]
+        expected = np.mean([1000 * r["wall_time"] / r["steps"] for r in finished]) if finished else math.nan
+        assert row["ms_per_step"] == pytest.approx(expected, nan_ok=True)

@@ -59,7 +59,7 @@ FAILED_FACTOR = 1.5
 
 RANKING_HEADERS = (
     "rank", "schedule", "warmup", "best peak LR", "final val loss", "steps to target",
-    "diverged / runs", "largest stable LR", "good LR range",
+    "diverged / runs", "largest stable LR", "good LR range", "ms / step",
 )
 
 
@@ -301,7 +301,8 @@ def ranking(rows: list[dict[str, Any]], tolerance: float = 0.05) -> list[dict[st
     Keys: ``rank``, ``name``, ``warmup``, ``best_peak_lr``, ``final_val_loss_mean``,
     ``final_val_loss_std``, ``steps_to_target`` (mean at the best LR over the seeds that
     reached the target, or None), ``reached``, ``seeds`` (runs at the best LR), ``diverged``,
-    ``runs``, ``largest_stable_lr``, ``good_lr_range``, ``warmups`` (all swept for the name).
+    ``runs``, ``largest_stable_lr``, ``good_lr_range``, ``warmups`` (all swept for the name),
+    ``ms_per_step`` (mean wall time per update of its finished runs).
     """
     by_name: dict[str, list[dict[str, Any]]] = {}
     for group in schedule_metrics(rows, tolerance):
@@ -320,10 +321,18 @@ def ranking(rows: list[dict[str, Any]], tolerance: float = 0.05) -> list[dict[st
             "diverged": sum(g["diverged"] for g in groups), "runs": sum(g["runs"] for g in groups),
             "largest_stable_lr": chosen["largest_stable_lr"], "good_lr_range": chosen["good_lr_range"],
             "warmups": sorted(g["warmup"] for g in groups if g["warmup"] is not None),
+            "ms_per_step": _ms_per_step([r for r in rows if r["name"] == name]),
         })
         keys.append((*_sort_key(chosen), name))
     order = sorted(range(len(table)), key=keys.__getitem__)
     return [{"rank": rank, **table[i]} for rank, i in enumerate(order, start=1)]
+
+
+def _ms_per_step(rows: list[dict[str, Any]]) -> float:
+    """Mean wall time per update of the finished runs, in ms (training, evaluation and any
+    signals a controller measured): what a method costs next to another on the same task."""
+    times = [1000.0 * r["wall_time"] / r["steps"] for r in rows if r["status"] == "finished" and r["wall_time"]]
+    return float(np.mean(times)) if times else math.nan
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -354,6 +363,7 @@ def format_ranking(table: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[l
             _number(row["largest_stable_lr"], 3),
             "—" if good is None else (_number(good[0], 3) if good[0] == good[1]
                                       else f"{_number(good[0], 3)} – {_number(good[1], 3)}"),
+            _number(row["ms_per_step"], 3),
         ])
     return RANKING_HEADERS, cells
 

@@ -191,7 +191,7 @@ def write_report(
     else:
         parts.append(f'<p class="summary">{_e(_summary(rows, table))}</p>')
         headers, cells = format_ranking(table)
-        parts.append("<h2>Ranking</h2>" + _table(headers, cells, {0, 3, 4, 5, 6, 7}, id_="ranking")
+        parts.append("<h2>Ranking</h2>" + _table(headers, cells, {0, 3, 4, 5, 6, 7, 9}, id_="ranking")
                      + '<p class="note">Final val loss is mean ± std over seeds at the best peak LR; '
                      "definitions are below.</p>")
     if table and done:

@@ -1,0 +1,555 @@
+"""Diagnose a run: its sharpness against the edge of stability, its local smoothness against the loss gap.
+
+:func:`diagnose` trains one run (a :class:`~preheat.lab.config.RunConfig` with a schedule) and
+measures, on the batch of update ``t`` (``theta_t`` the parameters update ``t`` starts from,
+``eta_t`` its LR, ``L_t`` its training loss):
+
+- **at every update**, the *local smoothness* along the step (Liu et al. 2025)::
+
+      S_t = ||g(theta_{t+1}) - g(theta_t)|| / ||theta_{t+1} - theta_t||
+
+  with both gradients of the loss of update ``t``'s batch (so minibatch noise does not enter
+  it; one extra forward and backward pass), and the *loss gap* ``L_t - L*`` (``L* = f_star``,
+  default 0). ``S_t`` is NaN when the update did not move the parameters (``eta_t = 0``).
+- **every** ``every`` **updates** (``t = 0, every, 2 every, ...``), the *sharpness*
+  ``lambda_max(H_t)``, the top eigenvalue of the Hessian of that batch's loss at ``theta_t``
+  (:func:`preheat.probes.sharpness`, Lanczos, warm-started from the previous eigenvector), and for
+  Adam-type optimizers (``adam``, ``adamw``, ``giadam``, ``giadamw``) also the *preconditioned
+  sharpness* ``lambda_max(P_t^{-1} H_t)`` with ``P_t`` the preconditioner update ``t`` applied
+  (:func:`preheat.probes.adam_preconditioner`, read from the optimizer state right after update
+  ``t``; the Hessian is still taken at ``theta_t``).
+
+Each measured curvature has a *stability threshold*, the curvature at which the update would
+diverge on a quadratic (Cohen et al. 2021, 2022):
+
+- ``sgd``: ``2 / eta``; ``momentum`` (heavy ball, ``beta = momentum``): ``(2 + 2 beta) / eta``;
+- Adam-type, for the preconditioned sharpness: ``(2 + 2 beta1) / ((1 - beta1) eta)``;
+- ``radam``: none (its update is not ``P^{-1} m``); only the plain sharpness is measured.
+
+Training sharpens until the sharpness meets the threshold and then hovers there (the *edge of
+stability*); a warmup keeps ``eta_t`` small while the threshold is below the early sharpness.
+
+After training, :func:`~preheat.adaptive.smoothness.fit_smoothness_law` fits the
+``(rho, K0, K_rho)`` law ``S = K0 + K_rho (L - L*)^rho`` to the ``(gap, S)`` pairs (a quantile
+regression in log-log at level ``envelope``, default 0.9: an upper envelope).
+
+Nothing here prints; :func:`sharpness_figure`, :func:`smoothness_figure` and :func:`write` make
+the figures (matplotlib's Agg canvas, no pyplot) and the JSON of the arrays.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from preheat.adaptive.smoothness import fit_smoothness_law
+from preheat.lab.config import RunConfig
+from preheat.lab.run import build_optimizer
+from preheat.lab.tasks import Task, make_task
+from preheat.probes import adam_preconditioner, adam_stability_threshold, sharpness
+from preheat.torch import Scheduler
+
+#: Optimizers whose update is ``theta -= eta P^{-1} m``: their preconditioned sharpness is measured.
+PRECONDITIONED = ("adam", "adamw", "giadam", "giadamw")
+DPI = 90
+FIGURES = ("sharpness.png", "smoothness.png")
+JSON_NAME = "diagnosis.json"
+
+
+@dataclass
+class Diagnosis:
+    """What :func:`diagnose` measured.
+
+    Per update ``t`` (arrays of length ``updates``, the updates actually run): ``step`` (``t``),
+    ``lr`` (``eta_t``), ``loss`` (``L_t``, on update ``t``'s batch at ``theta_t``), ``gap``
+    (``L_t - L*``), ``smoothness`` (``S_t``, NaN when the update did not move) and
+    ``threshold`` (the stability threshold at ``eta_t``; see :func:`stability_threshold`).
+
+    Per measurement (arrays of length ``measurements``): ``measured_step`` (``t``),
+    ``sharpness`` (``lambda_max(H_t)``) and, for Adam-type optimizers, ``preconditioned``
+    (``lambda_max(P_t^{-1} H_t)``, else ``None``).
+
+    ``fit`` is ``(rho, K0, K_rho)`` from :func:`fit_smoothness_law` (``None`` when the gaps span
+    less than a factor 1.5 or fewer than 3 pairs are usable); ``task_constants`` the task's own
+    ``(rho, K0, K_rho)`` when it has ``smoothness_constants()`` (the river valley).
+    ``threshold_applies_to`` is ``"sharpness"``, ``"preconditioned"`` or ``None`` (RAdam).
+
+    ``status`` is ``finished`` or ``diverged`` (the training loss turned NaN/inf or exceeded
+    ``config.diverge_factor`` times the first one; the diverging update is not recorded).
+    Timings in seconds: ``seconds_total`` (the whole call), ``seconds_sharpness`` (all
+    sharpness measurements), ``seconds_smoothness`` (the extra gradients), ``seconds_training``
+    (the rest: forward, backward, optimizer steps); ``hvp_count`` Hessian-vector products.
+    """
+
+    config: RunConfig
+    every: int
+    f_star: float
+    envelope: float
+    status: str
+    step: np.ndarray
+    lr: np.ndarray
+    loss: np.ndarray
+    gap: np.ndarray
+    smoothness: np.ndarray
+    threshold: np.ndarray
+    measured_step: np.ndarray
+    sharpness: np.ndarray
+    preconditioned: np.ndarray | None
+    threshold_rule: str | None
+    threshold_applies_to: str | None
+    fit: tuple[float, float, float] | None
+    task_constants: tuple[float, float, float] | None
+    seconds_total: float
+    seconds_training: float
+    seconds_sharpness: float
+    seconds_smoothness: float
+    hvp_count: int
+
+    @property
+    def updates(self) -> int:
+        """Updates run (``config.steps`` unless the run diverged)."""
+        return int(self.step.size)
+
+    @property
+    def measurements(self) -> int:
+        """Sharpness measurements made (each: the plain one, and the preconditioned one for Adam)."""
+        return int(self.measured_step.size)
+
+    @property
+    def seconds_per_measurement(self) -> float:
+        """``seconds_sharpness / measurements``: the cost of one sharpness measurement (NaN if none)."""
+        return self.seconds_sharpness / self.measurements if self.measurements else math.nan
+
+    @property
+    def seconds_per_update(self) -> float:
+        """``seconds_training / updates``: one training update without the measurements."""
+        return self.seconds_training / self.updates if self.updates else math.nan
+
+    def law(self, gap: np.ndarray | float) -> np.ndarray | float:
+        """The fitted law ``K0 + K_rho gap^rho`` (NaN without a fit)."""
+        if self.fit is None:
+            return np.full_like(np.asarray(gap, dtype=np.float64), np.nan)
+        rho, k0, k_rho = self.fit
+        return k0 + k_rho * np.power(np.asarray(gap, dtype=np.float64), rho)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON types; NaN and infinities become ``None``."""
+
+        def column(values: np.ndarray | None) -> list[float | None] | None:
+            if values is None:
+                return None
+            return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+
+        def triple(values: tuple[float, float, float] | None) -> dict[str, float] | None:
+            return None if values is None else dict(zip(("rho", "K0", "K_rho"), values))
+
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "every": self.every,
+            "f_star": self.f_star,
+            "envelope": self.envelope,
+            "status": self.status,
+            "fit": triple(self.fit),
+            "task_constants": triple(self.task_constants),
+            "threshold_rule": self.threshold_rule,
+            "threshold_applies_to": self.threshold_applies_to,
+            "seconds": {
+                "total": self.seconds_total,
+                "training": self.seconds_training,
+                "sharpness": self.seconds_sharpness,
+                "smoothness": self.seconds_smoothness,
+                "per_measurement": self.seconds_per_measurement,
+                "per_update": self.seconds_per_update,
+            },
+            "hvp_count": self.hvp_count,
+            "updates": {
+                "step": [int(s) for s in self.step],
+                "lr": column(self.lr),
+                "loss": column(self.loss),
+                "gap": column(self.gap),
+                "smoothness": column(self.smoothness),
+                "threshold": column(self.threshold),
+            },
+            "measurements": {
+                "step": [int(s) for s in self.measured_step],
+                "sharpness": column(self.sharpness),
+                "preconditioned_sharpness": column(self.preconditioned),
+            },
+        }
+
+
+def stability_threshold(config: RunConfig, lr: float) -> float:
+    """The curvature at which an update with LR ``lr`` diverges on a quadratic, for ``config.optimizer``.
+
+    - ``sgd``: ``2 / lr`` (gradient descent on ``lambda x^2 / 2`` is stable iff ``lr lambda < 2``);
+    - ``momentum``: ``(2 + 2 beta) / lr`` with ``beta = config.momentum`` (heavy ball);
+    - ``adam``, ``adamw``, ``giadam``, ``giadamw``: ``(2 + 2 beta1) / ((1 - beta1) lr)`` with
+      ``beta1 = config.betas[0]`` (38 / lr at 0.9), for the *preconditioned* sharpness;
+    - ``radam``: NaN (no threshold).
+
+    ``lr = 0`` gives ``inf`` (nothing is unstable at a zero step).
+    """
+    if config.optimizer not in PRECONDITIONED + ("sgd", "momentum"):
+        return math.nan
+    if lr <= 0:
+        return math.inf
+    if config.optimizer == "sgd":
+        return 2.0 / lr
+    if config.optimizer == "momentum":
+        return (2.0 + 2.0 * config.momentum) / lr
+    return adam_stability_threshold(lr, config.betas[0])
+
+
+def threshold_rule(config: RunConfig) -> tuple[str | None, str | None]:
+    """``(formula, series)``: the threshold's formula as text and the series it bounds."""
+    if config.optimizer == "sgd":
+        return "2 / eta", "sharpness"
+    if config.optimizer == "momentum":
+        return f"(2 + 2 beta) / eta, beta = {config.momentum:g}", "sharpness"
+    if config.optimizer in PRECONDITIONED:
+        return f"(2 + 2 beta1) / ((1 - beta1) eta), beta1 = {config.betas[0]:g}", "preconditioned"
+    return None, None
+
+
+def diagnose(
+    config: RunConfig,
+    every: int,
+    *,
+    task: Task | None = None,
+    f_star: float = 0.0,
+    envelope: float = 0.9,
+    progress: Callable[[int], None] | None = None,
+) -> Diagnosis:
+    """Train ``config`` and measure its sharpness every ``every`` updates and its local smoothness at each.
+
+    See the module docstring for what is measured where. The run is seeded like
+    :func:`preheat.lab.run.train` (``torch.manual_seed(config.seed)``, the task's model and
+    batches from ``config.seed``) and uses its optimizer (:func:`~preheat.lab.run.build_optimizer`)
+    and :class:`~preheat.torch.Scheduler` with ``config``'s schedule, so its training is the
+    same; validation is not run.
+
+    Args:
+        config: the run; it must use a schedule (``controller`` unset).
+        every: measure the sharpness at updates ``0, every, 2 every, ...`` (1 <= every <= steps).
+        task: the task ``config`` names, already built (to reuse loaded data); built if ``None``.
+        f_star: ``L*``, the infimum of the training loss, for the gap ``L_t - L*``; default 0.
+        envelope: the quantile level of the law's fit, in (0, 1); default 0.9 (upper envelope).
+        progress: called with the number of completed updates after each one.
+
+    Returns:
+        A :class:`Diagnosis`.
+
+    Raises:
+        ValueError: naming the argument, its value and what is valid.
+
+    Cost: each update costs one extra gradient (the smoothness); each measurement one
+    forward/backward with ``create_graph`` plus up to 20 Hessian-vector products (each a few
+    gradients), twice for Adam-type optimizers.
+    """
+    owner = "diagnose"
+    if not isinstance(config, RunConfig):
+        raise ValueError(f"{owner}: config={config!r} is invalid; expected a preheat.lab.config.RunConfig")
+    if config.controller is not None:
+        raise ValueError(f"{owner}: config.controller={config.controller!r} is invalid; expected None "
+                         "(diagnose runs a schedule; put the warmup in config.schedule)")
+    if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= config.steps:
+        raise ValueError(f"{owner}: every={every!r} is invalid; expected an integer in 1..steps={config.steps}")
+    if not isinstance(f_star, (int, float)) or not math.isfinite(f_star):
+        raise ValueError(f"{owner}: f_star={f_star!r} is invalid; expected a finite number")
+    if not isinstance(envelope, (int, float)) or not 0.0 < envelope < 1.0:
+        raise ValueError(f"{owner}: envelope={envelope!r} is invalid; expected a number in (0, 1)")
+    started = time.perf_counter()
+    task = task if task is not None else make_task(config.task, config.task_options)
+    run = _Recorder(config, task, every, progress)
+    run.train()
+    seconds_total = time.perf_counter() - started
+    values = {name: np.asarray(column, dtype=np.float64) for name, column in run.columns.items()}
+    gap = values["loss"] - float(f_star)
+    fit = fit_smoothness_law(values["smoothness"], gap, envelope=envelope)
+    constants = getattr(task, "smoothness_constants", None)
+    rule, applies_to = threshold_rule(config)
+    return Diagnosis(
+        config=config,
+        every=every,
+        f_star=float(f_star),
+        envelope=float(envelope),
+        status=run.status,
+        step=np.arange(values["lr"].size),
+        lr=values["lr"],
+        loss=values["loss"],
+        gap=gap,
+        smoothness=values["smoothness"],
+        threshold=np.array([stability_threshold(config, lr) for lr in values["lr"]], dtype=np.float64),
+        measured_step=np.asarray(run.measured_step, dtype=np.int64),
+        sharpness=np.asarray(run.sharpness, dtype=np.float64),
+        preconditioned=np.asarray(run.preconditioned, dtype=np.float64) if run.adam else None,
+        threshold_rule=rule,
+        threshold_applies_to=applies_to,
+        fit=fit,
+        task_constants=tuple(float(c) for c in constants()) if callable(constants) else None,  # type: ignore[arg-type]
+        seconds_total=seconds_total,
+        seconds_training=max(seconds_total - run.seconds_sharpness - run.seconds_smoothness, 0.0),
+        seconds_sharpness=run.seconds_sharpness,
+        seconds_smoothness=run.seconds_smoothness,
+        hvp_count=run.hvp_count,
+    )
+
+
+class _Recorder:
+    """The training loop of one diagnosed run, and what it measured (see :func:`diagnose`)."""
+
+    def __init__(self, config: RunConfig, task: Task, every: int,
+                 progress: Callable[[int], None] | None) -> None:
+        self.config, self.task, self.every, self.progress = config, task, every, progress
+        self.adam = config.optimizer in PRECONDITIONED
+        self.status = "finished"
+        self.columns: dict[str, list[float]] = {"lr": [], "loss": [], "smoothness": []}
+        self.measured_step: list[int] = []
+        self.sharpness: list[float] = []
+        self.preconditioned: list[float] = []
+        self.seconds_sharpness = self.seconds_smoothness = 0.0
+        self.hvp_count = 0
+        self._vectors: dict[str, torch.Tensor | None] = {"plain": None, "preconditioned": None}
+
+    def loss_fn(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        return self.task.loss(model, batch)[0]
+
+    def train(self) -> None:
+        config = self.config
+        torch.manual_seed(config.seed)
+        model = self.task.model(config.seed)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = build_optimizer(config, params)
+        scheduler = Scheduler(optimizer, config.resolved_schedule())
+        batches = self.task.batches(config.seed, config.batch_size)
+        max_norm = config.grad_clip if config.grad_clip is not None else math.inf
+        limit = math.inf
+        for step in range(config.steps):
+            lr = float(optimizer.param_groups[0]["lr"])
+            model.train()
+            batch = next(batches)
+            loss, _ = self.task.loss(model, batch)
+            value = loss.item()
+            if step == 0:
+                limit = config.diverge_factor * abs(value)
+            if not math.isfinite(value) or value > limit:
+                self.status = "diverged"
+                return
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            before = _flat([p.detach() for p in params]).clone()
+            gradient = _flat([torch.zeros_like(p) if p.grad is None else p.grad for p in params]).clone()
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
+            optimizer.step()
+            scheduler.step()
+            self.columns["lr"].append(lr)
+            self.columns["loss"].append(value)
+            self.columns["smoothness"].append(self._smoothness(model, params, batch, before, gradient))
+            if step % self.every == 0:
+                self._sharpness(step, model, params, optimizer, batch, before)
+            if self.progress is not None:
+                self.progress(step + 1)
+
+    def _smoothness(self, model: torch.nn.Module, params: list[torch.Tensor], batch: Any,
+                    before: torch.Tensor, gradient: torch.Tensor) -> float:
+        """``||g(theta_{t+1}) - g(theta_t)|| / ||theta_{t+1} - theta_t||`` on ``batch``; NaN if nothing moved."""
+        started = time.perf_counter()
+        moved = torch.linalg.vector_norm(_flat([p.detach() for p in params]) - before).item()
+        result = math.nan
+        if moved > 0:
+            fresh = torch.autograd.grad(self.loss_fn(model, batch), params, allow_unused=True)
+            fresh_flat = _flat([torch.zeros_like(p) if g is None else g for g, p in zip(fresh, params)])
+            result = torch.linalg.vector_norm(fresh_flat - gradient).item() / moved
+        self.seconds_smoothness += time.perf_counter() - started
+        return result
+
+    def _sharpness(self, step: int, model: torch.nn.Module, params: list[torch.Tensor],
+                   optimizer: torch.optim.Optimizer, batch: Any, before: torch.Tensor) -> None:
+        """Measure ``lambda_max(H_t)`` (and ``lambda_max(P_t^{-1} H_t)``) at ``theta_t = before``."""
+        started = time.perf_counter()
+        preconditioner = adam_preconditioner(optimizer, model) if self.adam else None
+        with _parameters_at(params, before):
+            plain = sharpness(model, self.loss_fn, batch, init=self._vectors["plain"])
+            self._vectors["plain"] = plain.vector
+            self.sharpness.append(plain.value)
+            self.hvp_count += plain.hvp_count
+            if preconditioner is not None:
+                scaled = sharpness(model, self.loss_fn, batch, init=self._vectors["preconditioned"],
+                                   preconditioner=preconditioner)
+                self._vectors["preconditioned"] = scaled.vector
+                self.preconditioned.append(scaled.value)
+                self.hvp_count += scaled.hvp_count
+        self.measured_step.append(step)
+        self.seconds_sharpness += time.perf_counter() - started
+
+
+def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+@contextmanager
+def _parameters_at(params: list[torch.Tensor], flat: torch.Tensor) -> Iterator[None]:
+    """Set ``params`` to the flat vector ``flat`` inside the block; put their values back after."""
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        offset = 0
+        for p in params:
+            p.copy_(flat[offset: offset + p.numel()].view_as(p))
+            offset += p.numel()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, value in zip(params, saved):
+                p.copy_(value)
+
+
+# -- figures ---------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float, dpi: int) -> Any:
+    """A matplotlib Figure on an Agg canvas (no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Any, dpi: int) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _plain_ticks(axis: Any) -> None:
+    """Label a log axis with plain numbers (0.02, 30, 1e+04), not 3x10^1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    axis.set_major_formatter(plain)
+    low, high = sorted(axis.get_view_interval())
+    if 0 < low and high < 10 * low:  # under a decade: label the minor ticks too
+        axis.set_minor_formatter(plain)
+        return
+    axis.set_minor_formatter(NullFormatter())
+    if 0 < low and high < 1e4 * low:  # up to four decades: ticks at 1 and 3 of each
+        axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 3.0)))
+
+
+def _title(d: Diagnosis) -> str:
+    c = d.config
+    return f"{c.task}, {c.optimizer}, peak LR {c.peak_lr:g}, {c.schedule_text}"
+
+
+def sharpness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
+    """The edge-of-stability picture as PNG bytes.
+
+    Left axis (log when everything is positive): the sharpness ``lambda_max(H_t)`` at each
+    measurement, the preconditioned sharpness ``lambda_max(P_t^{-1} H_t)`` for Adam-type
+    optimizers, and the stability threshold at every update (dashed; ``2 / eta_t``,
+    ``(2 + 2 beta) / eta_t`` or ``(2 + 2 beta1) / ((1 - beta1) eta_t)``, see
+    :func:`stability_threshold`). Right axis: the LR ``eta_t``. The y range is cut at 3x the
+    larger of the highest sharpness and the lowest threshold, so a threshold that starts far
+    up (a warmup from a tiny LR) is seen coming down onto the sharpness.
+    """
+    figure = _figure(7.0, 4.0, dpi)
+    axes = figure.add_subplot()
+    series = [("sharpness  $\\lambda_{max}(H)$", d.sharpness, "tab:blue", "o")]
+    if d.preconditioned is not None:
+        series.append(("preconditioned  $\\lambda_{max}(P^{-1}H)$", d.preconditioned, "tab:red", "s"))
+    for label, values, color, marker in series:
+        axes.plot(d.measured_step, values, color=color, marker=marker, markersize=3, linewidth=1.2, label=label)
+    threshold = np.where(np.isfinite(d.threshold), d.threshold, np.nan)
+    if d.threshold_rule is not None:
+        color = "tab:red" if d.threshold_applies_to == "preconditioned" else "tab:blue"
+        axes.plot(d.step, threshold, color=color, linestyle="--", linewidth=1.0,
+                  label=f"threshold {d.threshold_rule}")
+    shown = np.concatenate([v[np.isfinite(v)] for _, v, _, _ in series] + [np.zeros(0)])
+    finite_threshold = threshold[np.isfinite(threshold)]
+    if shown.size:
+        top = max(shown.max(), finite_threshold.min() if finite_threshold.size else shown.max())
+        low = shown.min()
+        if low > 0:
+            axes.set_yscale("log")
+            axes.set_ylim(low / 2.0, top * 3.0)
+            _plain_ticks(axes.yaxis)
+        else:
+            axes.set_ylim(low - 0.1 * abs(top - low), top * 1.5 + 1e-12)
+    axes.set_xlabel("update t")
+    axes.set_ylabel("curvature")
+    axes.grid(alpha=0.25, linewidth=0.5)
+    right = axes.twinx()
+    (lr_line,) = right.plot(d.step, d.lr, color="0.45", linewidth=1.0, label="LR  $\\eta_t$ (right)")
+    if d.lr.size and (d.lr > 0).all() and d.lr.max() > 1.5 * d.lr.min():
+        right.set_yscale("log")
+        _plain_ticks(right.yaxis)
+    right.set_ylabel("learning rate")
+    handles, labels = axes.get_legend_handles_labels()
+    figure.legend(handles + [lr_line], labels + [lr_line.get_label()], loc="outside lower center",
+                  ncols=2, fontsize="x-small", frameon=False)
+    axes.set_title(_title(d), fontsize="small")
+    if d.updates:
+        axes.set_xlim(0, max(d.updates - 1, 1))
+    return _png(figure, dpi)
+
+
+def smoothness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
+    """Liu et al. (2025)'s Figure 1 as PNG bytes: local smoothness ``S_t`` against the loss gap ``L_t - L*``.
+
+    Log-log scatter of the pairs with both positive, coloured by update ``t`` (colorbar); the
+    fitted law ``K0 + K_rho gap^rho`` (solid, constants in the legend) and, when the task knows
+    its own constants, its bound (dashed).
+    """
+    figure = _figure(6.0, 4.2, dpi)
+    axes = figure.add_subplot()
+    keep = np.isfinite(d.smoothness) & np.isfinite(d.gap) & (d.smoothness > 0) & (d.gap > 0)
+    if keep.any():
+        points = axes.scatter(d.gap[keep], d.smoothness[keep], c=d.step[keep], cmap="viridis", s=10,
+                              linewidths=0, label="$S_t$ measured")
+        colorbar = figure.colorbar(points, ax=axes)
+        colorbar.set_label("update t")
+        gaps = np.geomspace(d.gap[keep].min(), d.gap[keep].max(), 200)
+        if d.fit is not None:
+            rho, k0, k_rho = d.fit
+            axes.plot(gaps, d.law(gaps), color="black", linewidth=1.5,
+                      label=f"fit: $K_0$={k0:.3g}, $K_\\rho$={k_rho:.3g}, $\\rho$={rho:.3g}")
+        if d.task_constants is not None:
+            rho, k0, k_rho = d.task_constants
+            axes.plot(gaps, k0 + k_rho * gaps**rho, color="tab:red", linestyle="--", linewidth=1.2,
+                      label=f"task's bound: $K_0$={k0:.3g}, $K_\\rho$={k_rho:.3g}, $\\rho$={rho:.3g}")
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        _plain_ticks(axes.xaxis)
+        _plain_ticks(axes.yaxis)
+        axes.legend(fontsize="x-small", framealpha=0.85, loc="best")
+    else:
+        axes.text(0.5, 0.5, "no pair with a positive gap and smoothness", ha="center", va="center",
+                  transform=axes.transAxes)
+    axes.set_xlabel("loss gap  $L_t - L^*$" + (f"  ($L^*$={d.f_star:g})" if d.f_star else ""))
+    axes.set_ylabel("local smoothness  $S_t$")
+    axes.grid(alpha=0.25, linewidth=0.5, which="both")
+    axes.set_title(_title(d), fontsize="small")
+    return _png(figure, dpi)
+
+
+def write(d: Diagnosis, out: str | Path, dpi: int = DPI) -> dict[str, Path]:
+    """Write ``sharpness.png``, ``smoothness.png`` and ``diagnosis.json`` (:meth:`Diagnosis.to_dict`)
+    into the folder ``out`` (created if missing); returns ``{name: path}``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / name for name in (*FIGURES, JSON_NAME)}
+    paths["sharpness.png"].write_bytes(sharpness_figure(d, dpi))
+    paths["smoothness.png"].write_bytes(smoothness_figure(d, dpi))
+    paths[JSON_NAME].write_text(json.dumps(d.to_dict(), indent=1, allow_nan=False) + "\n")
+    return paths
