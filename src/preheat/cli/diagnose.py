@@ -36,6 +36,18 @@ OPTION_OF = {"task": "--task", "task_options": "--task-option", "optimizer": "--
              "batch_size": "--batch-size"}
 
 
+TaskOption = Annotated[str, typer.Option(
+    "--task", "-t", help="river-valley, digits, shakespeare-char, cifar10 or package.module:function.")]
+OptimizerOption = Annotated[Optional[str], typer.Option(
+    help="sgd, momentum, adam, adamw, radam, giadam or giadamw [default: the task's in preheat compare, else adamw].")]
+PeakOption = Annotated[Optional[float], typer.Option(
+    help="Peak learning rate [default: the lower of the task's two in preheat compare, else 1e-3].")]
+ScheduleOption = Annotated[str, typer.Option(help="Schedule expression; update t uses peak-lr * schedule(t).")]
+TaskOptions = Annotated[list[str], typer.Option(help="A task option KEY=VALUE (repeatable), e.g. width=32.")]
+OutOption = Annotated[Optional[Path], typer.Option(
+    "--out", "-o", help="Folder for the PNGs and the JSON [default: runs/diagnose-TASK].")]
+
+
 def _task_options(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` items as a dict; each value read as YAML (``width=32`` is the int 32)."""
     options = {}
@@ -43,7 +55,10 @@ def _task_options(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--task-option {item!r} is invalid; expected KEY=VALUE, e.g. width=32")
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--task-option {item!r} is invalid; expected a YAML value after '='") from None
     return options
 
 
@@ -94,12 +109,16 @@ def _fields(task: str, optimizer: str | None, peak_lr: float | None, batch_size:
 
 
 def _number(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.4g}"
 
 
 def _table(d: Diagnosis) -> Table:
     """The summary: fitted law (and the task's own), sharpness at start and end, cost."""
-    table = Table(title=f"diagnose {d.config.task}: {d.updates} updates, {d.status}")
+    caption = f"threshold: {d.threshold_rule}" if d.threshold_rule is not None else None
+    updates = f"{d.updates} update{'' if d.updates == 1 else 's'}"
+    table = Table(title=f"diagnose {d.config.task}: {updates}, {d.status}", caption=caption)
     table.add_column("quantity")
     table.add_column("value", justify="right")
     fit = d.fit if d.fit is not None else (None, None, None)
@@ -108,45 +127,37 @@ def _table(d: Diagnosis) -> Table:
         suffix = f"  (task's: {_number(known)})" if d.task_constants is not None else ""
         table.add_row(f"fitted {name}", _number(value) + suffix)
     if d.fit is None:
-        table.add_row("fit", "none: the loss gaps span less than a factor 1.5")
+        table.add_row("fit", "none: too few pairs, or gaps within a factor 1.5")
     if d.measurements:
         first, last = int(d.measured_step[0]), int(d.measured_step[-1])
-        series = [("sharpness", d.sharpness)]
+        rows = [("sharpness", d.sharpness)]
         if d.preconditioned is not None:
-            series.append(("preconditioned sharpness", d.preconditioned))
-        for label, values in series:
-            table.add_row(f"{label} at update {first} / {last}", f"{_number(values[0])} / {_number(values[-1])}")
+            rows.append(("preconditioned", d.preconditioned))
         if d.threshold_rule is not None:
-            table.add_row(f"threshold {d.threshold_rule}",
-                          f"{_number(d.threshold[first])} / {_number(d.threshold[last])}")
+            rows.append(("threshold", d.threshold[d.measured_step]))
+        for label, values in rows:
+            table.add_row(f"{label} at t={first} / t={last}", f"{_number(values[0])} / {_number(values[-1])}")
     ratio = d.seconds_per_measurement / d.seconds_per_update if d.seconds_per_update > 0 else math.nan
-    table.add_row("cost per sharpness measurement",
-                  f"{1e3 * d.seconds_per_measurement:.3g} ms (= {_number(ratio)} training updates)")
-    table.add_row("sharpness / smoothness / total time",
+    table.add_row("cost of one sharpness measurement",
+                  f"{1e3 * d.seconds_per_measurement:.3g} ms = {_number(ratio)} updates")
+    table.add_row("time: sharpness / smoothness / all",
                   f"{d.seconds_sharpness:.2f} / {d.seconds_smoothness:.2f} / {d.seconds_total:.2f} s")
     return table
 
 
 @app.command()
 def diagnose(
-    task: Annotated[str, typer.Option(
-        "--task", "-t", help="river-valley, digits, shakespeare-char, cifar10 or package.module:function.")],
-    optimizer: Annotated[Optional[str], typer.Option(
-        help="sgd, momentum, adam, adamw, radam, giadam or giadamw [default: the task's in preheat compare, "
-             "else adamw].")] = None,
-    peak_lr: Annotated[Optional[float], typer.Option(
-        "--peak-lr", help="Peak learning rate [default: the task's moderate one in preheat compare, else 1e-3].")] = None,
-    schedule: Annotated[str, typer.Option(
-        help="Schedule expression; update t uses peak-lr * schedule(t).")] = "constant()",
+    task: TaskOption,
+    optimizer: OptimizerOption = None,
+    peak_lr: PeakOption = None,
+    schedule: ScheduleOption = "constant()",
     steps: Annotated[int, typer.Option(callback=positive_int, help="Updates to train.")] = 200,
     every: Annotated[int, typer.Option(callback=positive_int, help="Measure the sharpness every K updates.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the model and the batches.")] = 0,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size [default: the task's].")] = None,
-    task_option: Annotated[list[str], typer.Option(
-        "--task-option", help="A task option KEY=VALUE (repeatable), e.g. width=32.")] = [],
-    f_star: Annotated[float, typer.Option("--f-star", help="L*, the training loss's infimum (gap = L - L*).")] = 0.0,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Folder for the PNGs and the JSON [default: runs/diagnose-TASK].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size [default: the task's].")] = None,
+    task_option: TaskOptions = [],
+    f_star: Annotated[float, typer.Option(help="L*, the training loss's infimum (gap = L - L*).")] = 0.0,
+    out: OutOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train one run and measure sharpness (edge of stability) and local smoothness vs loss gap.
@@ -157,7 +168,7 @@ def diagnose(
     and diagnosis.json.
 
     Example: preheat diagnose --task river-valley --optimizer sgd --peak-lr 0.3
-    --schedule "linear_warmup(100)" --steps 300 --every 5
+    --schedule "linear_warmup(30)" --steps 60 --every 2
     """
     from preheat.lab.config import RunConfig
     from preheat.lab.diagnose import diagnose as run_diagnosis

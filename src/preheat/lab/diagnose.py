@@ -85,9 +85,11 @@ class Diagnosis:
 
     ``status`` is ``finished`` or ``diverged`` (the training loss turned NaN/inf or exceeded
     ``config.diverge_factor`` times the first one; the diverging update is not recorded).
-    Timings in seconds: ``seconds_total`` (the whole call), ``seconds_sharpness`` (all
-    sharpness measurements), ``seconds_smoothness`` (the extra gradients), ``seconds_training``
-    (the rest: forward, backward, optimizer steps); ``hvp_count`` Hessian-vector products.
+    Timings in seconds: ``seconds_total`` (the whole call, building the model and optimizer
+    and fitting included), ``seconds_training`` (the updates proper: forward, backward,
+    optimizer step), ``seconds_sharpness`` (all sharpness measurements), ``seconds_smoothness``
+    (the extra gradients); ``update_seconds`` and ``measurement_seconds`` hold each update's
+    and each measurement's time; ``hvp_count`` counts Hessian-vector products.
     """
 
     config: RunConfig
@@ -112,6 +114,8 @@ class Diagnosis:
     seconds_training: float
     seconds_sharpness: float
     seconds_smoothness: float
+    update_seconds: np.ndarray
+    measurement_seconds: np.ndarray
     hvp_count: int
 
     @property
@@ -126,13 +130,16 @@ class Diagnosis:
 
     @property
     def seconds_per_measurement(self) -> float:
-        """``seconds_sharpness / measurements``: the cost of one sharpness measurement (NaN if none)."""
-        return self.seconds_sharpness / self.measurements if self.measurements else math.nan
+        """The median time of one sharpness measurement (both series for Adam); NaN if none.
+
+        The median, not the mean: the first call of anything in torch pays one-off costs.
+        """
+        return float(np.median(self.measurement_seconds)) if self.measurements else math.nan
 
     @property
     def seconds_per_update(self) -> float:
-        """``seconds_training / updates``: one training update without the measurements."""
-        return self.seconds_training / self.updates if self.updates else math.nan
+        """The median time of one training update (forward, backward, step; no measurement); NaN if none."""
+        return float(np.median(self.update_seconds)) if self.updates else math.nan
 
     def law(self, gap: np.ndarray | float) -> np.ndarray | float:
         """The fitted law ``K0 + K_rho gap^rho`` (NaN without a fit)."""
@@ -271,12 +278,16 @@ def diagnose(
     task = task if task is not None else make_task(config.task, config.task_options)
     run = _Recorder(config, task, every, progress)
     run.train()
-    seconds_total = time.perf_counter() - started
     values = {name: np.asarray(column, dtype=np.float64) for name, column in run.columns.items()}
     gap = values["loss"] - float(f_star)
     fit = fit_smoothness_law(values["smoothness"], gap, envelope=envelope)
-    constants = getattr(task, "smoothness_constants", None)
+    known = getattr(task, "smoothness_constants", None)  # the river valley's (rho, K0, K_rho)
+    task_constants = None
+    if callable(known):
+        rho, k0, k_rho = known()
+        task_constants = (float(rho), float(k0), float(k_rho))
     rule, applies_to = threshold_rule(config)
+    seconds_total = time.perf_counter() - started
     return Diagnosis(
         config=config,
         every=every,
@@ -295,11 +306,13 @@ def diagnose(
         threshold_rule=rule,
         threshold_applies_to=applies_to,
         fit=fit,
-        task_constants=tuple(float(c) for c in constants()) if callable(constants) else None,  # type: ignore[arg-type]
+        task_constants=task_constants,
         seconds_total=seconds_total,
-        seconds_training=max(seconds_total - run.seconds_sharpness - run.seconds_smoothness, 0.0),
-        seconds_sharpness=run.seconds_sharpness,
+        seconds_training=float(sum(run.update_seconds)),
+        seconds_sharpness=float(sum(run.measurement_seconds)),
         seconds_smoothness=run.seconds_smoothness,
+        update_seconds=np.asarray(run.update_seconds, dtype=np.float64),
+        measurement_seconds=np.asarray(run.measurement_seconds, dtype=np.float64),
         hvp_count=run.hvp_count,
     )
 
@@ -316,7 +329,9 @@ class _Recorder:
         self.measured_step: list[int] = []
         self.sharpness: list[float] = []
         self.preconditioned: list[float] = []
-        self.seconds_sharpness = self.seconds_smoothness = 0.0
+        self.seconds_smoothness = 0.0
+        self.update_seconds: list[float] = []
+        self.measurement_seconds: list[float] = []
         self.hvp_count = 0
         self._vectors: dict[str, torch.Tensor | None] = {"plain": None, "preconditioned": None}
 
@@ -334,6 +349,7 @@ class _Recorder:
         max_norm = config.grad_clip if config.grad_clip is not None else math.inf
         limit = math.inf
         for step in range(config.steps):
+            started = time.perf_counter()
             lr = float(optimizer.param_groups[0]["lr"])
             model.train()
             batch = next(batches)
@@ -351,6 +367,7 @@ class _Recorder:
             torch.nn.utils.clip_grad_norm_(params, max_norm)
             optimizer.step()
             scheduler.step()
+            self.update_seconds.append(time.perf_counter() - started)
             self.columns["lr"].append(lr)
             self.columns["loss"].append(value)
             self.columns["smoothness"].append(self._smoothness(model, params, batch, before, gradient))
@@ -389,7 +406,7 @@ class _Recorder:
                 self.preconditioned.append(scaled.value)
                 self.hvp_count += scaled.hvp_count
         self.measured_step.append(step)
-        self.seconds_sharpness += time.perf_counter() - started
+        self.measurement_seconds.append(time.perf_counter() - started)
 
 
 def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
