@@ -73,7 +73,6 @@ class CatapultWarmup(Controller):
     """
 
     name: ClassVar[str] = "catapult_warmup"
-    needs: ClassVar[dict[str, int]] = {}
 
     def __init__(
         self,

@@ -109,7 +109,6 @@ class SmoothnessWarmup(Controller):
     """
 
     name: ClassVar[str] = "smoothness_warmup"
-    needs: ClassVar[dict[str, int]] = {}
 
     def __init__(
         self,
