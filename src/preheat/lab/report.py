@@ -155,6 +155,14 @@ sweep), the row is its best warmup's, and diverged / runs counts all of them.</l
 """
 
 
+def _colors(families: list[str]) -> dict[str, Any]:
+    """A distinct colour per schedule: matplotlib's default cycle, or tab20 past ten of them."""
+    from matplotlib import colormaps
+
+    palette = [f"C{i}" for i in range(10)] if len(families) <= 10 else list(colormaps["tab20"].colors)
+    return {family: palette[i % len(palette)] for i, family in enumerate(families)}
+
+
 def write_report(
     store: Store,
     path: str | Path | None = None,
@@ -182,7 +190,7 @@ def write_report(
     done = [r for r in rows if r["status"] in DONE]
     entries = best_per_family(rows, table)
     families = list(dict.fromkeys([e["family"] for e in entries] + [r["family"] for r in rows]))
-    colors = {family: f"C{i % 10}" for i, family in enumerate(families)}
+    colors = _colors(families)
 
     figures: dict[str, str] = {}  # file stem -> base64 PNG
     parts = [f"<h1>{_e(title)}</h1>"]
