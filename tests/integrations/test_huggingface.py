@@ -1,0 +1,209 @@
+"""preheat in a real ``transformers.Trainer`` on CPU: LR sequence, warmup rounding, a controller's
+loss and log, resume, and the docs' example."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from preheat.adaptive import Controller  # noqa: E402
+from preheat.integrations.huggingface import (  # noqa: E402
+    PreheatCallback,
+    PreheatTrainer,
+    optimizers_for_trainer,
+    warmup_steps,
+)
+from preheat.schedules import from_hf_name, warmup_cosine  # noqa: E402
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
+
+
+def code_blocks(section: str) -> list[str]:
+    """The ```python blocks under ``## section`` of the docs page: its examples are this code."""
+    parts = re.split(r"^## ", DOC.read_text(encoding="utf-8"), flags=re.M)
+    body = next(p for p in parts if p.startswith(section))
+    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+
+
+PEAK, STEPS = 0.05, 8
+SCHEDULE = warmup_cosine(3, STEPS, start=0.1, end=0.2)
+
+
+class TinyModel(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = torch.nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": F.mse_loss(self.layer(x).squeeze(-1), labels)}
+
+
+class TinyData(torch.utils.data.Dataset):
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x, self.y = torch.randn(64, 4, generator=g), torch.randn(64, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+class Recording(Controller):
+    """Raises the multiplier by 0.2 per observed update and records every loss it sees."""
+
+    name = "recording"
+
+    def __init__(self, total: int) -> None:
+        self.losses: list[float] = []
+        super().__init__(total)
+
+    def start(self) -> float:
+        return 0.2
+
+    def decide(self, signals: Mapping[str, float]) -> tuple[float, str, str, dict[str, float], bool]:
+        self.losses.append(signals["loss"])
+        return self.current + 0.2, "raise", "test", {"loss": signals["loss"]}, False
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"losses": list(self.losses)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.losses = list(state["losses"])
+
+
+def lr_recorder(seen: list[float]) -> Any:
+    class RecordLR(transformers.TrainerCallback):
+        def on_step_begin(self, args, state, control, optimizer=None, **kwargs) -> None:
+            seen.append(optimizer.param_groups[0]["lr"])
+
+    return RecordLR()
+
+
+def arguments(tmp_path: Path, **kwargs: Any) -> Any:
+    base = dict(output_dir=str(tmp_path), max_steps=STEPS, per_device_train_batch_size=4,
+                report_to="none", use_cpu=True, save_strategy="no", logging_steps=1,
+                disable_tqdm=True, seed=0)
+    base.update(kwargs)
+    return transformers.TrainingArguments(**base)
+
+
+def train(trainer_cls: type, tmp_path: Path, schedule: Any, **kwargs: Any) -> tuple[Any, list[float], Any]:
+    model = TinyModel()
+    optimizers = optimizers_for_trainer(model, schedule, lr=PEAK, optimizer="sgd")
+    seen: list[float] = []
+    trainer = trainer_cls(model=model, args=arguments(tmp_path, **kwargs), train_dataset=TinyData(),
+                          optimizers=optimizers, callbacks=[lr_recorder(seen)])
+    trainer.train()
+    return trainer, seen, optimizers[1]
+
+
+def test_lr_sequence_is_the_schedule(tmp_path: Path) -> None:
+    trainer, seen, scheduler = train(transformers.Trainer, tmp_path, SCHEDULE)
+    assert seen == [PEAK * SCHEDULE(k) for k in range(STEPS)]
+    assert scheduler.last_epoch == STEPS
+    logged = [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
+    assert logged == pytest.approx([PEAK * SCHEDULE(k) for k in range(STEPS)])
+
+
+@pytest.mark.parametrize("ratio", [0.05, 0.1, 0.13, 0.25, 0.3, 0.5, 0.99])
+@pytest.mark.parametrize("total", [8, 10, 37, 1000])
+def test_warmup_ratio_rounds_as_hf(ratio: float, total: int) -> None:
+    expected = transformers.TrainingArguments(output_dir="unused", warmup_steps=ratio).get_warmup_steps(total)
+    assert warmup_steps(total, warmup_ratio=ratio) == expected
+    assert warmup_steps(total, num_warmup_steps=ratio) == expected
+
+
+def test_hf_name_with_ratio_matches_hf_scheduler() -> None:
+    model = TinyModel()
+    _, scheduler = optimizers_for_trainer(model, "cosine", lr=PEAK, num_training_steps=STEPS, warmup_ratio=0.3)
+    assert math.ceil(0.3 * STEPS) == 3
+    reference = torch.optim.SGD(TinyModel().parameters(), lr=PEAK)
+    hf = transformers.get_scheduler("cosine", reference, num_warmup_steps=3, num_training_steps=STEPS)
+    for _ in range(STEPS):
+        assert scheduler.get_last_lr()[0] == pytest.approx(hf.get_last_lr()[0], rel=1e-12, abs=1e-15)
+        reference.step(), scheduler.optimizer.step()
+        hf.step(), scheduler.step()
+    assert scheduler.schedules[0] == from_hf_name("cosine", 3, STEPS)
+
+
+def test_arguments_are_checked() -> None:
+    model = TinyModel()
+    with pytest.raises(ValueError, match="warmup_ratio"):
+        optimizers_for_trainer(model, SCHEDULE, lr=PEAK, warmup_ratio=0.1)
+    with pytest.raises(ValueError, match="optimizer="):
+        optimizers_for_trainer(model, SCHEDULE, lr=PEAK, optimizer="lion")
+    with pytest.raises(ValueError, match="at most one"):
+        warmup_steps(10, num_warmup_steps=2, warmup_ratio=0.1)
+    with pytest.raises(ValueError, match="num_training_steps"):
+        warmup_steps(None, warmup_ratio=0.1)
+
+
+def step_losses(trainer: Any) -> list[float]:
+    return [e["loss"] for e in trainer.state.log_history if "loss" in e and "train_loss" not in e]
+
+
+def test_controller_gets_every_loss_and_logs_decisions(tmp_path: Path) -> None:
+    controller = Recording(total=100)
+    trainer, seen, scheduler = train(PreheatTrainer, tmp_path, controller)
+    assert controller.losses == pytest.approx(step_losses(trainer), rel=1e-4)
+    assert len(controller.losses) == STEPS
+    multipliers = [min(1.0, 0.2 + 0.2 * k) for k in range(STEPS)]
+    assert seen == pytest.approx([PEAK * m for m in multipliers])
+    entries = [e for e in trainer.state.log_history if "controller_action" in e and "loss" in e]
+    assert [e["step"] for e in entries] == list(range(1, STEPS + 1))
+    assert all(e["controller_action"] == "raise" for e in entries)
+    assert [e["lr_multiplier"] for e in entries] == pytest.approx([min(1.0, 0.2 + 0.2 * k) for k in range(1, STEPS + 1)])
+
+
+def test_gradient_accumulation_feeds_the_step_loss(tmp_path: Path) -> None:
+    controller = Recording(total=100)
+    trainer, _, _ = train(PreheatTrainer, tmp_path, controller, gradient_accumulation_steps=2, max_steps=4)
+    assert len(controller.losses) == 4
+    assert controller.losses == pytest.approx(step_losses(trainer), rel=1e-4)
+
+
+def test_callback_alone_reads_the_model_loss(tmp_path: Path) -> None:
+    controller = Recording(total=100)
+    model = TinyModel()
+    optimizers = optimizers_for_trainer(model, controller, lr=PEAK, optimizer="sgd")
+    trainer = transformers.Trainer(model=model, args=arguments(tmp_path), train_dataset=TinyData(),
+                                   optimizers=optimizers, callbacks=[PreheatCallback()])
+    trainer.train()
+    assert controller.losses == pytest.approx(step_losses(trainer), rel=1e-4)
+
+
+@pytest.mark.parametrize("make", [lambda: SCHEDULE, lambda: Recording(total=100)], ids=["schedule", "controller"])
+def test_resume_continues_the_lr_sequence(tmp_path: Path, make: Any) -> None:
+    _, full, _ = train(PreheatTrainer, tmp_path / "full", make())
+    first, _, _ = train(PreheatTrainer, tmp_path / "ckpt", make(), save_strategy="steps", save_steps=4)
+    assert (tmp_path / "ckpt" / "checkpoint-4").is_dir()
+    model = TinyModel()
+    controller = make()
+    optimizers = optimizers_for_trainer(model, controller, lr=PEAK, optimizer="sgd")
+    seen: list[float] = []
+    trainer = PreheatTrainer(model=model, args=arguments(tmp_path / "ckpt"), train_dataset=TinyData(),
+                             optimizers=optimizers, callbacks=[lr_recorder(seen)])
+    trainer.train(resume_from_checkpoint=str(tmp_path / "ckpt" / "checkpoint-4"))
+    assert seen == pytest.approx(full[4:], rel=1e-12)
+    assert optimizers[1].last_epoch == STEPS
+
+
+def test_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    (block,) = code_blocks("Hugging Face Transformers")
+    exec(compile(block, "docs/integrations.md", "exec"), {"__name__": "__doc_example__"})
+    out = capsys.readouterr().out
+    assert "[(1, " in out and any(a in out for a in ("'raise'", "'hold'", "'lower'", "'handover'"))
