@@ -248,3 +248,33 @@ def test_documented_example_runs(tmp_path, monkeypatch):
     assert len(history) == 100
     final_lr = namespace["scheduler"].get_last_lr()[0]
     assert max(history, key=lambda m: m.step).value <= 0.05 and final_lr <= 0.05
+
+
+def test_a_lab_sweep_logs_every_run_to_tensorboard_and_mlflow(tmp_path):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from preheat.cli import app
+    from preheat.lab.store import Store
+
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(app, [
+        "sweep", "--out", str(out), "--quiet", "--log", "tensorboard", "--log", "mlflow",
+        "--set", "task=river-valley", "--set", "optimizer=sgd", "--set", "steps=10", "--set", "eval_every=5",
+        "--set", "schedule=linear_warmup(4) >> constant()", "--grid", "peak_lr=[0.01, 0.02]",
+    ])
+    assert result.exit_code == 0, result.output
+    store = Store(out)
+    client = MlflowClient(tracking_uri=f"sqlite:///{(out / 'mlruns').resolve() / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(out.name)
+    mlflow_runs = {r.data.tags["preheat.run_id"]: r.info.run_id
+                   for r in client.search_runs([experiment.experiment_id])}
+    for run in store.runs():
+        lrs = list(store.steps(run["id"])["lr"])
+        events = _tb(out / "tensorboard" / run["id"])
+        assert [e.value for e in events.Scalars("lr/group0")] == pytest.approx(lrs, rel=1e-6)
+        history = client.get_metric_history(mlflow_runs[run["id"]], "lr/group0")
+        assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(lrs, rel=1e-12)
+        assert [e.step for e in events.Scalars("val/val_loss")] == [0, 5, 10]

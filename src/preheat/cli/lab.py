@@ -79,10 +79,59 @@ class _Log:
     def stop(self) -> None: ...
 
 
-def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool) -> Store:
+class _Export:
+    """``--log``: after each run, its record also goes to TensorBoard and/or MLflow (through
+    :mod:`preheat.integrations.logging`), one TensorBoard folder / MLflow run per run."""
+
+    def __init__(self, inner: Any, kinds: list[str], out: Path) -> None:
+        self.inner, self.kinds, self.out = inner, kinds, out
+
+    def sweep_started(self, total: int, todo: int) -> None:
+        self.inner.sweep_started(total, todo)
+
+    def run_started(self, config: RunConfig) -> None:
+        self.inner.run_started(config)
+
+    def run_step(self, config: RunConfig, step: int) -> None:
+        self.inner.run_step(config, step)
+
+    def run_ended(self, config: RunConfig, result: RunResult) -> None:
+        from preheat.integrations.logging import MLflowSink, TensorBoardSink
+
+        self.inner.run_ended(config, result)
+        name = f"{config.name} @ {config.peak_lr:g} seed {config.seed}"
+        for kind in self.kinds:
+            sink = (TensorBoardSink(self.out / "tensorboard" / f"{config.fingerprint()}")
+                    if kind == "tensorboard" else
+                    MLflowSink(experiment=self.out.name, run_name=name, directory=self.out / "mlruns",
+                               tags={"preheat.run_id": config.fingerprint()}))
+            for table, prefix in ((result.steps, "train"), (result.evals, "val")):
+                for i, step in enumerate(table["step"]):
+                    values = {f"{prefix}/{k}" if k != "lr" else "lr/group0": v[i]
+                              for k, v in table.items() if k != "step" and math.isfinite(v[i])}
+                    sink.log_scalars(int(step), values)
+            for decision in result.decisions:
+                sink.log_decision(decision)
+            sink.close()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+LOGS = ("tensorboard", "mlflow")
+Log = Annotated[list[str], typer.Option(
+    "--log", help="Also write each run to tensorboard (DIR/tensorboard) and/or mlflow (DIR/mlruns).")]
+
+
+def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[str]) -> Store:
     from preheat.lab.sweep import run_sweep
 
-    progress = _Log() if quiet else _Bars()
+    unknown = set(log) - set(LOGS)
+    if unknown:
+        raise typer.BadParameter(f"{sorted(unknown)} is invalid; expected {' or '.join(LOGS)}", param_hint="--log")
+    progress: Any = _Log() if quiet else _Bars()
+    if log:
+        progress = _Export(progress, log, out)
     try:
         return run_sweep(runs, out, workers=workers, progress=progress)
     finally:
@@ -116,6 +165,7 @@ def compare(
         "--data", help="shakespeare-char: a text file to train on; cifar10: the CIFAR-10 folder.")] = None,
     workers: Workers = 2,
     quiet: Quiet = False,
+    log: Log = [],
 ) -> None:
     """Run the curated warmup comparison on a task, print the ranking and write the report.
 
@@ -136,7 +186,7 @@ def compare(
         raise typer.Exit(2) from None
     out = out or Path("runs") / f"compare-{task}{'-quick' if quick else ''}"
     started = time.perf_counter()
-    store = _run(runs, out, workers, quiet)
+    store = _run(runs, out, workers, quiet, log)
     console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)", soft_wrap=True)
     _summarise(store, target=None)
 
@@ -163,6 +213,7 @@ def sweep(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory (store and report).")] = None,
     workers: Workers = 1,
     quiet: Quiet = False,
+    log: Log = [],
 ) -> None:
     """Run a grid of runs from a file and/or flags into a store, then write its report.
 
@@ -183,7 +234,7 @@ def sweep(
         errors.print(f"[red]error:[/] {err}")
         raise typer.Exit(2) from None
     out = out or Path("runs") / spec.name
-    store = _run(runs, out, workers, quiet)
+    store = _run(runs, out, workers, quiet, log)
     _summarise(store, target=None)
 
 
