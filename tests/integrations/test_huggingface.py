@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 import torch
@@ -15,7 +15,6 @@ import torch.nn.functional as F
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-from preheat.adaptive import Controller  # noqa: E402
 from preheat.integrations.huggingface import (  # noqa: E402
     PreheatCallback,
     PreheatTrainer,
@@ -23,6 +22,8 @@ from preheat.integrations.huggingface import (  # noqa: E402
     warmup_steps,
 )
 from preheat.schedules import from_hf_name, warmup_cosine  # noqa: E402
+
+from recording import Recording
 
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
@@ -59,29 +60,6 @@ class TinyData(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"x": self.x[i], "labels": self.y[i]}
-
-
-class Recording(Controller):
-    """Raises the multiplier by 0.2 per observed update and records every loss it sees."""
-
-    name = "recording"
-
-    def __init__(self, total: int) -> None:
-        self.losses: list[float] = []
-        super().__init__(total)
-
-    def start(self) -> float:
-        return 0.2
-
-    def decide(self, signals: Mapping[str, float]) -> tuple[float, str, str, dict[str, float], bool]:
-        self.losses.append(signals["loss"])
-        return self.current + 0.2, "raise", "test", {"loss": signals["loss"]}, False
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"losses": list(self.losses)}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.losses = list(state["losses"])
 
 
 def lr_recorder(seen: list[float]) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 import torch
@@ -17,10 +17,11 @@ lightning = pytest.importorskip("lightning")
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
-from preheat.adaptive import Controller  # noqa: E402
 from preheat.integrations.lightning import ACTION_CODES, PreheatLightningCallback  # noqa: E402
 from preheat.schedules import warmup_cosine  # noqa: E402
 from preheat.torch import Scheduler  # noqa: E402
+
+from recording import Recording
 
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
@@ -35,29 +36,6 @@ def code_blocks(section: str) -> list[str]:
 
 PEAK, STEPS = 0.05, 8
 SCHEDULE = warmup_cosine(3, STEPS, start=0.1, end=0.2)
-
-
-class Recording(Controller):
-    """Raises the multiplier by 0.2 per observed update and records every loss it sees."""
-
-    name = "recording"
-
-    def __init__(self, total: int) -> None:
-        self.losses: list[float] = []
-        super().__init__(total)
-
-    def start(self) -> float:
-        return 0.2
-
-    def decide(self, signals: Mapping[str, float]) -> tuple[float, str, str, dict[str, float], bool]:
-        self.losses.append(signals["loss"])
-        return self.current + 0.2, "raise", "test", {"loss": signals["loss"]}, False
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"losses": list(self.losses)}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.losses = list(state["losses"])
 
 
 class Tiny(lightning.LightningModule):
