@@ -54,7 +54,8 @@ def run_sweep(
     """Run every config not already done in ``directory``'s store; return the store.
 
     ``workers=1`` runs in this process; ``workers > 1`` uses that many processes with
-    ``max(1, cores // workers)`` torch threads each (cores = ``os.cpu_count()``). Either way a
+    ``max(1, cores // workers)`` torch threads each (cores = the CPUs this process may run on,
+    so ``taskset`` limits it). Either way a
     run's numbers depend only on its config and the thread count.
     """
     if isinstance(runs, SweepConfig):
@@ -66,12 +67,17 @@ def run_sweep(
     store.add(runs)
     todo = store.todo()
     progress.sweep_started(len(store.runs()), len(todo))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, cores() // workers)
     if workers == 1:
         _run_here(store, todo, threads, progress)
     else:
         _run_pool(store, todo, workers, threads, progress)
     return store
+
+
+def cores() -> int:
+    """The CPUs this process may run on (its affinity, which ``taskset`` and cgroups set)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _run_here(store: Store, todo: list[RunConfig], threads: int, progress: Progress) -> None:
