@@ -121,10 +121,35 @@ class _Export:
 LOGS = ("tensorboard", "mlflow")
 Log = Annotated[list[str], typer.Option(
     "--log", help="Also write each run to tensorboard (DIR/tensorboard) and/or mlflow (DIR/mlruns).")]
+BACKENDS = ("local", "ray")
+Backend = Annotated[str, typer.Option(
+    "--backend", help="local (processes on this machine) or ray (one Ray task per run).")]
+Address = Annotated[Optional[str], typer.Option(
+    "--address", help="ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); default: a local instance.")]
+Cpus = Annotated[float, typer.Option("--cpus-per-run", help="ray: CPUs per run (its torch threads).")]
+Gpus = Annotated[float, typer.Option("--gpus-per-run", help="ray: GPUs per run.")]
+Retries = Annotated[int, typer.Option("--retries", help="ray: reruns of a run whose worker died.")]
 
 
-def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[str]) -> Store:
-    from preheat.lab.sweep import run_sweep
+def _ray(backend: str, address: str | None, cpus: float, gpus: float, retries: int) -> Any:
+    """The Ray backend the options ask for, or None for the local one."""
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"{backend!r} is invalid; expected {' or '.join(BACKENDS)}", param_hint="--backend")
+    if backend == "local":
+        if address is not None:
+            raise typer.BadParameter("is for the ray backend; add --backend ray", param_hint="--address")
+        return None
+    from preheat.lab.sweep.ray import RayBackend
+
+    try:
+        return RayBackend(address=address, cpus=cpus, gpus=gpus, retries=retries)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--cpus-per-run/--gpus-per-run/--retries") from None
+
+
+def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[str], ray: Any) -> Store | None:
+    """Run the sweep with progress; the store, or None on a torchrun rank other than 0."""
+    from preheat.lab.sweep import SweepIncomplete, run_sweep
 
     unknown = set(log) - set(LOGS)
     if unknown:
@@ -133,7 +158,10 @@ def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[
     if log:
         progress = _Export(progress, log, out)
     try:
-        return run_sweep(runs, out, workers=workers, progress=progress)
+        return run_sweep(runs, out, workers=workers, progress=progress, backend=ray)
+    except SweepIncomplete as err:
+        errors.print(f"[red]error:[/] {err}")
+        raise typer.Exit(1) from None
     finally:
         progress.stop()
 
@@ -166,6 +194,11 @@ def compare(
     workers: Workers = 2,
     quiet: Quiet = False,
     log: Log = [],
+    backend: Backend = "local",
+    address: Address = None,
+    cpus_per_run: Cpus = 1.0,
+    gpus_per_run: Gpus = 0.0,
+    retries: Retries = 3,
 ) -> None:
     """Run the curated warmup comparison on a task, print the ranking and write the report.
 
@@ -176,6 +209,7 @@ def compare(
     from preheat.lab.compare import comparison
     from preheat.lab.tasks import make_task
 
+    ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
     try:
         runs = comparison(task, quick=quick, seeds=seeds,
                           data=str(data) if data is not None else None)
@@ -186,9 +220,10 @@ def compare(
         raise typer.Exit(2) from None
     out = out or Path("runs") / f"compare-{task}{'-quick' if quick else ''}"
     started = time.perf_counter()
-    store = _run(runs, out, workers, quiet, log)
-    console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)", soft_wrap=True)
-    _summarise(store, target=None)
+    store = _run(runs, out, workers, quiet, log, ray)
+    if store is not None:
+        console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)", soft_wrap=True)
+        _summarise(store, target=None)
 
 
 def _yaml_value(text: str) -> Any:
@@ -214,13 +249,23 @@ def sweep(
     workers: Workers = 1,
     quiet: Quiet = False,
     log: Log = [],
+    backend: Backend = "local",
+    address: Address = None,
+    cpus_per_run: Cpus = 1.0,
+    gpus_per_run: Gpus = 0.0,
+    retries: Retries = 3,
 ) -> None:
     """Run a grid of runs from a file and/or flags into a store, then write its report.
 
     Example: preheat sweep --set task=digits --set "schedule=warmup_cosine({warmup}, {steps})"
     --grid "peak_lr=[0.001, 0.01]" --grid "warmup=[0, 20, 50]" --grid "seed=[0, 1]"
+
+    On a Ray cluster: --backend ray [--address ADDR]. Under torchrun (torchrun --nproc_per_node
+    N -m preheat.cli sweep ...) each run is spread over the N processes.
     """
     from preheat.lab.config import SweepConfig, load_config
+
+    ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
 
     try:
         spec = load_config(config) if config else SweepConfig()
@@ -234,8 +279,9 @@ def sweep(
         errors.print(f"[red]error:[/] {err}")
         raise typer.Exit(2) from None
     out = out or Path("runs") / spec.name
-    store = _run(runs, out, workers, quiet, log)
-    _summarise(store, target=None)
+    store = _run(runs, out, workers, quiet, log, ray)
+    if store is not None:
+        _summarise(store, target=None)
 
 
 @app.command()

@@ -34,6 +34,8 @@ class RunConfig(BaseModel):
       the schedule during warmup; ``schedule`` is then what runs after the handover, with
       ``{steps}`` the updates left at that point.
     - ``eval_every``: validation at step 0, every ``eval_every`` updates and after the last one.
+    - ``device``: ``cpu``, ``cuda`` or ``cuda:N``. Under ``torchrun``, ``cuda`` is each rank's
+      ``LOCAL_RANK`` GPU (see :mod:`preheat.lab.distributed`).
     - ``diverge_factor``: the run stops as diverged when the training loss is NaN/inf or above
       ``diverge_factor`` times the larger of the initial validation loss and the first
       training loss.
@@ -58,6 +60,7 @@ class RunConfig(BaseModel):
     grad_clip: float | None = Field(None, gt=0)
     eval_every: int = Field(50, ge=1)
     diverge_factor: float = Field(10.0, gt=1)
+    device: str = "cpu"
     label: str | None = None
 
     @field_validator("betas")
@@ -66,6 +69,19 @@ class RunConfig(BaseModel):
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas={betas!r} is invalid; expected two numbers in [0, 1)")
         return betas
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, device: str) -> str:
+        import torch
+
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            kind = None
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"device={device!r} is invalid; expected cpu, cuda or cuda:N")
+        return device
 
     @model_validator(mode="after")
     def _schedule_resolves(self) -> RunConfig:

@@ -7,6 +7,11 @@ NaN/inf or exceeds ``diverge_factor`` times the larger of the initial validation
 first training loss stops and is marked ``diverged``.
 Same config, same machine: same numbers (seeded, single-threaded or not, CPU kernels are
 deterministic).
+
+Under ``torchrun`` (an initialised process group) the model is wrapped in
+``DistributedDataParallel`` and each rank trains on its share of every batch; losses and
+signals are averaged over ranks, so every rank records the same run (see
+:mod:`preheat.lab.distributed`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Callable
 
 import torch
 
-from preheat.lab.config import RunConfig
 from preheat.adaptive import Decision
+from preheat.lab import distributed
+from preheat.lab.config import RunConfig
 from preheat.lab.signals import ADAM_LIKE, Signals
 from preheat.lab.tasks import Task, make_task
 from preheat.optim import GIAdam, GIAdamW
@@ -35,7 +41,8 @@ class RunResult:
     """What one run produced. ``steps`` and ``evals`` are columns (lists of equal length).
 
     ``status`` is ``finished`` (all steps ran), ``diverged`` (stopped early, see
-    ``RunConfig.diverge_factor``) or ``failed`` (an exception; its text is in ``error``).
+    ``RunConfig.diverge_factor``) or ``failed`` (an exception; its text is in ``error``). A
+    sweep reports ``lost`` to its progress (never to the store) for a run whose process died.
     Missing values (no accuracy for the task) are NaN.
     """
 
@@ -83,17 +90,21 @@ def train(
 
 
 def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[int], None] | None) -> None:
+    world = distributed.current()
+    distributed.check_batch(config.batch_size, world)
+    device = distributed.device(config.device, world)
     torch.manual_seed(config.seed)
-    model = task.model(config.seed)
+    model = task.model(config.seed).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(config, params)
     controller = config.resolved_controller() if config.controller is not None else None
     if controller is not None and getattr(controller, "initial", 0.0) is None:  # catapult_warmup
-        result.catapult = _catapult(config, task, model)
+        result.catapult = distributed.broadcast(_catapult(config, task, model))
         controller.set_initial(result.catapult.lr / config.peak_lr)
     scheduler = Scheduler(optimizer, controller if controller is not None else config.resolved_schedule())
     signals = None if controller is None else Signals(
         controller.needs, task, model, optimizer, adam=config.optimizer in ADAM_LIKE)
+    trained = model if world.size == 1 else torch.nn.parallel.DistributedDataParallel(model)
     batches = task.batches(config.seed, config.batch_size)
     _evaluate(task, model, 0, result)
     limit = math.inf  # set from the first update's loss
@@ -101,23 +112,23 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
         lr = optimizer.param_groups[0]["lr"]
         before = torch.cat([p.detach().reshape(-1) for p in params]).clone()
         model.train()
-        batch = next(batches)
-        loss, accuracy = task.loss(model, batch)
+        batch = task.shard(next(batches), world.rank, world.size)
+        loss, accuracy = task.loss(trained, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = config.grad_clip if config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
         after = torch.cat([p.detach().reshape(-1) for p in params])
-        value = loss.item()
+        value, accuracy = distributed.mean(loss.item(), math.nan if accuracy is None else accuracy.item(),
+                                           device=device)
         if controller is None:
             scheduler.step()
         else:
             extra = signals.measure(step, batch, params, after - before)
             scheduler.step(loss=value, grad_norm=grad_norm.item(), **extra)
             result.decisions, result.signal_seconds = controller.decisions, signals.seconds
-        row = (step, lr, value, math.nan if accuracy is None else accuracy.item(),
-               grad_norm.item(), torch.linalg.vector_norm(after - before).item())
+        row = (step, lr, value, accuracy, grad_norm.item(), torch.linalg.vector_norm(after - before).item())
         for column, item in zip(STEP_COLUMNS, row):
             result.steps[column].append(item)
         if progress is not None:

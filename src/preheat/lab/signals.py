@@ -3,10 +3,12 @@
 A controller lists what it needs in ``needs`` (name -> every how many updates):
 
 - ``smoothness``: the local smoothness ``||g(theta_t+1) - g(theta_t)|| / ||theta_t+1 - theta_t||``,
-  both gradients on the update's batch (one extra forward and backward);
+  both gradients on the update's batch (one extra forward and backward; under ``torchrun`` the
+  new gradient is averaged over ranks like the old one, so it is the whole batch's);
 - ``sharpness``: the top eigenvalue of the loss Hessian on the update's batch at the new
   parameters (Lanczos on Hessian-vector products, warm-started from the last eigenvector),
-  preconditioned by Adam's second moment for Adam-type optimizers.
+  preconditioned by Adam's second moment for Adam-type optimizers (under ``torchrun``, of each
+  rank's share; the Scheduler averages the ranks' values).
 
 The seconds spent measuring are counted, so a report can state what a controller costs.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 import torch
 
+from preheat.lab import distributed
 from preheat.lab.tasks import Task
 from preheat.probes import adam_preconditioner, sharpness
 
@@ -50,9 +53,9 @@ class Signals:
         moved = torch.linalg.vector_norm(update).item()
         if every and step % every == 0 and moved > 0:
             fresh = torch.autograd.grad(self.task.loss(self.model, batch)[0], params, allow_unused=True)
-            zero = torch.zeros(())
-            change = torch.cat([((zero if g is None else g) - (zero if p.grad is None else p.grad))
-                                .expand_as(p).reshape(-1) for g, p in zip(fresh, params)])
+            new = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(fresh, params)])
+            old = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in params])
+            change = distributed.mean_tensor(new) - old  # .grad holds the ranks' mean already
             found["smoothness"] = torch.linalg.vector_norm(change).item() / moved
         every = self.needs.get("sharpness")
         if every and step % every == 0:

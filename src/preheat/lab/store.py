@@ -103,11 +103,18 @@ class Store:
         return [RunConfig.model_validate_json(config) for (config,) in rows]
 
     def mark_running(self, config: RunConfig) -> None:
+        """The run was handed to a process."""
         with self.db:
             self.db.execute(
                 "UPDATE runs SET status = 'running', started = ? WHERE id = ?",
                 (time.time(), config.fingerprint()),
             )
+
+    def mark_pending(self, config: RunConfig) -> None:
+        """The run's process died before it returned a record: the run is to do again."""
+        with self.db:
+            self.db.execute("UPDATE runs SET status = 'pending', started = NULL WHERE id = ?",
+                            (config.fingerprint(),))
 
     def save(self, config: RunConfig, result: RunResult) -> None:
         """Write a run's record and final status in one transaction (replacing any partial one)."""

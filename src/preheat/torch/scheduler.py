@@ -288,7 +288,8 @@ def _is_controller(value: Any) -> bool:
 
 
 def _all_reduce(signals: Mapping[str, float]) -> dict[str, float]:
-    """The signals averaged over all ranks when ``torch.distributed`` is initialised, else as given."""
+    """The signals averaged over all ranks when ``torch.distributed`` is initialised, else as given
+    (reduced on the current GPU under NCCL, which reduces CUDA tensors only)."""
     import torch
     import torch.distributed as dist
 
@@ -296,7 +297,8 @@ def _all_reduce(signals: Mapping[str, float]) -> dict[str, float]:
     if not values or not (dist.is_available() and dist.is_initialized()):
         return values
     keys = sorted(values)
-    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return dict(zip(keys, (tensor / dist.get_world_size()).tolist()))
 

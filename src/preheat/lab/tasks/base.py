@@ -22,9 +22,13 @@ class Task(ABC):
     - ``batches(seed, batch_size)`` yields training batches forever; the sequence depends only
       on ``seed`` and ``batch_size``.
     - ``loss(model, batch)`` returns ``(loss, accuracy)``: the scalar to minimise on this batch
-      and the batch's accuracy in [0, 1] (or ``None`` when the task has no accuracy).
+      and the batch's accuracy in [0, 1] (or ``None`` when the task has no accuracy). It moves
+      the batch to the model's device (runs may be on a GPU).
     - ``evaluate(model)`` returns at least ``{"val_loss": float}``, and ``"val_accuracy"`` when
       the task has one; it runs under ``torch.no_grad()`` in eval mode (the loop sees to that).
+
+    ``shard(batch, rank, size)`` is the part of a training batch that rank ``rank`` of ``size``
+    processes trains on when one run is spread over processes (``preheat.lab.distributed``).
 
     ``chance_accuracy`` is the accuracy of guessing (1 / classes), used to call an Adam run
     failed when its training accuracy stays below 1.5x chance (Kalra & Barkeshli 2024); ``None``
@@ -45,6 +49,23 @@ class Task(ABC):
     @abstractmethod
     def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(loss, accuracy)`` of ``model`` on ``batch``; accuracy ``None`` if the task has none."""
+
+    def shard(self, batch: Any, rank: int, size: int) -> Any:
+        """Rank ``rank``'s share of ``batch`` out of ``size`` equal shares.
+
+        The default splits a tensor, or each tensor of a tuple or list, into ``size`` equal
+        parts along dim 0 and returns part ``rank``. With a mean loss, the average of the
+        shares' gradients (what DDP computes) is then the gradient of the whole batch. Override
+        it for a batch that is not a stack of examples. ``size == 1`` returns ``batch``.
+        """
+        if size == 1:
+            return batch
+        if isinstance(batch, torch.Tensor):
+            return batch.tensor_split(size)[rank]
+        if isinstance(batch, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in batch):
+            return type(batch)(t.tensor_split(size)[rank] for t in batch)
+        raise TypeError(f"{type(self).__name__}.shard: a batch of type {type(batch).__name__} cannot be "
+                        "split by default; expected a tensor or a tuple/list of tensors, or override shard()")
 
     @abstractmethod
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:

@@ -186,8 +186,9 @@ class Digits(Task):
     def loss(
         self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(loss, accuracy)`` of ``model`` on ``batch = (x, y)``."""
-        x, y = batch
+        """``(loss, accuracy)`` of ``model`` on ``batch = (x, y)`` (moved to the model's device)."""
+        device = next(model.parameters()).device
+        x, y = (t.to(device) for t in batch)
         logits = model(x)
         if self.loss_name == "cross_entropy":
             value = F.cross_entropy(logits, y)

@@ -120,7 +120,12 @@ class RiverValley(Task):
     def loss(self, model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, None]:
         """``(f(theta) + xi . theta, None)``: its gradient is ``grad f(theta) + xi``."""
         theta = next(model.parameters())
-        return model() + torch.dot(batch, theta), None
+        return model() + torch.dot(batch.to(theta.device), theta), None
+
+    def shard(self, batch: torch.Tensor, rank: int, size: int) -> torch.Tensor:
+        """Every rank gets the whole noise vector: it already is the batch's mean noise, so the
+        ranks' averaged gradient equals the one-process gradient."""
+        return batch
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """``{"val_loss": f(theta) - f*}`` (``f* = 0``, so this is ``f(theta)``)."""
