@@ -100,3 +100,11 @@ def test_the_default_shard_splits_stacks_and_refuses_other_batches() -> None:
     assert task.shard((x, y), 0, 1) == (x, y)
     with pytest.raises(TypeError, match="override shard"):
         task.shard({"x": x}, 0, 2)
+
+
+def test_the_ddp_loop_in_docs_scale_runs_under_torchrun(tmp_path: Path) -> None:
+    text = (HERE.parents[1] / "docs" / "scale.md").read_text()
+    block = next(b for b in text.split("```python\n")[1:] if b.startswith("# ddp_loop.py"))
+    (tmp_path / "ddp_loop.py").write_text(block.split("```")[0])
+    done = torchrun("ddp_loop.py", cwd=tmp_path)
+    assert "2 ranks agree: handover at update" in done.stdout and (tmp_path / "scheduler.pt").exists()
