@@ -24,6 +24,7 @@ CONFIGS = [
     RunConfig(**DIGITS, optimizer="adam", peak_lr=1.0, controller="catapult_warmup(steps=10)", schedule="constant()"),
     RunConfig(task="river-valley", optimizer="sgd", peak_lr=0.3, steps=40, batch_size=2,
               controller="nars_warmup()", schedule="constant()"),
+    RunConfig(**DIGITS, optimizer="adamw", peak_lr=1e-2, controller="sharpness_warmup()", schedule="constant()"),
 ]
 
 
@@ -52,7 +53,7 @@ def test_every_rank_ends_every_step_with_the_same_lr_and_parameters(ranks: list[
     assert torch.equal(first["params"], second["params"])
 
 
-@pytest.mark.parametrize("index", [1, 2, 3], ids=[CONFIGS[i].name for i in (1, 2, 3)])
+@pytest.mark.parametrize("index", [1, 2, 3, 4], ids=[CONFIGS[i].name for i in (1, 2, 3, 4)])
 def test_the_lrs_are_the_controllers_logged_decisions(ranks: list[list[dict]], index: int) -> None:
     record, peak = ranks[0][index], CONFIGS[index].peak_lr
     assert len(record["decisions"]) >= 10
