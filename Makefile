@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[plot,lab,test,huggingface,lightning,jax,keras,logging,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[plot,lab,test,huggingface,lightning,jax,keras,logging,ray,peers]"
 	touch $@
 
 demo: $(STAMP)

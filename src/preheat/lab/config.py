@@ -21,7 +21,7 @@ from preheat.schedules import Schedule, parse
 if TYPE_CHECKING:
     from preheat.adaptive import Controller
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "giadam", "giadamw")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "giadam", "giadamw", "schedulefree_adamw")
 PLACEHOLDERS = ("steps", "warmup")
 
 
@@ -33,6 +33,10 @@ class RunConfig(BaseModel):
     - ``controller`` (a :mod:`preheat.adaptive` expression such as ``"nars_warmup()"``) replaces
       the schedule during warmup; ``schedule`` is then what runs after the handover, with
       ``{steps}`` the updates left at that point.
+    - ``peer`` (``hf_cosine`` or ``untuned_warmup``, see :mod:`preheat.lab.peers`) replaces
+      ``schedule`` with another package's warmup; ``hf_cosine`` warms up for ``warmup`` updates.
+    - ``optimizer = "schedulefree_adamw"`` is ``schedulefree.AdamWScheduleFree`` with
+      ``warmup_steps = warmup`` (0 if unset); the loop evaluates its averaged weights (``eval()``).
     - ``eval_every``: validation at step 0, every ``eval_every`` updates and after the last one.
     - ``device``: ``cpu``, ``cuda`` or ``cuda:N``. Under ``torchrun``, ``cuda`` is each rank's
       ``LOCAL_RANK`` GPU (see :mod:`preheat.lab.distributed`).
@@ -45,10 +49,11 @@ class RunConfig(BaseModel):
 
     task: str = "digits"
     task_options: dict[str, Any] = Field(default_factory=dict)
-    optimizer: Literal["sgd", "momentum", "adam", "adamw", "radam", "giadam", "giadamw"] = "adamw"
+    optimizer: Literal["sgd", "momentum", "adam", "adamw", "radam", "giadam", "giadamw", "schedulefree_adamw"] = "adamw"
     peak_lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     schedule: str = "constant()"
     controller: str | None = None
+    peer: Literal["hf_cosine", "untuned_warmup"] | None = None
     warmup: int | None = Field(None, ge=0)
     steps: int = Field(200, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -85,6 +90,15 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _schedule_resolves(self) -> RunConfig:
+        if self.peer is not None:
+            if self.controller is not None or self.schedule != "constant()":
+                raise ValueError(f"peer={self.peer!r} replaces the schedule; expected no controller and "
+                                 f"schedule='constant()', not controller={self.controller!r}, schedule={self.schedule!r}")
+            if self.peer == "untuned_warmup" and self.optimizer not in ("adam", "adamw"):
+                raise ValueError(f"peer='untuned_warmup' is for Adam; expected optimizer adam or adamw, "
+                                 f"not {self.optimizer!r}")
+        if self.warmup is not None and self.warmup > self.steps:
+            raise ValueError(f"warmup={self.warmup} is longer than steps={self.steps}")
         if self.controller is not None:
             self.resolved_controller()  # checks the controller and its after-warmup schedule
             return self
@@ -97,8 +111,6 @@ class RunConfig(BaseModel):
             )
         if "warmup" in names and self.warmup is None:
             raise ValueError(f"schedule={self.schedule!r} uses {{warmup}}; expected warmup=<steps>")
-        if self.warmup is not None and self.warmup > self.steps:
-            raise ValueError(f"warmup={self.warmup} is longer than steps={self.steps}")
         self.resolved_schedule()  # raises preheat.ParseError (a ValueError) with position and hint
         return self
 
@@ -122,9 +134,15 @@ class RunConfig(BaseModel):
     @property
     def name(self) -> str:
         """What a comparison groups runs by (across peak LRs and seeds): ``label`` if given,
-        else the controller expression, else the schedule with ``{steps}`` and ``{warmup}``
-        filled in."""
-        return self.label or self.controller or self.schedule_text
+        else the peer (with its warmup), else the controller expression, else the schedule with
+        ``{steps}`` and ``{warmup}`` filled in."""
+        peer = self.peer if self.peer is None or self.warmup is None else f"{self.peer}(warmup={self.warmup})"
+        return self.label or peer or self.controller or self.schedule_text
+
+    @property
+    def template(self) -> str:
+        """What a sweep over ``warmup`` varies: the peer, else the schedule template."""
+        return self.peer or self.schedule
 
     def fingerprint(self) -> str:
         """A stable 16-hex-digit hash of the whole config (the run's id in a store)."""
@@ -136,8 +154,9 @@ class SweepConfig(BaseModel):
     """A grid over run fields: every combination of the ``grid`` lists, on top of ``base``.
 
     ``grid`` maps a :class:`RunConfig` field to the values to try, e.g. ``{"peak_lr": [1e-3,
-    1e-2], "warmup": [0, 50], "seed": [0, 1]}``. A schedule template that does not use
-    ``{warmup}`` is not multiplied by the warmup values (its runs have ``warmup=None``).
+    1e-2], "warmup": [0, 50], "seed": [0, 1]}``. A run that does not use ``warmup`` (its
+    schedule has no ``{warmup}``, and it is neither ``peer = "hf_cosine"`` nor schedule-free) is
+    not multiplied by the warmup values (it has ``warmup=None``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -166,7 +185,8 @@ class SweepConfig(BaseModel):
         seen: dict[str, RunConfig] = {}
         for values in itertools.product(*(self.grid[k] for k in keys)):
             fields = {**self.base, **dict(zip(keys, values))}
-            if "{warmup}" not in fields.get("schedule", RunConfig.model_fields["schedule"].default):
+            if not ("{warmup}" in fields.get("schedule", RunConfig.model_fields["schedule"].default)
+                    or fields.get("peer") == "hf_cosine" or fields.get("optimizer") == "schedulefree_adamw"):
                 fields["warmup"] = None
             run = RunConfig(**fields)
             seen.setdefault(run.fingerprint(), run)

@@ -183,8 +183,8 @@ def run_metrics(
         if task_chance is not None and not math.isnan(accuracy):
             failed = accuracy < FAILED_FACTOR * task_chance
         rows.append({
-            "id": run["id"], "name": run["name"], "family": config.label or config.schedule,
-            "template": config.schedule, "task": config.task,
+            "id": run["id"], "name": run["name"], "family": config.label or config.template,
+            "template": config.template, "task": config.task,
             "optimizer": config.optimizer, "peak_lr": config.peak_lr, "warmup": config.warmup,
             "seed": config.seed, "steps": config.steps, "status": run["status"], "config": config,
             "final_val_loss": final,

@@ -26,6 +26,7 @@ import torch
 from preheat.adaptive import Decision
 from preheat.lab import distributed
 from preheat.lab.config import RunConfig
+from preheat.lab.peers import peer_module, peer_scheduler
 from preheat.lab.signals import ADAM_LIKE, Signals
 from preheat.lab.tasks import Task, make_task
 from preheat.optim import GIAdam, GIAdamW
@@ -63,6 +64,9 @@ def build_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torc
         return torch.optim.SGD(params, lr=lr, weight_decay=wd)
     if config.optimizer == "momentum":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
+    if config.optimizer == "schedulefree_adamw":
+        return peer_module("schedulefree").AdamWScheduleFree(
+            params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd, warmup_steps=config.warmup or 0)
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam,
              "giadam": GIAdam, "giadamw": GIAdamW}  # GI-Adam: init_scale=1, bias_correction2=True
     return kinds[config.optimizer](params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd)
@@ -101,15 +105,18 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
     if controller is not None and getattr(controller, "initial", 0.0) is None:  # catapult_warmup
         result.catapult = distributed.broadcast(_catapult(config, task, model))
         controller.set_initial(result.catapult.lr / config.peak_lr)
-    scheduler = Scheduler(optimizer, controller if controller is not None else config.resolved_schedule())
+    if config.peer is not None:
+        scheduler = peer_scheduler(config.peer, optimizer, config.warmup, config.steps)
+    else:
+        scheduler = Scheduler(optimizer, controller if controller is not None else config.resolved_schedule())
+    modes = hasattr(optimizer, "train") and hasattr(optimizer, "eval")  # schedule-free: y for grads, x to evaluate
     signals = None if controller is None else Signals(
         controller.needs, task, model, optimizer, adam=config.optimizer in ADAM_LIKE)
     trained = model if world.size == 1 else torch.nn.parallel.DistributedDataParallel(model)
     batches = task.batches(config.seed, config.batch_size)
-    _evaluate(task, model, 0, result)
+    _evaluate(task, model, 0, result, optimizer if modes else None)
     limit = math.inf  # set from the first update's loss
     for step in range(config.steps):
-        lr = optimizer.param_groups[0]["lr"]
         before = torch.cat([p.detach().reshape(-1) for p in params]).clone()
         model.train()
         batch = task.shard(next(batches), world.rank, world.size)
@@ -119,6 +126,8 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
         max_norm = config.grad_clip if config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
+        group = optimizer.param_groups[0]
+        lr = group.get("scheduled_lr", group["lr"])  # the LR this update used (schedule-free's own warmup)
         after = torch.cat([p.detach().reshape(-1) for p in params])
         value, accuracy = distributed.mean(loss.item(), math.nan if accuracy is None else accuracy.item(),
                                            device=device)
@@ -139,7 +148,7 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
             result.status = "diverged"
             return
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            _evaluate(task, model, step + 1, result)
+            _evaluate(task, model, step + 1, result, optimizer if modes else None)
 
 
 def _catapult(config: RunConfig, task: Task, model: torch.nn.Module) -> CatapultResult:
@@ -149,10 +158,17 @@ def _catapult(config: RunConfig, task: Task, model: torch.nn.Module) -> Catapult
                            target_lr=config.peak_lr, kind="adam" if config.optimizer in ADAM_LIKE else "sgd")
 
 
-def _evaluate(task: Task, model: torch.nn.Module, step: int, result: RunResult) -> None:
+def _evaluate(task: Task, model: torch.nn.Module, step: int, result: RunResult,
+              optimizer: torch.optim.Optimizer | None) -> None:
+    """Validation metrics at ``step``; a schedule-free ``optimizer`` is switched to its
+    evaluation weights meanwhile."""
     model.eval()
+    if optimizer is not None:
+        optimizer.eval()
     with torch.no_grad():
         metrics = task.evaluate(model)
+    if optimizer is not None:
+        optimizer.train()
     result.evals["step"].append(step)
     result.evals["val_loss"].append(float(metrics["val_loss"]))
     result.evals["val_accuracy"].append(float(metrics.get("val_accuracy", math.nan)))
