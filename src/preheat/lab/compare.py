@@ -95,7 +95,7 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
             "steps": steps, "eval_every": max(1, steps // 20)}
     adam = base["optimizer"] in ("adam", "adamw")
     betas = base.get("betas", (0.9, 0.999))
-    menu = _menu(steps, fractions, betas[1] if adam else None) + _adaptive(steps, betas if adam else None)
+    menu = _menu(steps, fractions, betas[1] if adam else None) + adaptive_menu(steps, betas if adam else None)
     runs = []
     for peak_lr in setup.peak_lrs:
         for label, fields in menu:
@@ -123,7 +123,7 @@ def _menu(steps: int, fractions: tuple[float, ...], beta2: float | None) -> list
     return menu
 
 
-def _adaptive(steps: int, betas: tuple[float, float] | None) -> list[tuple[str, dict[str, Any]]]:
+def adaptive_menu(steps: int, betas: tuple[float, float] | None) -> list[tuple[str, dict[str, Any]]]:
     """(label, run fields) of GI-Adam and the controllers, each handing over to cosine decay."""
     after = {"schedule": "cosine_decay({steps})"}
     kind = "optimizer='sgd'" if betas is None else f"optimizer='adam', beta1={betas[0]}, beta2={betas[1]}"

@@ -1,0 +1,189 @@
+"""preheat's warmups against what users would otherwise pick: same tasks, seeds and step budget.
+
+Every method trains with AdamW (betas 0.9, 0.99) for the same number of updates, at a moderate
+and an aggressive peak LR per task, over several seeds:
+
+- no warmup: cosine decay from the first update;
+- linear warmup + cosine, grid-tuned: warmup 0, 1, 2, 5, 10, 20 % of the run; the table shows,
+  per peak LR, the length with the best mean final validation loss;
+- Hugging Face ``get_cosine_schedule_with_warmup`` (through ``transformers``), 10 % warmup;
+- ``pytorch_warmup.UntunedLinearWarmup`` over ``CosineAnnealingLR`` (2 / (1 - beta2) updates);
+- torch's ``RAdam`` with cosine decay;
+- ``schedulefree.AdamWScheduleFree`` with 5 % warmup (its README recommends warmup through
+  ``warmup_steps`` without a length; 5 % is our choice);
+- preheat's GI-Adam with cosine decay, and each preheat controller with its defaults and no
+  warmup length (the menu of ``preheat compare``), handing over to cosine decay.
+
+Tasks: digits (MLP), the Shakespeare character GPT (tiny) and the river valley. For each task a
+table: final validation loss (mean and sample std over seeds), mean steps to the target loss
+(1.1 x the best validation loss any run of that task reached; "-" if no seed reached it, else
+the number that did), diverged runs, and wall time per run. Then one summary line per method:
+its final loss relative to the tuned linear warmup, as the median over tasks and peak LRs of
+(method / tuned - 1).
+
+Runs go to a lab store per task under ``--out`` (rerunning resumes), on ``--workers`` local
+processes. The peers are the ``peers`` extra: ``pip install 'preheat[lab,peers]'``.
+
+    python benchmarks/warmup_bench.py [--quick] [--seeds 3] [--workers 2] [--tasks ...] [--markdown FILE]
+
+``--quick``: half the steps, 2 seeds, warmup grid 0, 5, 10, 20 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from preheat.lab.compare import adaptive_menu
+from preheat.lab.config import RunConfig
+from preheat.lab.metrics import run_metrics
+from preheat.lab.sweep import cores, run_sweep
+
+BETAS = (0.9, 0.99)
+TUNED = "linear warmup + cosine (tuned)"
+WARMUP_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
+QUICK_WARMUP_GRID = (0.0, 0.05, 0.1, 0.2)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the benchmark: its fixed run fields, two peak LRs and the run length."""
+
+    base: dict[str, Any]
+    peak_lrs: tuple[float, float]  # moderate, aggressive
+    steps: int
+
+
+TASKS = {
+    "digits": Task({"task": "digits", "batch_size": 32}, (3e-3, 3e-2), 400),
+    "shakespeare-char": Task({"task": "shakespeare-char", "task_options": {"size": "tiny"}, "batch_size": 32,
+                              "weight_decay": 0.1}, (3e-3, 3e-2), 300),
+    "river-valley": Task({"task": "river-valley", "batch_size": 1}, (0.3, 3.0), 300),
+}
+
+
+def menu(steps: int, grid: tuple[float, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, run fields) of every method, for runs of ``steps`` updates."""
+    cosine = {"schedule": "cosine_decay({steps})"}
+    linear = [(f"linear {fraction:.0%}", {"schedule": "warmup_cosine({warmup}, {steps})",
+                                          "warmup": round(fraction * steps)}) for fraction in grid]
+    return linear + [
+        ("hf cosine with warmup 10%", {"peer": "hf_cosine", "warmup": round(0.1 * steps)}),
+        ("pytorch_warmup untuned", {"peer": "untuned_warmup"}),
+        ("torch radam + cosine", {**cosine, "optimizer": "radam"}),
+        ("schedulefree adamw, warmup 5%", {"optimizer": "schedulefree_adamw", "warmup": round(0.05 * steps)}),
+    ] + [(f"preheat {label}", fields) for label, fields in adaptive_menu(steps, BETAS)]
+
+
+def runs_of(task: Task, steps: int, seeds: int, grid: tuple[float, ...]) -> list[RunConfig]:
+    base = {"optimizer": "adamw", "betas": BETAS, **task.base, "steps": steps, "eval_every": max(1, steps // 20)}
+    return [RunConfig(**{**base, **fields, "label": label, "peak_lr": peak, "seed": seed})
+            for peak in task.peak_lrs for label, fields in menu(steps, grid) for seed in range(seeds)]
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (method, peak LR), the linear grid collapsed to its best length per peak."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["name"], row["peak_lr"]), []).append(row)
+    table = [_cell(name, peak, runs) for (name, peak), runs in groups.items()]
+    out = [c for c in table if not c["method"].startswith("linear ")]
+    for peak in sorted({c["peak_lr"] for c in table}):
+        linear = [c for c in table if c["method"].startswith("linear ") and c["peak_lr"] == peak]
+        no_warmup = next(c for c in linear if c["method"] == "linear 0%")
+        best = min(linear, key=lambda c: (c["mean"], c["method"]))
+        out += [{**no_warmup, "method": "no warmup"},
+                {**best, "method": TUNED, "note": f"best of the grid: {best['method'].split()[1]}"}]
+    order = ["no warmup", TUNED] + list(dict.fromkeys(c["method"] for c in out))
+    return sorted(out, key=lambda c: (order.index(c["method"]), c["peak_lr"]))
+
+
+def _cell(name: str, peak: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    finals = [r["final_val_loss"] for r in runs]
+    reached = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
+    return {
+        "method": name, "peak_lr": peak, "seeds": len(runs), "note": "",
+        "mean": statistics.fmean(finals) if all(math.isfinite(f) for f in finals) else math.inf,
+        "std": statistics.stdev(finals) if len(finals) > 1 and all(math.isfinite(f) for f in finals) else math.nan,
+        "steps_to_target": statistics.fmean(reached) if reached else None, "reached": len(reached),
+        "diverged": sum(r["diverged"] for r in runs),
+        "seconds": statistics.fmean(r["wall_time"] for r in runs),
+    }
+
+
+def markdown(task: str, cells: list[dict[str, Any]], target: float) -> str:
+    lines = [f"### {task}", "", f"Target loss {target:.4g}.", "",
+             "| method | peak LR | final val loss (mean ± std) | steps to target | diverged | s/run |",
+             "|---|---|---|---|---|---|"]
+    for c in cells:
+        std = "" if math.isnan(c["std"]) else f" ± {c['std']:.3g}"
+        reach = "-" if c["steps_to_target"] is None else f"{c['steps_to_target']:.0f}" + (
+            "" if c["reached"] == c["seeds"] else f" ({c['reached']}/{c['seeds']})")
+        name = c["method"] + (f" ({c['note']})" if c["note"] else "")
+        lines.append(f"| {name} | {c['peak_lr']:g} | {c['mean']:.4g}{std} | {reach} | "
+                     f"{c['diverged']}/{c['seeds']} | {c['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+def summary(tables: dict[str, list[dict[str, Any]]]) -> str:
+    """Per method: median over (task, peak) of its mean final loss / the tuned linear's - 1."""
+    gaps: dict[str, list[float]] = {}
+    for cells in tables.values():
+        tuned = {c["peak_lr"]: c["mean"] for c in cells if c["method"] == TUNED}
+        for c in cells:
+            if c["method"] != TUNED:
+                gaps.setdefault(c["method"], []).append(c["mean"] / tuned[c["peak_lr"]] - 1)
+    lines = ["| method | vs tuned linear warmup (median over tasks x peak LRs) | worst | diverged anywhere |",
+             "|---|---|---|---|"]
+    for method, values in sorted(gaps.items(), key=lambda item: statistics.median(item[1])):
+        diverged = sum(c["diverged"] for cells in tables.values() for c in cells if c["method"] == method)
+        lines.append(f"| {method} | {_percent(statistics.median(values))} | {_percent(max(values))} | {diverged} |")
+    return "\n".join(lines)
+
+
+def _percent(value: float) -> str:
+    return "diverged" if math.isinf(value) else f"{100 * value:+.1f} %"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="half the steps, 2 seeds, a 4-point warmup grid")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per setting (default 3, quick 2)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--steps", type=int, default=None, help="updates per run for every task (a smoke test)")
+    parser.add_argument("--out", type=Path, default=Path("runs/warmup_bench"))
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (2 if args.quick else 3)
+    grid = QUICK_WARMUP_GRID if args.quick else WARMUP_GRID
+    started = time.perf_counter()
+    tables: dict[str, list[dict[str, Any]]] = {}
+    parts = []
+    for name in args.tasks:
+        task = TASKS[name]
+        steps = args.steps or (task.steps // 2 if args.quick else task.steps)
+        directory = args.out / ("quick" if args.quick else "full") / name
+        store = run_sweep(runs_of(task, steps, seeds, grid), directory, workers=args.workers)
+        rows = run_metrics(store)
+        tables[name] = summarise(rows)
+        parts.append(markdown(f"{name} ({steps} updates, {seeds} seeds)", tables[name], rows[0]["target"]))
+        print(parts[-1], "\n", flush=True)
+    minutes = (time.perf_counter() - started) / 60
+    parts.append("### Summary\n\n" + summary(tables))
+    footer = (f"Machine: {platform.machine()}, {cores()} cores, {args.workers} workers; "
+              f"wall time {minutes:.1f} min (runs already in the store are not redone).")
+    parts.append(footer)
+    print(parts[-2], "\n\n" + footer)
+    if args.markdown is not None:
+        args.markdown.write_text("\n\n".join(parts) + "\n")
+
+
+if __name__ == "__main__":
+    main()

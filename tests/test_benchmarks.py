@@ -1,0 +1,53 @@
+"""The peer benchmark end to end at a smoke scale: every method runs, the linear grid collapses to
+its best length per peak LR, and the summary compares each method with that tuned warmup."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytorch_warmup")
+pytest.importorskip("schedulefree")
+
+ROOT = Path(__file__).parents[1]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("warmup_bench", ROOT / "benchmarks" / "warmup_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["warmup_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_warmup_bench_smoke(tmp_path: Path) -> None:
+    bench = load_bench()
+    out = tmp_path / "bench.md"
+    bench.main(["--tasks", "river-valley", "--steps", "20", "--seeds", "1", "--workers", "1",
+                "--out", str(tmp_path / "runs"), "--markdown", str(out)])
+    text = out.read_text()
+    methods = [label for label, _ in bench.menu(20, bench.WARMUP_GRID) if not label.startswith("linear ")]
+    for method in methods + ["no warmup", bench.TUNED]:
+        assert text.count(f"| {method}") == 2 + (method != bench.TUNED), method  # 2 peak LRs + summary
+    assert "### Summary" in text and "wall time" in text
+
+
+def test_the_tuned_row_is_the_best_length_per_peak() -> None:
+    bench = load_bench()
+    rows = []
+    for peak, losses in ((0.1, {"linear 0%": 3.0, "linear 5%": 1.0, "linear 10%": 2.0}),
+                         (1.0, {"linear 0%": math.inf, "linear 5%": 4.0, "linear 10%": 0.5})):
+        for name, loss in losses.items():
+            rows.append({"name": name, "peak_lr": peak, "final_val_loss": loss, "steps_to_target": None,
+                         "diverged": math.isinf(loss), "wall_time": 1.0})
+    cells = bench.summarise(rows)
+    tuned = {c["peak_lr"]: c for c in cells if c["method"] == bench.TUNED}
+    assert tuned[0.1]["mean"] == 1.0 and tuned[0.1]["note"] == "best of the grid: 5%"
+    assert tuned[1.0]["mean"] == 0.5 and tuned[1.0]["note"] == "best of the grid: 10%"
+    no_warmup = {c["peak_lr"]: c for c in cells if c["method"] == "no warmup"}
+    assert no_warmup[0.1]["mean"] == 3.0 and no_warmup[1.0]["diverged"] == 1
+    assert "| no warmup | diverged | diverged | 1 |" in bench.summary({"t": cells})
