@@ -1,0 +1,75 @@
+"""Every study in studies/ runs end to end at its --smoke size (a few runs of a few steps) and
+writes its figure, its table file, and the table into its page between the markers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/ sits at the repository root
+
+from studies import catapult, gi_adam, smoothness, untuned, warmup_tolerance  # noqa: E402
+from studies.common import BEGIN, END  # noqa: E402
+
+#: Per study, the leading cells of every table row its smoke run must write.
+EXPECTED: dict[ModuleType, list[str]] = {
+    warmup_tolerance: [
+        "| digits MLP, cross-entropy, Adam | warmup 1 |",
+        "| digits MLP, cross-entropy, Adam | warmup 4 |",
+        "| Shakespeare GPT (tiny), Adam | warmup 1 |",
+        "| Shakespeare GPT (tiny), Adam | warmup 2 |",
+    ],
+    gi_adam: [
+        "| digits MLP, cross-entropy | Adam, warmup 1 |",
+        "| digits MLP, cross-entropy | GI-Adam, warmup 1 |",
+        "| digits MLP, cross-entropy | Adam, warmup 4 |",
+        "| digits MLP, cross-entropy | GI-Adam, warmup 4 |",
+        "| digits, beta2=0.999 | Adam |",
+        "| digits, beta2=0.999 | GI-Adam |",
+    ],
+    catapult: [
+        f"| {setting} | 10 | {method} |"
+        for setting in ("river valley, GD, peak 0.3", "digits MLP, Adam, peak 0.03")
+        for method in catapult.METHODS
+    ],
+    smoothness: [
+        "| 10 |", "| 20 |", "| 40 |",
+        "| 0.1 |", "| 0.01 |", "| 0.0001 |", "| 1e-08 |",
+        "| digits MLP, sgd, peak 0.5,", "| digits MLP, adam, peak 0.01,",
+    ],
+    untuned: [f"| {label} |" for label, _, _ in untuned.METHODS] + ["| untuned linear minus RAdam |"],
+}
+
+
+@pytest.mark.parametrize("study", list(EXPECTED), ids=lambda module: module.NAME)
+def test_smoke_run_writes_figure_and_table(study: ModuleType, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = docs / f"{study.NAME}.md"
+    begin = BEGIN.format(name=study.NAME)
+    page.write_text(f"# a study\n\n{begin}\nold table\n{END}\n\nafter the table\n")
+
+    study.main(["--smoke", "--out", str(tmp_path / "runs"), "--docs", str(docs)])
+
+    figure = docs / f"{study.NAME}.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.stat().st_size > 10_000
+    table = (docs / f"{study.NAME}_table.md").read_text()
+    assert "--smoke" in table and "wall time" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    for start in EXPECTED[study]:
+        assert sum(row.startswith(start) for row in rows) == 1, f"no single table row starts with {start!r}"
+    assert (tmp_path / "runs" / "runs.sqlite").exists()
+    text = page.read_text()
+    assert "old table" not in text and table in text and text.endswith(f"{END}\n\nafter the table\n")
+
+
+def test_rerun_trains_nothing_new(tmp_path: Path) -> None:
+    """A second run into the same store reuses every run (the lab's resume)."""
+    argv = ["--smoke", "--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs")]
+    untuned.main(argv)
+    untuned.main(argv)
+    assert "0 runs trained by this invocation" in (tmp_path / "docs" / "untuned_table.md").read_text()
