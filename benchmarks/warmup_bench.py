@@ -8,7 +8,7 @@ and an aggressive peak LR per task, over several seeds:
   per peak LR, the length with the best mean final validation loss;
 - Hugging Face ``get_cosine_schedule_with_warmup`` (through ``transformers``), 10 % warmup;
 - ``pytorch_warmup.UntunedLinearWarmup`` over ``CosineAnnealingLR`` (2 / (1 - beta2) updates);
-- torch's ``RAdam`` with cosine decay;
+- torch's ``RAdam`` with cosine decay (``decoupled_weight_decay=True``, as AdamW decays);
 - ``schedulefree.AdamWScheduleFree`` with 5 % warmup (its README recommends warmup through
   ``warmup_steps`` without a length; 5 % is our choice);
 - preheat's GI-Adam with cosine decay, and each preheat controller with its defaults and no
@@ -16,11 +16,12 @@ and an aggressive peak LR per task, over several seeds:
 
 Tasks: digits (MLP), the Shakespeare character GPT (tiny) and the river valley. For each task a
 table: final validation loss (mean and sample std over seeds), mean steps to the target loss
-(1.1 x the best validation loss any run of that task reached; "-" if no seed reached it, else
-the number that did), diverged runs, and wall time per run. Then one summary line per method:
-its final loss relative to the tuned linear warmup: the median and the largest over tasks and
-peak LRs of method / tuned (1.00x = as good; the river valley's losses fall to 1e-12, so
-its ratios can be large while both losses are tiny).
+(1.1 x the tuned linear warmup's mean final validation loss at its better peak LR: how soon a
+method gets within 10 % of where the tuned baseline ends; "-" if no seed reached it, else the
+number that did), diverged runs, and wall time per run. Then one summary line per method:
+its mean final loss / the tuned linear warmup's at each task and peak LR (1.00x = as good,
+below 1 = better; the river valley's losses fall to 1e-12, so its ratios can be large while both
+losses are tiny), and the median of those ratios.
 
 Runs go to a lab store per task under ``--out`` (rerunning resumes), on ``--workers`` local
 processes. The peers are the ``peers`` extra: ``pip install 'preheat[lab,peers]'``.
@@ -43,7 +44,7 @@ from typing import Any
 
 from preheat.lab.compare import adaptive_menu
 from preheat.lab.config import RunConfig
-from preheat.lab.metrics import run_metrics
+from preheat.lab.metrics import derive_target, run_metrics
 from preheat.lab.sweep import cores, run_sweep
 
 BETAS = (0.9, 0.99)
@@ -77,7 +78,7 @@ def menu(steps: int, grid: tuple[float, ...]) -> list[tuple[str, dict[str, Any]]
     return linear + [
         ("hf cosine with warmup 10%", {"peer": "hf_cosine", "warmup": round(0.1 * steps)}),
         ("pytorch_warmup untuned", {"peer": "untuned_warmup"}),
-        ("torch radam + cosine", {**cosine, "optimizer": "radam"}),
+        ("torch radam + cosine", {**cosine, "optimizer": "radamw"}),
         ("schedulefree adamw, warmup 5%", {"optimizer": "schedulefree_adamw", "warmup": round(0.05 * steps)}),
     ] + [(f"preheat {label}", fields) for label, fields in adaptive_menu(steps, BETAS)]
 
@@ -118,8 +119,8 @@ def _cell(name: str, peak: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def markdown(task: str, cells: list[dict[str, Any]], target: float) -> str:
-    lines = [f"### {task}", "", f"Target loss {target:.4g}.", "",
+def markdown(task: str, cells: list[dict[str, Any]], target: float | None, basis: str) -> str:
+    lines = [f"### {task}", "", f"Target loss {'none' if target is None else f'{target:.4g}'} (1.1 x {basis}).", "",
              "| method | peak LR | final val loss (mean ± std) | steps to target | diverged | s/run |",
              "|---|---|---|---|---|---|"]
     for c in cells:
@@ -133,23 +134,27 @@ def markdown(task: str, cells: list[dict[str, Any]], target: float) -> str:
 
 
 def summary(tables: dict[str, list[dict[str, Any]]]) -> str:
-    """Per method: median and largest over (task, peak) of its mean final loss / the tuned linear's."""
-    gaps: dict[str, list[float]] = {}
-    for cells in tables.values():
-        tuned = {c["peak_lr"]: c["mean"] for c in cells if c["method"] == TUNED}
+    """Per method: its mean final loss / the tuned linear warmup's, for each (task, peak LR), and
+    the median over them; sorted by that median."""
+    columns = [(task, peak) for task, cells in tables.items() for peak in sorted({c["peak_lr"] for c in cells})]
+    tuned = {(task, c["peak_lr"]): c["mean"] for task, cells in tables.items() for c in cells if c["method"] == TUNED}
+    ratios: dict[str, dict[tuple[str, float], float]] = {}
+    diverged: dict[str, int] = {}
+    for task, cells in tables.items():
         for c in cells:
             if c["method"] != TUNED:
-                gaps.setdefault(c["method"], []).append(c["mean"] / tuned[c["peak_lr"]])
-    lines = ["| method | final loss / tuned linear warmup's (median over tasks x peak LRs) | largest | diverged runs |",
-             "|---|---|---|---|"]
-    for method, values in sorted(gaps.items(), key=lambda item: statistics.median(item[1])):
-        diverged = sum(c["diverged"] for cells in tables.values() for c in cells if c["method"] == method)
-        lines.append(f"| {method} | {_ratio(statistics.median(values))} | {_ratio(max(values))} | {diverged} |")
+                ratios.setdefault(c["method"], {})[(task, c["peak_lr"])] = c["mean"] / tuned[(task, c["peak_lr"])]
+                diverged[c["method"]] = diverged.get(c["method"], 0) + c["diverged"]
+    lines = ["| method | " + " | ".join(f"{task} {peak:g}" for task, peak in columns) + " | median | diverged runs |",
+             "|---|" + "---|" * (len(columns) + 2)]
+    for method, by_column in sorted(ratios.items(), key=lambda item: statistics.median(item[1].values())):
+        cells = [_ratio(by_column[column]) for column in columns] + [_ratio(statistics.median(by_column.values()))]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {diverged[method]} |")
     return "\n".join(lines)
 
 
 def _ratio(value: float) -> str:
-    return "diverged" if math.isinf(value) else f"{value:.3g}x"
+    return "diverged" if math.isinf(value) else "—" if math.isnan(value) else f"{value:.3g}x"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -172,9 +177,11 @@ def main(argv: list[str] | None = None) -> None:
         steps = args.steps or (task.steps // 2 if args.quick else task.steps)
         directory = args.out / ("quick" if args.quick else "full") / name
         store = run_sweep(runs_of(task, steps, seeds, grid), directory, workers=args.workers)
-        rows = run_metrics(store)
+        tuned = derive_target(min(c["mean"] for c in summarise(run_metrics(store)) if c["method"] == TUNED), 1.1)
+        basis = "the tuned linear warmup's final loss" if tuned is not None else "the best run's loss: every tuned run diverged"
+        rows = run_metrics(store, target=tuned)
         tables[name] = summarise(rows)
-        parts.append(markdown(f"{name} ({steps} updates, {seeds} seeds)", tables[name], rows[0]["target"]))
+        parts.append(markdown(f"{name} ({steps} updates, {seeds} seeds)", tables[name], rows[0]["target"], basis))
         print(parts[-1], "\n", flush=True)
     minutes = (time.perf_counter() - started) / 60
     parts.append("### Summary\n\n" + summary(tables))

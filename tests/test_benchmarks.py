@@ -34,6 +34,7 @@ def test_warmup_bench_smoke(tmp_path: Path) -> None:
     for method in methods + ["no warmup", bench.TUNED]:
         assert text.count(f"| {method}") == 2 + (method != bench.TUNED), method  # 2 peak LRs + summary
     assert "### Summary" in text and "wall time" in text
+    assert "(1.1 x the tuned linear warmup's final loss)" in text
 
 
 def test_the_tuned_row_is_the_best_length_per_peak() -> None:
@@ -50,4 +51,6 @@ def test_the_tuned_row_is_the_best_length_per_peak() -> None:
     assert tuned[1.0]["mean"] == 0.5 and tuned[1.0]["note"] == "best of the grid: 10%"
     no_warmup = {c["peak_lr"]: c for c in cells if c["method"] == "no warmup"}
     assert no_warmup[0.1]["mean"] == 3.0 and no_warmup[1.0]["diverged"] == 1
-    assert "| no warmup | diverged | diverged | 1 |" in bench.summary({"t": cells})
+    table = bench.summary({"t": cells})
+    assert "| method | t 0.1 | t 1 | median | diverged runs |" in table
+    assert "| no warmup | 3x | diverged | diverged | 1 |" in table  # 3.0 / 1.0; inf / 0.5

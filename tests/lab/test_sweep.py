@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from preheat.lab.config import RunConfig, SweepConfig, load_config
-from preheat.lab.run import train
+from preheat.lab.run import build_optimizer, train
 from preheat.lab.store import Store
 from preheat.lab.sweep import run_sweep
 
@@ -116,6 +117,21 @@ def test_same_config_same_numbers() -> None:
     a, b = train(tiny(seed=3)), train(tiny(seed=3))
     assert a.steps == b.steps and a.evals == b.evals
     assert train(tiny(seed=4)).steps["train_loss"] != a.steps["train_loss"]
+
+
+def test_radamw_is_radam_with_decoupled_weight_decay() -> None:
+    """``radam`` adds weight decay to the gradient (L2, like ``adam``); ``radamw`` decays the
+    weights apart from it, like ``adamw``. Without weight decay the two are the same run."""
+    params = [torch.nn.Parameter(torch.ones(3))]
+    for name, decoupled in (("radam", False), ("radamw", True)):
+        optimizer = build_optimizer(tiny(optimizer=name, weight_decay=0.1), params)
+        assert isinstance(optimizer, torch.optim.RAdam)
+        assert optimizer.param_groups[0]["decoupled_weight_decay"] is decoupled
+        assert optimizer.param_groups[0]["weight_decay"] == 0.1
+    plain = [train(tiny(optimizer=name)) for name in ("radam", "radamw")]
+    assert plain[0].steps == plain[1].steps
+    decayed = [train(tiny(optimizer=name, weight_decay=0.5)) for name in ("radam", "radamw")]
+    assert decayed[0].steps["train_loss"][-1] != decayed[1].steps["train_loss"][-1]
 
 
 def test_a_diverging_run_stops_and_is_marked() -> None:

@@ -95,7 +95,8 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
             "steps": steps, "eval_every": max(1, steps // 20)}
     adam = base["optimizer"] in ("adam", "adamw")
     betas = base.get("betas", (0.9, 0.999))
-    menu = _menu(steps, fractions, betas[1] if adam else None) + adaptive_menu(steps, betas if adam else None)
+    radam = "radamw" if base["optimizer"] == "adamw" else "radam"  # weight decay as the base applies it
+    menu = _menu(steps, fractions, betas[1] if adam else None, radam) + adaptive_menu(steps, betas if adam else None)
     runs = []
     for peak_lr in setup.peak_lrs:
         for label, fields in menu:
@@ -104,8 +105,9 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
     return runs
 
 
-def _menu(steps: int, fractions: tuple[float, ...], beta2: float | None) -> list[tuple[str, dict[str, Any]]]:
-    """(label, run fields) of every schedule in the comparison, for runs of ``steps`` updates."""
+def _menu(steps: int, fractions: tuple[float, ...], beta2: float | None, radam: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, run fields) of every schedule in the comparison, for runs of ``steps`` updates; with
+    ``beta2`` (an Adam-type base) the untuned warmup and RAdam (``radam``: its optimizer name) too."""
     menu: list[tuple[str, dict[str, Any]]] = [("no warmup", {"schedule": WARMUP_TEMPLATE, "warmup": 0})]
     for fraction in fractions:
         menu.append((f"linear warmup {fraction:.0%} + cosine",
@@ -119,7 +121,7 @@ def _menu(steps: int, fractions: tuple[float, ...], beta2: float | None) -> list
         if length < steps:
             menu.append((f"untuned linear warmup (beta2={beta2})",
                          {"schedule": f"untuned_linear_warmup({beta2}) >> cosine_decay({steps - length})"}))
-        menu.append(("radam + cosine", {"schedule": "cosine_decay({steps})", "optimizer": "radam"}))
+        menu.append(("radam + cosine", {"schedule": "cosine_decay({steps})", "optimizer": radam}))
     return menu
 
 

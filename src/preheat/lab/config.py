@@ -21,7 +21,7 @@ from preheat.schedules import Schedule, parse
 if TYPE_CHECKING:
     from preheat.adaptive import Controller
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "giadam", "giadamw", "schedulefree_adamw")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "radamw", "giadam", "giadamw", "schedulefree_adamw")
 PLACEHOLDERS = ("steps", "warmup")
 
 
@@ -49,7 +49,7 @@ class RunConfig(BaseModel):
 
     task: str = "digits"
     task_options: dict[str, Any] = Field(default_factory=dict)
-    optimizer: Literal["sgd", "momentum", "adam", "adamw", "radam", "giadam", "giadamw", "schedulefree_adamw"] = "adamw"
+    optimizer: Literal["sgd", "momentum", "adam", "adamw", "radam", "radamw", "giadam", "giadamw", "schedulefree_adamw"] = "adamw"
     peak_lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     schedule: str = "constant()"
     controller: str | None = None

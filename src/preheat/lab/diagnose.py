@@ -24,7 +24,7 @@ diverge on a quadratic (Cohen et al. 2021, 2022):
 
 - ``sgd``: ``2 / eta``; ``momentum`` (heavy ball, ``beta = momentum``): ``(2 + 2 beta) / eta``;
 - Adam-type, for the preconditioned sharpness: ``(2 + 2 beta1) / ((1 - beta1) eta)``;
-- ``radam``: none (its update is not ``P^{-1} m``); only the plain sharpness is measured.
+- ``radam``, ``radamw``: none (its update is not ``P^{-1} m``); only the plain sharpness is measured.
 
 Training sharpens until the sharpness meets the threshold and then hovers there (the *edge of
 stability*); a warmup keeps ``eta_t`` small while the threshold is below the early sharpness.
@@ -201,7 +201,7 @@ def stability_threshold(config: RunConfig, lr: float) -> float:
     - ``momentum``: ``(2 + 2 beta) / lr`` with ``beta = config.momentum`` (heavy ball);
     - ``adam``, ``adamw``, ``giadam``, ``giadamw``: ``(2 + 2 beta1) / ((1 - beta1) lr)`` with
       ``beta1 = config.betas[0]`` (38 / lr at 0.9), for the *preconditioned* sharpness;
-    - ``radam``: NaN (no threshold).
+    - ``radam``, ``radamw``: NaN (no threshold).
 
     ``lr = 0`` gives ``inf`` (nothing is unstable at a zero step).
     """

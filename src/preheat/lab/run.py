@@ -67,6 +67,9 @@ def build_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torc
     if config.optimizer == "schedulefree_adamw":
         return peer_module("schedulefree").AdamWScheduleFree(
             params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd, warmup_steps=config.warmup or 0)
+    if config.optimizer == "radamw":  # RAdam with AdamW's decoupled weight decay
+        return torch.optim.RAdam(params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd,
+                                 decoupled_weight_decay=True)
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam,
              "giadam": GIAdam, "giadamw": GIAdamW}  # GI-Adam: init_scale=1, bias_correction2=True
     return kinds[config.optimizer](params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd)

@@ -24,7 +24,7 @@ from preheat.lab import distributed
 from preheat.lab.tasks import Task
 from preheat.probes import adam_preconditioner, sharpness
 
-ADAM_LIKE = ("adam", "adamw", "giadam", "giadamw", "radam")
+ADAM_LIKE = ("adam", "adamw", "giadam", "giadamw", "radam", "radamw")
 
 
 class Signals:
