@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from preheat.lab.config import RunConfig
 from preheat.schedules import parse
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             ax.plot(lrs, np.where(np.isfinite(means), means, np.nan), marker="o", label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         plain_log_ticks(ax.yaxis)
         ax.set_title(f"{title}: final val loss (mean)", fontsize="small")
         ax.set_xlabel("peak LR", fontsize="x-small")
