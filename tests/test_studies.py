@@ -73,3 +73,12 @@ def test_rerun_trains_nothing_new(tmp_path: Path) -> None:
     untuned.main(argv)
     untuned.main(argv)
     assert "0 runs trained by this invocation" in (tmp_path / "docs" / "untuned_table.md").read_text()
+
+
+@pytest.mark.parametrize("study", list(EXPECTED), ids=lambda module: module.NAME)
+def test_each_study_has_a_page_its_run_updates(study: ModuleType) -> None:
+    """docs/studies/NAME.md holds the table markers, so rerunning the study rewrites its table there,
+    and the page shows the study's figure and the command that makes it."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "studies" / f"{study.NAME}.md").read_text()
+    assert BEGIN.format(name=study.NAME) in page and END in page
+    assert f"({study.NAME}.png)" in page and f"-m studies.{study.NAME}" in page
