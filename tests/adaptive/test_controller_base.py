@@ -190,8 +190,11 @@ for step in range(12):
     scheduler.step(loss=float("nan") if rank == 0 and step == 8 else local)  # rank 0 alone: NaN
     lrs.append(optimizer.param_groups[0]["lr"])
 decisions = [d.action for d in scheduler.controller.decisions]
-print(json.dumps({"lrs": lrs, "decisions": decisions, "params": [p.tolist() for p in model.parameters()]}))
+print(json.dumps({"lrs": lrs, "decisions": decisions, "params": [p.tolist() for p in model.parameters()]}), flush=True)
 dist.destroy_process_group()
+# torch 2.13's gloo + FileStore aborts now and then in the interpreter's teardown, after all of the
+# above ("terminate called without an active exception", about 1 run in 12 here): skip it.
+import os; os._exit(0)
 '''
 
 
