@@ -21,7 +21,8 @@ method gets within 10 % of where the tuned baseline ends; "-" if no seed reached
 number that did), diverged runs, and wall time per run. Then one summary line per method:
 its mean final loss / the tuned linear warmup's at each task and peak LR (1.00x = as good,
 below 1 = better; the river valley's losses fall to 1e-12, so its ratios can be large while both
-losses are tiny), and the median of those ratios.
+losses are tiny), and the median of those ratios; ``≈`` marks a ratio whose two means are within
+two standard errors of their difference.
 
 Runs go to a lab store per task under ``--out`` (rerunning resumes), on ``--workers`` local
 processes. The peers are the ``peers`` extra: ``pip install 'preheat[lab,peers]'``.
@@ -137,22 +138,35 @@ def markdown(task: str, cells: list[dict[str, Any]], target: float | None, basis
 
 def summary(tables: dict[str, list[dict[str, Any]]]) -> str:
     """Per method: its mean final loss / the tuned linear warmup's, for each (task, peak LR), and
-    the median over them; sorted by that median."""
+    the median over them; sorted by that median. A ratio is marked ``≈`` when the two means are
+    within two standard errors of their difference (``2 sqrt(s1^2/n1 + s2^2/n2)``): over this
+    few seeds, not a difference."""
     columns = [(task, peak) for task, cells in tables.items() for peak in sorted({c["peak_lr"] for c in cells})]
-    tuned = {(task, c["peak_lr"]): c["mean"] for task, cells in tables.items() for c in cells if c["method"] == TUNED}
+    tuned = {(task, c["peak_lr"]): c for task, cells in tables.items() for c in cells if c["method"] == TUNED}
     ratios: dict[str, dict[tuple[str, float], float]] = {}
+    labels: dict[str, dict[tuple[str, float], str]] = {}
     diverged: dict[str, int] = {}
     for task, cells in tables.items():
         for c in cells:
             if c["method"] != TUNED:
-                ratios.setdefault(c["method"], {})[(task, c["peak_lr"])] = c["mean"] / tuned[(task, c["peak_lr"])]
+                column, base = (task, c["peak_lr"]), tuned[(task, c["peak_lr"])]
+                ratios.setdefault(c["method"], {})[column] = c["mean"] / base["mean"]
+                labels.setdefault(c["method"], {})[column] = _ratio(c["mean"] / base["mean"]) + (
+                    " ≈" if _tie(c, base) else "")
                 diverged[c["method"]] = diverged.get(c["method"], 0) + c["diverged"]
     lines = ["| method | " + " | ".join(f"{task} {peak:g}" for task, peak in columns) + " | median | diverged runs |",
              "|---|" + "---|" * (len(columns) + 2)]
     for method, by_column in sorted(ratios.items(), key=lambda item: statistics.median(item[1].values())):
-        cells = [_ratio(by_column[column]) for column in columns] + [_ratio(statistics.median(by_column.values()))]
+        cells = [labels[method][column] for column in columns] + [_ratio(statistics.median(by_column.values()))]
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {diverged[method]} |")
     return "\n".join(lines)
+
+
+def _tie(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two cells' mean losses are within two standard errors of their difference."""
+    if not (math.isfinite(a["mean"]) and math.isfinite(b["mean"]) and a["seeds"] > 1 and b["seeds"] > 1):
+        return False
+    return abs(a["mean"] - b["mean"]) <= 2.0 * math.sqrt(a["std"] ** 2 / a["seeds"] + b["std"] ** 2 / b["seeds"])
 
 
 def _ratio(value: float) -> str:

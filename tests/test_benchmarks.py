@@ -54,3 +54,12 @@ def test_the_tuned_row_is_the_best_length_per_peak() -> None:
     table = bench.summary({"t": cells})
     assert "| method | t 0.1 | t 1 | median | diverged runs |" in table
     assert "| no warmup | 3x | diverged | diverged | 1 |" in table  # 3.0 / 1.0; inf / 0.5
+
+
+def test_a_ratio_within_two_standard_errors_is_marked_a_tie() -> None:
+    bench = load_bench()
+    def cell(method: str, mean: float, std: float) -> dict:
+        return {"method": method, "peak_lr": 0.1, "mean": mean, "std": std, "seeds": 3, "diverged": 0}
+    # 2 * sqrt(0.3^2/3 + 0.3^2/3) = 0.49: 1.4 vs 1.0 is a tie, 1.6 vs 1.0 is not
+    table = bench.summary({"t": [cell(bench.TUNED, 1.0, 0.3), cell("a", 1.4, 0.3), cell("b", 1.6, 0.3)]})
+    assert "| a | 1.4x ≈ | 1.4x | 0 |" in table and "| b | 1.6x | 1.6x | 0 |" in table
