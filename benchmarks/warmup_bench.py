@@ -143,22 +143,22 @@ def summary(tables: dict[str, list[dict[str, Any]]]) -> str:
     few seeds, not a difference."""
     columns = [(task, peak) for task, cells in tables.items() for peak in sorted({c["peak_lr"] for c in cells})]
     tuned = {(task, c["peak_lr"]): c for task, cells in tables.items() for c in cells if c["method"] == TUNED}
-    ratios: dict[str, dict[tuple[str, float], float]] = {}
-    labels: dict[str, dict[tuple[str, float], str]] = {}
-    diverged: dict[str, int] = {}
+    pairs: dict[str, dict[tuple[str, float], tuple[dict[str, Any], dict[str, Any]]]] = {}
     for task, cells in tables.items():
         for c in cells:
             if c["method"] != TUNED:
-                column, base = (task, c["peak_lr"]), tuned[(task, c["peak_lr"])]
-                ratios.setdefault(c["method"], {})[column] = c["mean"] / base["mean"]
-                labels.setdefault(c["method"], {})[column] = _ratio(c["mean"] / base["mean"]) + (
-                    " ≈" if _tie(c, base) else "")
-                diverged[c["method"]] = diverged.get(c["method"], 0) + c["diverged"]
+                pairs.setdefault(c["method"], {})[(task, c["peak_lr"])] = (c, tuned[(task, c["peak_lr"])])
     lines = ["| method | " + " | ".join(f"{task} {peak:g}" for task, peak in columns) + " | median | diverged runs |",
              "|---|" + "---|" * (len(columns) + 2)]
-    for method, by_column in sorted(ratios.items(), key=lambda item: statistics.median(item[1].values())):
-        cells = [labels[method][column] for column in columns] + [_ratio(statistics.median(by_column.values()))]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {diverged[method]} |")
+
+    def median(method: str) -> float:
+        return statistics.median(c["mean"] / base["mean"] for c, base in pairs[method].values())
+
+    for method in sorted(pairs, key=median):
+        cells = [_ratio(c["mean"] / base["mean"]) + (" ≈" if _tie(c, base) else "")
+                 for c, base in (pairs[method][column] for column in columns)]
+        diverged = sum(c["diverged"] for c, _ in pairs[method].values())
+        lines.append(f"| {method} | " + " | ".join(cells + [_ratio(median(method))]) + f" | {diverged} |")
     return "\n".join(lines)
 
 
