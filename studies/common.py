@@ -11,6 +11,7 @@ runs go into the lab's store under ``--out`` (default ``runs/studies/NAME``, or
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import time
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from preheat.lab.config import RunConfig
+from preheat.lab.diagnose import diagnose
 from preheat.lab.metrics import run_metrics
 from preheat.lab.run import RunResult
 from preheat.lab.store import Store
@@ -97,6 +99,21 @@ def sweep(study: Study, runs: Sequence[RunConfig]) -> list[dict[str, Any]]:
     rows = [by_id[config.fingerprint()] for config in runs]
     study.run_seconds.update((row["id"], row["wall_time"] or 0.0) for row in rows)
     return rows
+
+
+def diagnosed(study: Study, config: RunConfig, every: int) -> dict[str, Any]:
+    """``preheat.lab.diagnose.diagnose(config, every).to_dict()``, kept as
+    ``diagnose-<fingerprint>.json`` next to the study's store and reused when it is there."""
+    path = Path(study.out) / f"diagnose-{config.fingerprint()}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    result = diagnose(config, every).to_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    study.ran += 1
+    print(f"  diagnosed {config.name} seed={config.seed}: {result['status']}, "
+          f"{result['seconds']['total']:.1f} s", flush=True)
+    return result
 
 
 def load(study: Study, rows: Sequence[dict[str, Any]], table: str) -> list[dict[str, np.ndarray]]:

@@ -20,15 +20,12 @@ Two measurements:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from preheat.lab.config import RunConfig
-from preheat.lab.diagnose import diagnose
-from studies.common import Study, figure, finish, markdown_table, number, parse_args, seeds_text
+from studies.common import diagnosed, figure, finish, markdown_table, number, parse_args, seeds_text
 from studies.lr_grid import Grid, add_heatmap, doubling_sweep, grid_table
 
 NAME = "gi_adam"
@@ -73,20 +70,6 @@ def probes(smoke: bool) -> list[tuple[str, RunConfig, int]]:
                               label=f"{title}, {label}"), every)
             for title, base, lr, betas, steps, every, seeds in setups
             for label, optimizer in OPTIMIZERS for seed in seeds]
-
-
-def measure(study: Study, config: RunConfig, every: int) -> dict[str, Any]:
-    """``diagnose(config, every).to_dict()``, kept as JSON next to the store (reused when there)."""
-    path = Path(study.out) / f"diagnose-{config.fingerprint()}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    result = diagnose(config, every).to_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
-    study.ran += 1
-    print(f"  diagnosed {config.name} seed={config.seed}: {result['status']}, "
-          f"{result['seconds']['total']:.1f} s", flush=True)
-    return result
 
 
 def preconditioned(result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     study = parse_args(NAME, __doc__, argv)
     chosen = grids(study.smoke)
     lrs, cells = doubling_sweep(study, chosen, max_lrs=3 if study.smoke else 16)
-    found = [(title, config, measure(study, config, every)) for title, config, every in probes(study.smoke)]
+    found = [(title, config, diagnosed(study, config, every)) for title, config, every in probes(study.smoke)]
     titles = list(dict.fromkeys(title for title, _, _ in found))
     cols = max(len(chosen), len(titles))
     fig, axes = figure(5.2 * cols, 5.6, 2, cols)

@@ -23,16 +23,13 @@ converges faster than GD at a constant step. Two measurements:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from preheat.lab.config import RunConfig
-from preheat.lab.diagnose import diagnose
 from preheat.lab.tasks import make_task
-from studies.common import Study, figure, finish, load, markdown_table, number, parse_args, plain_log_ticks, \
+from studies.common import Study, diagnosed, figure, finish, load, markdown_table, number, parse_args, plain_log_ticks, \
     seeds_text, sweep
 
 NAME = "smoothness"
@@ -63,7 +60,7 @@ def river_runs(smoke: bool) -> list[RunConfig]:
     return runs
 
 
-def diagnosed(study: Study, smoke: bool) -> list[dict[str, Any]]:
+def law_runs(study: Study, smoke: bool) -> list[dict[str, Any]]:
     """The smoothness-vs-gap measurements (digits with SGD and Adam, the GPT with Adam), kept as
     JSON next to the store (reused when there)."""
     digits = {"task": "digits", "task_options": {"width": 32} if smoke else {}, "steps": 20 if smoke else 500}
@@ -73,13 +70,7 @@ def diagnosed(study: Study, smoke: bool) -> list[dict[str, Any]]:
     for base, optimizer, lr in setups:
         config = RunConfig(**base, optimizer=optimizer, peak_lr=lr, schedule=f"linear_warmup({base['steps'] // 5})",
                            seed=0)
-        path = Path(study.out) / f"diagnose-{config.fingerprint()}.json"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(diagnose(config, every=config.steps).to_dict()))
-            study.ran += 1
-            print(f"  diagnosed {config.task} {optimizer} at {lr:g}", flush=True)
-        results.append(json.loads(path.read_text()))
+        results.append(diagnosed(study, config, every=config.steps))
     return results
 
 
@@ -117,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fastest = min((n for n in constants if reach[n] is not None), key=lambda n: reach[n], default=None)
         target_rows.append([number(target), "—" if fastest is None else f"{reach[fastest]} ({fastest.split()[1]})",
                             number(reach[safe]), *(number(reach[name]) for name in WARMUPS)])
-    laws = diagnosed(study, study.smoke)
+    laws = law_runs(study, study.smoke)
     law_rows = []
     for result in laws:
         config, fit = result["config"], result["fit"]
