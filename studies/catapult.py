@@ -49,7 +49,7 @@ class Setting:
 
     def run(self, method: str, seed: int, ramp: int | None = None) -> RunConfig:
         """The run of ``method`` (``ramp``: the same-slope ramp length, needed for that method)."""
-        fields: dict[str, Any] = {"schedule": "constant()"}
+        fields: dict[str, Any] = {}
         if method == "linear from 0":
             fields = {"schedule": f"linear_warmup({self.warmup})"}
         elif method == "catapult, same length":
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     slope = []
     for s in chosen:
         for seed in s.seeds:
-            initial = start[(s.run("catapult, same length", seed).name, seed)] / s.peak_lr
+            initial = start[(s.run("catapult, same length", seed).method, seed)] / s.peak_lr
             slope.append(s.run("catapult, same slope", seed, ramp=max(1, s.warmup - round(initial * s.warmup))))
     rows += sweep(study, slope)
     lrs = {(r["name"], r["seed"]): steps["lr"] for r, steps in zip(rows, load(study, rows, "steps"))}
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for s in chosen:
         reference = None
         for method in METHODS:
-            name = s.run(method, s.seeds[0], ramp=1).name
+            name = s.run(method, s.seeds[0], ramp=1).method
             runs = [r for r in rows if r["name"] == name]
             reach = [t_reach(lrs[(name, r["seed"])], s.peak_lr) for r in runs]
             initial = [lrs[(name, r["seed"])][0] / s.peak_lr for r in runs]
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     colors = dict(zip(METHODS, ("black", "tab:blue", "tab:orange", "tab:green")))
     for column, s in enumerate(shown):
         for method in METHODS:
-            name = s.run(method, s.seeds[0], ramp=1).name
+            name = s.run(method, s.seeds[0], ramp=1).method
             runs = [r for r in rows if r["name"] == name]
             seed0 = lrs[(name, s.seeds[0])]
             axes[0, column].plot(np.arange(seed0.size), seed0 / s.peak_lr, color=colors[method], label=method)

@@ -25,7 +25,7 @@ import torch
 from preheat.lab.config import RunConfig
 from preheat.lab.diagnose import diagnose
 from preheat.lab.metrics import run_metrics
-from preheat.lab.run import RunResult
+from preheat.lab.record import RunResult
 from preheat.lab.store import Store
 from preheat.lab.sweep import cores, run_sweep
 
@@ -84,7 +84,7 @@ class Lines:
         self.study.ran += 1
         losses = result.evals["val_loss"]
         loss = f"{losses[-1]:.4g}" if losses else "-"
-        print(f"  [{self.done}/{self.todo}] {config.name}  lr={config.peak_lr:g} seed={config.seed}: "
+        print(f"  [{self.done}/{self.todo}] {config.method}  lr={config.peak_lr:g} seed={config.seed}: "
               f"{result.status}, val loss {loss} ({result.wall_time:.1f} s)", flush=True)
 
 
@@ -111,7 +111,7 @@ def diagnosed(study: Study, config: RunConfig, every: int) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result))
     study.ran += 1
-    print(f"  diagnosed {config.name} seed={config.seed}: {result['status']}, "
+    print(f"  diagnosed {config.method} seed={config.seed}: {result['status']}, "
           f"{result['seconds']['total']:.1f} s", flush=True)
     return result
 

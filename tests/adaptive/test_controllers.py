@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import preheat
 from preheat.adaptive.base import Controller
 from preheat.adaptive.catapult import CatapultWarmup
-from preheat.adaptive.sharpness import SharpnessWarmup
+from preheat.adaptive.sharpness import SharpnessWarmup, stability_rule, stability_threshold
 from preheat.adaptive.smoothness import SmoothnessWarmup, fit_smoothness_law
 from preheat.lab.tasks import make_task
 
@@ -169,6 +169,17 @@ def test_smoothness_fit_raises_by_at_most_growth_and_measurements_above_the_law_
 ])
 def test_sharpness_thresholds(optimizer: str, kwargs: dict[str, float], threshold: float) -> None:
     assert SharpnessWarmup(10, optimizer=optimizer, **kwargs).threshold == pytest.approx(threshold)
+
+
+def test_stability_thresholds_are_the_constant_over_the_lr() -> None:
+    assert stability_threshold("adam", 0.1, 0.9) == pytest.approx(380.0)  # (2 + 1.8) / (0.1 * 0.1)
+    assert stability_threshold("sgd", 0.5) == 4.0
+    assert stability_threshold("momentum", 0.5, 0.5) == 6.0  # (2 + 1) / 0.5
+    assert stability_threshold("sgd", 0.0) == math.inf
+    assert stability_rule("momentum", 0.5) == "(2 + 2 beta) / eta, beta = 0.5"
+    for kind, lr in (("rmsprop", 0.1), ("sgd", -1.0), ("sgd", math.nan)):
+        with pytest.raises(ValueError, match="kind|lr"):
+            stability_threshold(kind, lr)
 
 
 def test_sharpness_rules_keep_the_ratio_below_rho_back_and_raise_by_at_most_growth() -> None:

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from preheat.cli import app
 from preheat.lab.config import RunConfig
-from preheat.lab.diagnose import Diagnosis, diagnose, stability_threshold, write
+from preheat.lab.diagnose import Diagnosis, diagnose
+from preheat.lab.diagnose_figures import write
 from preheat.lab.tasks import make_task
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -138,15 +139,6 @@ def test_digits_adam_measures_both_sharpness_series():
     assert result.threshold_applies_to == "preconditioned"
     np.testing.assert_allclose(result.threshold, 38.0 / 3e-3)  # (2 + 2 * 0.9) / (0.1 * eta)
     assert np.isfinite(result.smoothness).all() and (result.smoothness > 0).all()
-
-
-def test_stability_thresholds_per_optimizer():
-    lr = 0.1
-    assert stability_threshold(RunConfig(optimizer="sgd"), lr) == pytest.approx(20.0)
-    assert stability_threshold(RunConfig(optimizer="momentum", momentum=0.9), lr) == pytest.approx(38.0)
-    assert stability_threshold(RunConfig(optimizer="adamw", betas=(0.8, 0.99)), lr) == pytest.approx(3.6 / 0.02)
-    assert math.isnan(stability_threshold(RunConfig(optimizer="radam"), lr))
-    assert stability_threshold(RunConfig(optimizer="sgd"), 0.0) == math.inf
 
 
 def test_radam_has_no_threshold_and_still_draws(tmp_path):

@@ -20,11 +20,11 @@ DIGITS = {"task": "digits", "task_options": {"width": 32}, "steps": 40, "batch_s
 CONFIGS = [
     RunConfig(**DIGITS, optimizer="adamw", peak_lr=3e-3, schedule="warmup_cosine(10, {steps})"),
     RunConfig(**DIGITS, optimizer="sgd", peak_lr=0.3, controller="smoothness_warmup()",
-              schedule="cosine_decay({steps})"),
-    RunConfig(**DIGITS, optimizer="adam", peak_lr=1.0, controller="catapult_warmup(steps=10)", schedule="constant()"),
+              after="cosine_decay({steps})"),
+    RunConfig(**DIGITS, optimizer="adam", peak_lr=1.0, controller="catapult_warmup(steps=10)"),
     RunConfig(task="river-valley", optimizer="sgd", peak_lr=0.3, steps=40, batch_size=2,
-              controller="nars_warmup()", schedule="constant()"),
-    RunConfig(**DIGITS, optimizer="adamw", peak_lr=1e-2, controller="sharpness_warmup()", schedule="constant()"),
+              controller="nars_warmup()"),
+    RunConfig(**DIGITS, optimizer="adamw", peak_lr=1e-2, controller="sharpness_warmup()"),
 ]
 
 
@@ -42,7 +42,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[list[dict]]:
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
-@pytest.mark.parametrize("index", range(len(CONFIGS)), ids=[c.name for c in CONFIGS])
+@pytest.mark.parametrize("index", range(len(CONFIGS)), ids=[c.method for c in CONFIGS])
 def test_every_rank_ends_every_step_with_the_same_lr_and_parameters(ranks: list[list[dict]], index: int) -> None:
     first, second = ranks[0][index], ranks[1][index]
     assert first["status"] == "finished", first["error"]
@@ -53,7 +53,7 @@ def test_every_rank_ends_every_step_with_the_same_lr_and_parameters(ranks: list[
     assert torch.equal(first["params"], second["params"])
 
 
-@pytest.mark.parametrize("index", [1, 2, 3, 4], ids=[CONFIGS[i].name for i in (1, 2, 3, 4)])
+@pytest.mark.parametrize("index", [1, 2, 3, 4], ids=[CONFIGS[i].method for i in (1, 2, 3, 4)])
 def test_the_lrs_are_the_controllers_logged_decisions(ranks: list[list[dict]], index: int) -> None:
     record, peak = ranks[0][index], CONFIGS[index].peak_lr
     assert len(record["decisions"]) >= 10
@@ -63,7 +63,7 @@ def test_the_lrs_are_the_controllers_logged_decisions(ranks: list[list[dict]], i
     assert record["lr"][0] != record["lr"][-1]  # the controller did move the LR
 
 
-@pytest.mark.parametrize("index", [0, 3], ids=[CONFIGS[i].name for i in (0, 3)])
+@pytest.mark.parametrize("index", [0, 3], ids=[CONFIGS[i].method for i in (0, 3)])
 def test_two_processes_train_like_one_on_the_whole_batch(ranks: list[list[dict]], index: int) -> None:
     """Equal shares and DDP's averaged gradient make the update the whole batch's (up to rounding)."""
     config = CONFIGS[index]

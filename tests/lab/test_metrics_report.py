@@ -36,7 +36,7 @@ from preheat.lab.metrics import (
     schedule_metrics,
 )
 from preheat.lab.report import write_report
-from preheat.lab.run import RunResult
+from preheat.lab.record import RunResult
 from preheat.lab.store import Store
 
 from browser import chromium, rendered_images
@@ -204,7 +204,7 @@ def test_run_metrics_with_a_given_target_and_unknown_chance(tmp_path: Path) -> N
 # ---- per schedule and ranking ------------------------------------------------------------
 
 
-NAME_A, NAME_B10, NAME_B50, NAME_C = (RUNS[i][0].name for i in (0, 6, 12, 15))
+NAME_A, NAME_B10, NAME_B50, NAME_C = (RUNS[i][0].method for i in (0, 6, 12, 15))
 
 
 def test_schedule_metrics(rows: list[dict]) -> None:

@@ -40,7 +40,7 @@ def test_schedulefree_warms_up_inside_the_optimizer_and_learns() -> None:
 
 def test_peer_names_templates_and_sweeps_keep_their_warmup() -> None:
     config = RunConfig(**BASE, peer="hf_cosine", warmup=5)
-    assert (config.name, config.template) == ("hf_cosine(warmup=5)", "hf_cosine")
+    assert (config.method, config.template) == ("hf_cosine(warmup=5)", "hf_cosine")
     runs = SweepConfig(base={**BASE, "peer": "hf_cosine"}, grid={"warmup": [0, 5]}).runs()
     assert [r.warmup for r in runs] == [0, 5]
     runs = SweepConfig(base={**BASE, "optimizer": "schedulefree_adamw"}, grid={"warmup": [0, 5]}).runs()
@@ -50,7 +50,7 @@ def test_peer_names_templates_and_sweeps_keep_their_warmup() -> None:
 @pytest.mark.parametrize(("fields", "words"), [
     ({"peer": "hf_cosine", "controller": "nars_warmup()"}, "peer='hf_cosine' replaces the schedule"),
     ({"peer": "hf_cosine", "schedule": "cosine_decay({steps})"}, "peer='hf_cosine' replaces the schedule"),
-    ({"peer": "untuned_warmup", "optimizer": "sgd"}, "expected optimizer adam or adamw"),
+    ({"peer": "untuned_warmup", "optimizer": "sgd"}, "is for Adam; expected optimizer adam, adamw"),
     ({"peer": "linear"}, "hf_cosine"),
     ({"peer": "hf_cosine", "warmup": 60}, "warmup=60 is longer than steps=50"),
 ])

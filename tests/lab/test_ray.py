@@ -16,7 +16,7 @@ import pytest
 
 from preheat.lab.config import RunConfig, SweepConfig
 from preheat.lab.metrics import run_metrics
-from preheat.lab.run import RunResult
+from preheat.lab.record import RunResult
 from preheat.lab.sweep import Silent, SweepIncomplete, run_sweep
 
 ray = pytest.importorskip("ray")
@@ -54,7 +54,7 @@ def test_ray_gives_the_local_backends_metrics(tmp_path: Path) -> None:
     sweep = SweepConfig(base={"task": "digits", "task_options": {"width": 16}, "steps": 30, "eval_every": 10,
                               "optimizer": "adamw", "peak_lr": 3e-3},
                         grid={"schedule": ["warmup_cosine(10, {steps})", "constant()"], "seed": [0]})
-    runs = sweep.runs() + [RunConfig(**sweep.base, controller="smoothness_warmup()", schedule="constant()")]
+    runs = sweep.runs() + [RunConfig(**sweep.base, controller="smoothness_warmup()")]
     local = run_sweep(runs, tmp_path / "local", workers=2)  # one torch thread per run, like cpus=1
     on_ray = run_sweep(runs, tmp_path / "ray", backend=RayBackend(cpus=1))
     assert [r["status"] for r in on_ray.runs()] == ["finished"] * len(runs)

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from preheat.lab.config import RunConfig, SweepConfig, load_config
-from preheat.lab.run import build_optimizer, train
+from preheat.lab.optimizers import build_optimizer
+from preheat.lab.run import train
 from preheat.lab.store import Store
 from preheat.lab.sweep import run_sweep
 
@@ -37,8 +38,8 @@ def test_run_config_fills_the_schedule_template() -> None:
     config = tiny(schedule="warmup_cosine({warmup}, {steps})", warmup=3)
     assert config.schedule_text == "warmup_cosine(3, 12)"
     assert config.resolved_schedule()(3) == 1.0
-    assert config.name == "warmup_cosine(3, 12)"
-    assert tiny(label="mine").name == "mine"
+    assert config.method == "warmup_cosine(3, 12)"
+    assert tiny(label="mine").method == "mine"
 
 
 @pytest.mark.parametrize(

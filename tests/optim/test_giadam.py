@@ -247,7 +247,8 @@ def test_bad_group_override_raises_and_adds_nothing():
 
 def test_lab_trains_with_giadam():
     from preheat.lab.config import RunConfig
-    from preheat.lab.run import build_optimizer, train
+    from preheat.lab.optimizers import build_optimizer
+    from preheat.lab.run import train
 
     config = RunConfig(task="digits", optimizer="giadam", steps=30, peak_lr=1e-3)
     assert isinstance(build_optimizer(config, [torch.nn.Parameter(torch.zeros(1))]), GIAdam)

@@ -26,7 +26,43 @@ from preheat.adaptive.base import Controller
 from preheat.schedules import UntunedLinearWarmup
 from preheat.schedules.validate import check_choice, check_int, check_real
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+#: The update rules whose edge of stability is known: gradient descent, heavy ball, Adam.
+STABILITY_KINDS = ("sgd", "momentum", "adam")
+
+
+def stability_constant(kind: str, beta: float = 0.9) -> float:
+    """``C`` of the edge of stability ``eta lambda < C`` for the update rule ``kind``.
+
+    ``sgd``: 2; ``momentum`` (heavy ball, ``beta`` its momentum): ``2 + 2 beta``; ``adam``
+    (``beta`` its ``beta1``; ``lambda`` the preconditioned sharpness):
+    ``(2 + 2 beta) / (1 - beta)``, 38 at 0.9 (module docstring).
+
+    Raises:
+        ValueError: ``kind`` not one of :data:`STABILITY_KINDS`, or ``beta`` not in ``[0, 1)``.
+    """
+    kind = check_choice("stability_constant", "kind", kind, STABILITY_KINDS)
+    beta = check_real("stability_constant", "beta", beta, 0.0, 1.0, high_open=True)
+    return {"sgd": 2.0, "momentum": 2.0 + 2.0 * beta, "adam": (2.0 + 2.0 * beta) / (1.0 - beta)}[kind]
+
+
+def stability_threshold(kind: str, lr: float, beta: float = 0.9) -> float:
+    """The curvature at which an update of LR ``lr`` diverges on a quadratic: ``C / lr`` with
+    ``C = stability_constant(kind, beta)`` (``2 / lr``, ``(2 + 2 beta) / lr``,
+    ``(2 + 2 beta1) / ((1 - beta1) lr)``); ``inf`` at ``lr = 0`` (nothing is unstable then).
+
+    Raises:
+        ValueError: as :func:`stability_constant`, or ``lr`` negative or not finite.
+    """
+    lr = check_real("stability_threshold", "lr", lr, 0.0)
+    constant = stability_constant(kind, beta)
+    return math.inf if lr == 0 else constant / lr
+
+
+def stability_rule(kind: str, beta: float = 0.9) -> str:
+    """:func:`stability_threshold`'s formula as text, for a figure's legend."""
+    kind = check_choice("stability_rule", "kind", kind, STABILITY_KINDS)
+    return {"sgd": "2 / eta", "momentum": f"(2 + 2 beta) / eta, beta = {beta:g}",
+            "adam": f"(2 + 2 beta1) / ((1 - beta1) eta), beta1 = {beta:g}"}[kind]
 
 
 class SharpnessWarmup(Controller):
@@ -113,7 +149,7 @@ class SharpnessWarmup(Controller):
         owner = self.name
         self.every = check_int(owner, "every", every, minimum=1)
         self.needs = {"sharpness": self.every}
-        self.optimizer = check_choice(owner, "optimizer", optimizer, OPTIMIZERS)
+        self.optimizer = check_choice(owner, "optimizer", optimizer, STABILITY_KINDS)
         self.beta = check_real(owner, "beta", beta, 0.0, 1.0, high_open=True)
         self.beta1 = check_real(owner, "beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = check_real(owner, "beta2", beta2, 0.0, 1.0, low_open=True, high_open=True)
@@ -124,11 +160,7 @@ class SharpnessWarmup(Controller):
         self.max_age = (2 * self.every if max_age is None
                         else check_int(owner, "max_age", max_age, minimum=self.every))
         self.fallback_steps = check_int(owner, "fallback_steps", fallback_steps, minimum=1)
-        self.threshold = {
-            "sgd": 2.0,
-            "momentum": 2.0 + 2.0 * self.beta,
-            "adam": (2.0 + 2.0 * self.beta1) / (1.0 - self.beta1),
-        }[self.optimizer]
+        self.threshold = stability_constant(self.optimizer, self.beta1 if self.optimizer == "adam" else self.beta)
         self._untuned = UntunedLinearWarmup(beta2=self.beta2) if self.optimizer == "adam" else None
         # state (see extra_state)
         self.sharpness: float | None = None  # the reliable lambda in use, or None (fallback)

@@ -172,7 +172,7 @@ def diagnose(
     """
     from preheat.lab.config import RunConfig
     from preheat.lab.diagnose import diagnose as run_diagnosis
-    from preheat.lab.diagnose import write
+    from preheat.lab.diagnose_figures import write
     from preheat.lab.tasks import make_task
 
     try:

@@ -17,7 +17,7 @@ from preheat.cli.app import app, positive_int
 
 if TYPE_CHECKING:
     from preheat.lab.config import RunConfig
-    from preheat.lab.run import RunResult
+    from preheat.lab.record import RunResult
     from preheat.lab.store import Store
 
 # The lab (torch, pydantic, matplotlib, the lab extra) is imported inside the commands, so
@@ -45,7 +45,7 @@ class _Bars:
         self.bars.start()
 
     def run_started(self, config: RunConfig) -> None:
-        label = f"  {config.name} @ {config.peak_lr:g} seed {config.seed}"
+        label = f"  {config.method} @ {config.peak_lr:g} seed {config.seed}"
         self.active[config.fingerprint()] = self.bars.add_task(label, total=config.steps)
 
     def run_step(self, config: RunConfig, step: int) -> None:
@@ -73,7 +73,7 @@ class _Log:
 
     def run_ended(self, config: RunConfig, result: RunResult) -> None:
         last = result.evals["val_loss"][-1] if result.evals["val_loss"] else math.nan
-        console.print(f"{result.status:9} {config.name} @ {config.peak_lr:g} seed {config.seed}: "
+        console.print(f"{result.status:9} {config.method} @ {config.peak_lr:g} seed {config.seed}: "
                       f"val loss {last:.4g}, {result.wall_time:.1f}s" + (f" ({result.error})" if result.error else ""))
 
     def stop(self) -> None: ...
@@ -99,7 +99,7 @@ class _Export:
         from preheat.integrations.logging import MLflowSink, TensorBoardSink
 
         self.inner.run_ended(config, result)
-        name = f"{config.name} @ {config.peak_lr:g} seed {config.seed}"
+        name = f"{config.method} @ {config.peak_lr:g} seed {config.seed}"
         for kind in self.kinds:
             sink = (TensorBoardSink(self.out / "tensorboard" / f"{config.fingerprint()}")
                     if kind == "tensorboard" else

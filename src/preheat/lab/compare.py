@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preheat.lab.config import RunConfig
+from preheat.lab.optimizers import OPTIMIZERS
 from preheat.schedules import UntunedLinearWarmup
 
 WARMUP_TEMPLATE = "warmup_cosine({warmup}, {steps})"
@@ -93,7 +94,7 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
     options = {**setup.base.get("task_options", {}), **({} if quick else setup.options_full), **task_options}
     base = {**setup.base, "task_options": {k: v for k, v in options.items() if v is not None},
             "steps": steps, "eval_every": max(1, steps // 20)}
-    adam = base["optimizer"] in ("adam", "adamw")
+    adam = OPTIMIZERS[base["optimizer"]].preconditioned
     betas = base.get("betas", (0.9, 0.999))
     radam = "radamw" if base["optimizer"] == "adamw" else "radam"  # weight decay as the base applies it
     menu = _menu(steps, fractions, betas[1] if adam else None, radam) + adaptive_menu(steps, betas if adam else None)
@@ -127,13 +128,13 @@ def _menu(steps: int, fractions: tuple[float, ...], beta2: float | None, radam: 
 
 def adaptive_menu(steps: int, betas: tuple[float, float] | None) -> list[tuple[str, dict[str, Any]]]:
     """(label, run fields) of GI-Adam and the controllers, each handing over to cosine decay."""
-    after = {"schedule": "cosine_decay({steps})"}
+    after = {"after": "cosine_decay({steps})"}
     kind = "optimizer='sgd'" if betas is None else f"optimizer='adam', beta1={betas[0]}, beta2={betas[1]}"
     ramp = round(0.1 * steps)
     every = max(10, steps // 6)  # a sharpness measurement costs ~40 gradient evaluations
     menu: list[tuple[str, dict[str, Any]]] = []
     if betas is not None:
-        menu.append(("gi-adam + cosine", {**after, "optimizer": "giadamw"}))
+        menu.append(("gi-adam + cosine", {"schedule": "cosine_decay({steps})", "optimizer": "giadamw"}))
     menu += [
         ("smoothness-guided warmup", {**after, "controller": "smoothness_warmup()"}),
         ("sharpness-guided warmup", {**after, "controller": f"sharpness_warmup({kind}, every={every})"}),

@@ -10,49 +10,63 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from preheat.lab.optimizers import OPTIMIZERS, OptimizerName
 from preheat.schedules import Schedule, parse
 
 if TYPE_CHECKING:
     from preheat.adaptive import Controller
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "radamw", "giadam", "giadamw", "schedulefree_adamw")
 PLACEHOLDERS = ("steps", "warmup")
+AFTER_DEFAULT = "constant()"
+STORED = "stored"  # the validation context of a config read back from a store
 
 
 class RunConfig(BaseModel):
-    """One training run. Every field has a meaning in the loop (``preheat.lab.run.train``).
+    """One training run. Every field has one meaning in the loop (``preheat.lab.run.train``).
 
-    - ``schedule`` is a preheat expression; ``{steps}`` and ``{warmup}`` in it are replaced by
-      those fields. Update ``t`` uses ``peak_lr * schedule(t)``.
-    - ``controller`` (a :mod:`preheat.adaptive` expression such as ``"nars_warmup()"``) replaces
-      the schedule during warmup; ``schedule`` is then what runs after the handover, with
-      ``{steps}`` the updates left at that point.
-    - ``peer`` (``hf_cosine`` or ``untuned_warmup``, see :mod:`preheat.lab.peers`) replaces
-      ``schedule`` with another package's warmup; ``hf_cosine`` warms up for ``warmup`` updates.
-    - ``optimizer = "schedulefree_adamw"`` is ``schedulefree.AdamWScheduleFree`` with
-      ``warmup_steps = warmup`` (0 if unset); the loop evaluates its averaged weights (``eval()``).
+    The LR of update ``t`` is ``peak_lr`` times the multiplier of exactly one of:
+
+    - ``schedule``: a preheat expression (``None``: ``constant()``, the peak throughout);
+      ``{steps}`` and ``{warmup}`` in it are replaced by those fields;
+    - ``controller``: a :mod:`preheat.adaptive` expression such as ``"nars_warmup()"``, which
+      hands over to ``after`` (a schedule expression, ``{steps}`` the updates left at the
+      handover; default ``constant()``). ``schedule`` is then unset, and ``after`` is only for
+      controllers;
+    - ``peer`` (``hf_cosine`` or ``untuned_warmup``, see :mod:`preheat.lab.peers`): another
+      package's warmup and decay; ``schedule`` and ``controller`` are then unset.
+
+    - ``warmup``: the method's warmup length in updates, where it takes one: ``{warmup}`` in
+      ``schedule``, ``hf_cosine``'s warmup, or schedule-free AdamW's ``warmup_steps``.
+    - ``optimizer``: a name of the optimizer registry (:mod:`preheat.lab.optimizers`);
+      ``schedulefree_adamw`` is evaluated at its averaged weights (``eval()``).
     - ``eval_every``: validation at step 0, every ``eval_every`` updates and after the last one.
     - ``device``: ``cpu``, ``cuda`` or ``cuda:N``. Under ``torchrun``, ``cuda`` is each rank's
       ``LOCAL_RANK`` GPU (see :mod:`preheat.lab.distributed`).
     - ``diverge_factor``: the run stops as diverged when the training loss is NaN/inf or above
       ``diverge_factor`` times the larger of the initial validation loss and the first
       training loss.
+    - ``label``: the method's name in a comparison (see :attr:`method`).
+
+    Expressions are checked when a config is made; :meth:`from_stored` reads one back from a
+    store without parsing them again (so a store whose expressions no longer parse still reads).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str = "digits"
     task_options: dict[str, Any] = Field(default_factory=dict)
-    optimizer: Literal["sgd", "momentum", "adam", "adamw", "radam", "radamw", "giadam", "giadamw", "schedulefree_adamw"] = "adamw"
+    optimizer: OptimizerName = "adamw"
     peak_lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
-    schedule: str = "constant()"
+    schedule: str | None = None
     controller: str | None = None
+    after: str = AFTER_DEFAULT
     peer: Literal["hf_cosine", "untuned_warmup"] | None = None
     warmup: int | None = Field(None, ge=0)
     steps: int = Field(200, ge=1)
@@ -78,31 +92,28 @@ class RunConfig(BaseModel):
     @field_validator("device")
     @classmethod
     def _device_known(cls, device: str) -> str:
-        import torch
-
-        try:
-            kind = torch.device(device).type
-        except RuntimeError:
-            kind = None
-        if kind not in ("cpu", "cuda"):
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
             raise ValueError(f"device={device!r} is invalid; expected cpu, cuda or cuda:N")
         return device
 
     @model_validator(mode="after")
-    def _schedule_resolves(self) -> RunConfig:
-        if self.peer is not None:
-            if self.controller is not None or self.schedule != "constant()":
-                raise ValueError(f"peer={self.peer!r} replaces the schedule; expected no controller and "
-                                 f"schedule='constant()', not controller={self.controller!r}, schedule={self.schedule!r}")
-            if self.peer == "untuned_warmup" and self.optimizer not in ("adam", "adamw"):
-                raise ValueError(f"peer='untuned_warmup' is for Adam; expected optimizer adam or adamw, "
-                                 f"not {self.optimizer!r}")
+    def _one_method(self, info: ValidationInfo) -> RunConfig:
         if self.warmup is not None and self.warmup > self.steps:
             raise ValueError(f"warmup={self.warmup} is longer than steps={self.steps}")
-        if self.controller is not None:
-            self.resolved_controller()  # checks the controller and its after-warmup schedule
-            return self
-        names = {field for _, field, _, _ in string.Formatter().parse(self.schedule) if field}
+        if self.peer is not None and (self.controller is not None or self.schedule is not None):
+            raise ValueError(f"peer={self.peer!r} replaces the schedule; expected no controller and no "
+                             f"schedule, not controller={self.controller!r}, schedule={self.schedule!r}")
+        if self.peer == "untuned_warmup" and not OPTIMIZERS[self.optimizer].preconditioned:
+            adam = ", ".join(name for name, entry in OPTIMIZERS.items() if entry.preconditioned)
+            raise ValueError(f"peer='untuned_warmup' is for Adam; expected optimizer {adam}, "
+                             f"not {self.optimizer!r}")
+        if self.controller is not None and self.schedule is not None:
+            raise ValueError(f"schedule={self.schedule!r} is for runs without a controller; give the "
+                             f"controller {self.controller!r} its after-handover schedule as after=...")
+        if self.controller is None and self.after != AFTER_DEFAULT:
+            raise ValueError(f"after={self.after!r} is the schedule after a controller's handover; "
+                             "expected a controller, or the expression as schedule=...")
+        names = {field for _, field, _, _ in string.Formatter().parse(self.schedule or "") if field}
         unknown = names - set(PLACEHOLDERS)
         if unknown:
             raise ValueError(
@@ -111,16 +122,23 @@ class RunConfig(BaseModel):
             )
         if "warmup" in names and self.warmup is None:
             raise ValueError(f"schedule={self.schedule!r} uses {{warmup}}; expected warmup=<steps>")
-        self.resolved_schedule()  # raises preheat.ParseError (a ValueError) with position and hint
+        if not (info.context or {}).get(STORED):
+            check_expressions(self)
         return self
+
+    @classmethod
+    def from_stored(cls, text: str) -> RunConfig:
+        """A config read back from a store's JSON: fields checked, expressions not parsed."""
+        return cls.model_validate_json(text, context={STORED: True})
 
     @property
     def schedule_text(self) -> str:
-        """The schedule expression with ``{steps}`` and ``{warmup}`` filled in."""
-        return self.schedule.format(steps=self.steps, warmup=self.warmup)
+        """The schedule expression with ``{steps}`` and ``{warmup}`` filled in (``constant()``
+        when unset)."""
+        return (self.schedule or "constant()").format(steps=self.steps, warmup=self.warmup)
 
     def resolved_schedule(self) -> Schedule:
-        """The schedule this run uses."""
+        """The schedule this run uses (a run with a controller or a peer uses none)."""
         return parse(self.schedule_text)
 
     def resolved_controller(self) -> Controller:
@@ -129,10 +147,10 @@ class RunConfig(BaseModel):
 
         if self.controller is None:
             raise ValueError("resolved_controller: this run has no controller")
-        return parse_controller(self.controller, total=self.steps, after=self.schedule)
+        return parse_controller(self.controller, total=self.steps, after=self.after)
 
     @property
-    def name(self) -> str:
+    def method(self) -> str:
         """What a comparison groups runs by (across peak LRs and seeds): ``label`` if given,
         else the peer (with its warmup), else the controller expression, else the schedule with
         ``{steps}`` and ``{warmup}`` filled in."""
@@ -141,13 +159,26 @@ class RunConfig(BaseModel):
 
     @property
     def template(self) -> str:
-        """What a sweep over ``warmup`` varies: the peer, else the schedule template."""
-        return self.peer or self.schedule
+        """What a sweep over ``warmup`` varies within: the peer, else the controller, else the
+        schedule with ``{warmup}`` unfilled."""
+        return self.peer or self.controller or self.schedule or "constant()"
 
     def fingerprint(self) -> str:
-        """A stable 16-hex-digit hash of the whole config (the run's id in a store)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """A stable 16-hex-digit hash of the fields that differ from their defaults (the run's id
+        in a store; a new field with a default leaves every fingerprint as it was)."""
+        fields = self.model_dump(mode="json", exclude_defaults=True)
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_expressions(config: RunConfig) -> None:
+    """Parse ``config``'s schedule, or build its controller once (with its ``after``), so a bad
+    expression fails when the config is made, with :class:`preheat.ParseError`'s position and
+    hint; the run builds its own later."""
+    if config.controller is not None:
+        config.resolved_controller()
+    else:
+        config.resolved_schedule()
 
 
 class SweepConfig(BaseModel):
@@ -185,7 +216,7 @@ class SweepConfig(BaseModel):
         seen: dict[str, RunConfig] = {}
         for values in itertools.product(*(self.grid[k] for k in keys)):
             fields = {**self.base, **dict(zip(keys, values))}
-            if not ("{warmup}" in fields.get("schedule", RunConfig.model_fields["schedule"].default)
+            if not ("{warmup}" in (fields.get("schedule") or "")
                     or fields.get("peer") == "hf_cosine" or fields.get("optimizer") == "schedulefree_adamw"):
                 fields["warmup"] = None
             run = RunConfig(**fields)

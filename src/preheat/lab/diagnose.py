@@ -33,19 +33,16 @@ After training, :func:`~preheat.adaptive.smoothness.fit_smoothness_law` fits the
 ``(rho, K0, K_rho)`` law ``S = K0 + K_rho (L - L*)^rho`` to the ``(gap, S)`` pairs (a quantile
 regression in log-log at level ``envelope``, default 0.9: an upper envelope).
 
-Nothing here prints; :func:`sharpness_figure`, :func:`smoothness_figure` and :func:`write` make
-the figures (matplotlib's Agg canvas, no pyplot) and the JSON of the arrays.
+Nothing here prints; :mod:`preheat.lab.diagnose_figures` draws the figures and writes them with
+the JSON of the arrays.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -53,16 +50,11 @@ import torch
 
 from preheat.adaptive.smoothness import fit_smoothness_law
 from preheat.lab.config import RunConfig
-from preheat.lab.run import build_optimizer
+from preheat.lab.optimizers import OPTIMIZERS, build_optimizer
 from preheat.lab.tasks import Task, make_task
-from preheat.probes import adam_preconditioner, adam_stability_threshold, sharpness
+from preheat.probes import adam_preconditioner, sharpness
 from preheat.torch import Scheduler
 
-#: Optimizers whose update is ``theta -= eta P^{-1} m``: their preconditioned sharpness is measured.
-PRECONDITIONED = ("adam", "adamw", "giadam", "giadamw")
-DPI = 90
-FIGURES = ("sharpness.png", "smoothness.png")
-JSON_NAME = "diagnosis.json"
 
 
 @dataclass
@@ -194,37 +186,14 @@ class Diagnosis:
         }
 
 
-def stability_threshold(config: RunConfig, lr: float) -> float:
-    """The curvature at which an update with LR ``lr`` diverges on a quadratic, for ``config.optimizer``.
-
-    - ``sgd``: ``2 / lr`` (gradient descent on ``lambda x^2 / 2`` is stable iff ``lr lambda < 2``);
-    - ``momentum``: ``(2 + 2 beta) / lr`` with ``beta = config.momentum`` (heavy ball);
-    - ``adam``, ``adamw``, ``giadam``, ``giadamw``: ``(2 + 2 beta1) / ((1 - beta1) lr)`` with
-      ``beta1 = config.betas[0]`` (38 / lr at 0.9), for the *preconditioned* sharpness;
-    - ``radam``, ``radamw``: NaN (no threshold).
-
-    ``lr = 0`` gives ``inf`` (nothing is unstable at a zero step).
-    """
-    if config.optimizer not in PRECONDITIONED + ("sgd", "momentum"):
-        return math.nan
-    if lr <= 0:
-        return math.inf
-    if config.optimizer == "sgd":
-        return 2.0 / lr
-    if config.optimizer == "momentum":
-        return (2.0 + 2.0 * config.momentum) / lr
-    return adam_stability_threshold(lr, config.betas[0])
-
-
 def threshold_rule(config: RunConfig) -> tuple[str | None, str | None]:
-    """``(formula, series)``: the threshold's formula as text and the series it bounds."""
-    if config.optimizer == "sgd":
-        return "2 / eta", "sharpness"
-    if config.optimizer == "momentum":
-        return f"(2 + 2 beta) / eta, beta = {config.momentum:g}", "sharpness"
-    if config.optimizer in PRECONDITIONED:
-        return f"(2 + 2 beta1) / ((1 - beta1) eta), beta1 = {config.betas[0]:g}", "preconditioned"
-    return None, None
+    """``(formula, series)``: the threshold's formula as text and the series it bounds
+    (``"preconditioned"`` for Adam-type optimizers, else ``"sharpness"``; ``None`` without one)."""
+    entry = OPTIMIZERS[config.optimizer]
+    rule = entry.threshold_rule(config)
+    if rule is None:
+        return None, None
+    return rule, "preconditioned" if entry.preconditioned else "sharpness"
 
 
 def diagnose(
@@ -299,7 +268,8 @@ def diagnose(
         loss=values["loss"],
         gap=gap,
         smoothness=values["smoothness"],
-        threshold=np.array([stability_threshold(config, lr) for lr in values["lr"]], dtype=np.float64),
+        threshold=np.array([OPTIMIZERS[config.optimizer].threshold(config, lr) for lr in values["lr"]],
+                           dtype=np.float64),
         measured_step=np.asarray(run.measured_step, dtype=np.int64),
         sharpness=np.asarray(run.sharpness, dtype=np.float64),
         preconditioned=np.asarray(run.preconditioned, dtype=np.float64) if run.adam else None,
@@ -323,7 +293,7 @@ class _Recorder:
     def __init__(self, config: RunConfig, task: Task, every: int,
                  progress: Callable[[int], None] | None) -> None:
         self.config, self.task, self.every, self.progress = config, task, every, progress
-        self.adam = config.optimizer in PRECONDITIONED
+        self.adam = OPTIMIZERS[config.optimizer].preconditioned
         self.status = "finished"
         self.columns: dict[str, list[float]] = {"lr": [], "loss": [], "smoothness": []}
         self.measured_step: list[int] = []
@@ -428,145 +398,3 @@ def _parameters_at(params: list[torch.Tensor], flat: torch.Tensor) -> Iterator[N
         with torch.no_grad():
             for p, value in zip(params, saved):
                 p.copy_(value)
-
-
-# -- figures ---------------------------------------------------------------------------------
-
-
-def _figure(width: float, height: float, dpi: int) -> Any:
-    """A matplotlib Figure on an Agg canvas (no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Any, dpi: int) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
-
-
-def _plain_ticks(axis: Any) -> None:
-    """Label a log axis with plain numbers (0.02, 30, 1e+04), not 3x10^1."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
-    axis.set_major_formatter(plain)
-    low, high = sorted(axis.get_view_interval())
-    if 0 < low and high < 10 * low:  # under a decade: label the minor ticks too
-        axis.set_minor_formatter(plain)
-        return
-    axis.set_minor_formatter(NullFormatter())
-    if 0 < low and high < 1e4 * low:  # up to four decades: ticks at 1 and 3 of each
-        axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 3.0)))
-
-
-def _title(d: Diagnosis) -> str:
-    c = d.config
-    return f"{c.task}, {c.optimizer}, peak LR {c.peak_lr:g}, {c.schedule_text}"
-
-
-def sharpness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
-    """The edge-of-stability picture as PNG bytes.
-
-    Left axis (log when everything is positive): the sharpness ``lambda_max(H_t)`` at each
-    measurement, the preconditioned sharpness ``lambda_max(P_t^{-1} H_t)`` for Adam-type
-    optimizers, and the stability threshold at every update (dashed; ``2 / eta_t``,
-    ``(2 + 2 beta) / eta_t`` or ``(2 + 2 beta1) / ((1 - beta1) eta_t)``, see
-    :func:`stability_threshold`). Right axis: the LR ``eta_t``. The y range is cut at 3x the
-    larger of the highest sharpness and the lowest threshold, so a threshold that starts far
-    up (a warmup from a tiny LR) is seen coming down onto the sharpness.
-    """
-    figure = _figure(7.0, 4.0, dpi)
-    axes = figure.add_subplot()
-    series = [("sharpness  $\\lambda_{max}(H)$", d.sharpness, "tab:blue", "o")]
-    if d.preconditioned is not None:
-        series.append(("preconditioned  $\\lambda_{max}(P^{-1}H)$", d.preconditioned, "tab:red", "s"))
-    for label, values, color, marker in series:
-        axes.plot(d.measured_step, values, color=color, marker=marker, markersize=3, linewidth=1.2, label=label)
-    threshold = np.where(np.isfinite(d.threshold), d.threshold, np.nan)
-    if d.threshold_rule is not None:
-        color = "tab:red" if d.threshold_applies_to == "preconditioned" else "tab:blue"
-        axes.plot(d.step, threshold, color=color, linestyle="--", linewidth=1.0,
-                  label=f"threshold {d.threshold_rule}")
-    shown = np.concatenate([v[np.isfinite(v)] for _, v, _, _ in series] + [np.zeros(0)])
-    finite_threshold = threshold[np.isfinite(threshold)]
-    if shown.size:
-        top = max(shown.max(), finite_threshold.min() if finite_threshold.size else shown.max())
-        low = shown.min()
-        if low > 0:
-            axes.set_yscale("log")
-            axes.set_ylim(low / 2.0, top * 3.0)
-            _plain_ticks(axes.yaxis)
-        else:
-            axes.set_ylim(low - 0.1 * abs(top - low), top * 1.5 + 1e-12)
-    axes.set_xlabel("update t")
-    axes.set_ylabel("curvature")
-    axes.grid(alpha=0.25, linewidth=0.5)
-    right = axes.twinx()
-    (lr_line,) = right.plot(d.step, d.lr, color="0.45", linewidth=1.0, label="LR  $\\eta_t$ (right)")
-    if d.lr.size and (d.lr > 0).all() and d.lr.max() > 1.5 * d.lr.min():
-        right.set_yscale("log")
-        _plain_ticks(right.yaxis)
-    right.set_ylabel("learning rate")
-    handles, labels = axes.get_legend_handles_labels()
-    figure.legend(handles + [lr_line], labels + [lr_line.get_label()], loc="outside lower center",
-                  ncols=2, fontsize="x-small", frameon=False)
-    axes.set_title(_title(d), fontsize="small")
-    if d.updates:
-        axes.set_xlim(0, max(d.updates - 1, 1))
-    return _png(figure, dpi)
-
-
-def smoothness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
-    """Liu et al. (2025)'s Figure 1 as PNG bytes: local smoothness ``S_t`` against the loss gap ``L_t - L*``.
-
-    Log-log scatter of the pairs with both positive, coloured by update ``t`` (colorbar); the
-    fitted law ``K0 + K_rho gap^rho`` (solid, constants in the legend) and, when the task knows
-    its own constants, its bound (dashed).
-    """
-    figure = _figure(6.0, 4.2, dpi)
-    axes = figure.add_subplot()
-    keep = np.isfinite(d.smoothness) & np.isfinite(d.gap) & (d.smoothness > 0) & (d.gap > 0)
-    if keep.any():
-        points = axes.scatter(d.gap[keep], d.smoothness[keep], c=d.step[keep], cmap="viridis", s=10,
-                              linewidths=0, label="$S_t$ measured")
-        colorbar = figure.colorbar(points, ax=axes)
-        colorbar.set_label("update t")
-        gaps = np.geomspace(d.gap[keep].min(), d.gap[keep].max(), 200)
-        if d.fit is not None:
-            rho, k0, k_rho = d.fit
-            axes.plot(gaps, d.law(gaps), color="black", linewidth=1.5,
-                      label=f"fit: $K_0$={k0:.3g}, $K_\\rho$={k_rho:.3g}, $\\rho$={rho:.3g}")
-        if d.task_constants is not None:
-            rho, k0, k_rho = d.task_constants
-            axes.plot(gaps, k0 + k_rho * gaps**rho, color="tab:red", linestyle="--", linewidth=1.2,
-                      label=f"task's bound: $K_0$={k0:.3g}, $K_\\rho$={k_rho:.3g}, $\\rho$={rho:.3g}")
-        axes.set_xscale("log")
-        axes.set_yscale("log")
-        _plain_ticks(axes.xaxis)
-        _plain_ticks(axes.yaxis)
-        axes.legend(fontsize="x-small", framealpha=0.85, loc="best")
-    else:
-        axes.text(0.5, 0.5, "no pair with a positive gap and smoothness", ha="center", va="center",
-                  transform=axes.transAxes)
-    axes.set_xlabel("loss gap  $L_t - L^*$" + (f"  ($L^*$={d.f_star:g})" if d.f_star else ""))
-    axes.set_ylabel("local smoothness  $S_t$")
-    axes.grid(alpha=0.25, linewidth=0.5, which="both")
-    axes.set_title(_title(d), fontsize="small")
-    return _png(figure, dpi)
-
-
-def write(d: Diagnosis, out: str | Path, dpi: int = DPI) -> dict[str, Path]:
-    """Write ``sharpness.png``, ``smoothness.png`` and ``diagnosis.json`` (:meth:`Diagnosis.to_dict`)
-    into the folder ``out`` (created if missing); returns ``{name: path}``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in (*FIGURES, JSON_NAME)}
-    paths["sharpness.png"].write_bytes(sharpness_figure(d, dpi))
-    paths["smoothness.png"].write_bytes(smoothness_figure(d, dpi))
-    paths[JSON_NAME].write_text(json.dumps(d.to_dict(), indent=1, allow_nan=False) + "\n")
-    return paths

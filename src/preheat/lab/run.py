@@ -18,62 +18,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
-from preheat.adaptive import Decision
 from preheat.lab import distributed
 from preheat.lab.config import RunConfig
-from preheat.lab.peers import peer_module, peer_scheduler
+from preheat.lab.optimizers import OPTIMIZERS, build_optimizer
+from preheat.lab.peers import peer_scheduler
+from preheat.lab.record import EVAL_COLUMNS, STEP_COLUMNS, RunResult
 from preheat.lab.signals import ADAM_LIKE, Signals
 from preheat.lab.tasks import Task, make_task
-from preheat.optim import GIAdam, GIAdamW
 from preheat.probes import CatapultResult, catapult_search
 from preheat.torch import Scheduler
-
-STEP_COLUMNS = ("step", "lr", "train_loss", "train_accuracy", "grad_norm", "update_norm")
-EVAL_COLUMNS = ("step", "val_loss", "val_accuracy")
-
-
-@dataclass
-class RunResult:
-    """What one run produced. ``steps`` and ``evals`` are columns (lists of equal length).
-
-    ``status`` is ``finished`` (all steps ran), ``diverged`` (stopped early, see
-    ``RunConfig.diverge_factor``) or ``failed`` (an exception; its text is in ``error``). A
-    sweep reports ``lost`` to its progress (never to the store) for a run whose process died.
-    Missing values (no accuracy for the task) are NaN.
-    """
-
-    status: str
-    steps: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in STEP_COLUMNS})
-    evals: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in EVAL_COLUMNS})
-    wall_time: float = 0.0
-    error: str | None = None
-    decisions: list[Decision] = field(default_factory=list)  # a controller's, one per update
-    signal_seconds: float = 0.0  # time spent measuring signals for the controller
-    catapult: CatapultResult | None = None  # the initial-LR search of catapult_warmup
-
-
-def build_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The optimizer ``config.optimizer`` names, at ``config.peak_lr`` (the schedule's 1)."""
-    lr, wd = config.peak_lr, config.weight_decay
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
-    if config.optimizer == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-    if config.optimizer == "schedulefree_adamw":
-        return peer_module("schedulefree").AdamWScheduleFree(
-            params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd, warmup_steps=config.warmup or 0)
-    if config.optimizer == "radamw":  # RAdam with AdamW's decoupled weight decay
-        return torch.optim.RAdam(params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd,
-                                 decoupled_weight_decay=True)
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam,
-             "giadam": GIAdam, "giadamw": GIAdamW}  # GI-Adam: init_scale=1, bias_correction2=True
-    return kinds[config.optimizer](params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd)
-
 
 def train(
     config: RunConfig,
@@ -106,8 +63,8 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
     optimizer = build_optimizer(config, params)
     controller = config.resolved_controller() if config.controller is not None else None
     if controller is not None and getattr(controller, "initial", 0.0) is None:  # catapult_warmup
-        result.catapult = distributed.broadcast(_catapult(config, task, model))
-        controller.set_initial(result.catapult.lr / config.peak_lr)
+        catapult = distributed.broadcast(_catapult(config, task, model))
+        controller.set_initial(catapult.lr / config.peak_lr)
     if config.peer is not None:
         scheduler = peer_scheduler(config.peer, optimizer, config.warmup, config.steps)
     else:

@@ -30,7 +30,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from preheat.lab.config import RunConfig
-from preheat.lab.run import EVAL_COLUMNS, STEP_COLUMNS, RunResult
+from preheat.lab.record import EVAL_COLUMNS, STEP_COLUMNS, RunResult
 
 DONE = ("finished", "diverged", "failed")
 
@@ -92,7 +92,7 @@ class Store:
         with self.db:
             self.db.executemany(
                 "INSERT OR IGNORE INTO runs (id, name, config) VALUES (?, ?, ?)",
-                [(c.fingerprint(), c.name, c.model_dump_json()) for c in configs],
+                [(c.fingerprint(), c.method, c.model_dump_json()) for c in configs],
             )
 
     def todo(self) -> list[RunConfig]:
@@ -100,7 +100,7 @@ class Store:
         rows = self.db.execute(
             f"SELECT config FROM runs WHERE status NOT IN {DONE} ORDER BY rowid"
         ).fetchall()
-        return [RunConfig.model_validate_json(config) for (config,) in rows]
+        return [RunConfig.from_stored(config) for (config,) in rows]
 
     def mark_running(self, config: RunConfig) -> None:
         """The run was handed to a process."""
@@ -146,7 +146,7 @@ class Store:
             "SELECT id, name, config, status, error, wall_time, versions, signal_seconds FROM runs ORDER BY rowid"
         ).fetchall()
         return [
-            {"id": r[0], "name": r[1], "config": RunConfig.model_validate_json(r[2]), "status": r[3],
+            {"id": r[0], "name": r[1], "config": RunConfig.from_stored(r[2]), "status": r[3],
              "error": r[4], "wall_time": r[5], "versions": json.loads(r[6]) if r[6] else None,
              "signal_seconds": r[7]}
             for r in rows

@@ -19,7 +19,6 @@ from preheat.probes.lr_range import LRRangeResult, lr_range_test
 from preheat.probes.sharpness import (
     SharpnessResult,
     adam_preconditioner,
-    adam_stability_threshold,
     sharpness,
 )
 
@@ -29,7 +28,6 @@ __all__ = [
     "sharpness",
     "SharpnessResult",
     "adam_preconditioner",
-    "adam_stability_threshold",
     "critical_sharpness",
     "CriticalResult",
     "catapult_search",

@@ -14,7 +14,8 @@ Adam the relevant quantity is the *preconditioned sharpness*
 
 whose stability threshold is ``(2 + 2 beta1) / ((1 - beta1) eta)`` (38 / eta for beta1 = 0.9;
 Cohen et al., 2022, "Adaptive gradient methods at the edge of stability"). See
-:func:`adam_preconditioner` and :func:`adam_stability_threshold`.
+:func:`adam_preconditioner`; the thresholds themselves are
+:func:`preheat.adaptive.sharpness.stability_threshold`.
 
 Hessian-vector products use double backward (``torch.autograd.grad`` with ``create_graph=True``),
 never ``backward()``: the model's parameters, buffers and ``.grad`` are left as they were.
@@ -394,16 +395,3 @@ def adam_preconditioner(
         v = state[key].detach()
         result.append((v / (1.0 - beta2**t)).sqrt().add(eps).mul(1.0 - beta1**t))
     return result
-
-
-def adam_stability_threshold(lr: float, beta1: float = 0.9) -> float:
-    """The edge of stability of Adam's preconditioned sharpness: ``(2 + 2 beta1) / ((1 - beta1) lr)``.
-
-    Adam with momentum ``beta1`` on a quadratic with frozen preconditioner ``P`` is stable iff
-    ``lambda_max(P^{-1} H) < (2 + 2 beta1) / ((1 - beta1) lr)`` (38 / lr for beta1 = 0.9; Cohen et
-    al., 2022). Compare with :func:`sharpness` given :func:`adam_preconditioner`. Cost: none.
-    """
-    owner = "adam_stability_threshold"
-    lr = check_real(owner, "lr", lr, 0.0, low_open=True)
-    beta1 = check_real(owner, "beta1", beta1, 0.0, 1.0, high_open=True)
-    return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * lr)

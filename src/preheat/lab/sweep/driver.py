@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Callable, Iterable, Protocol
 
 from preheat.lab.config import RunConfig
-from preheat.lab.run import RunResult
+from preheat.lab.record import RunResult
 from preheat.lab.store import Store
 
 POLL_SECONDS = 0.2
@@ -41,7 +41,7 @@ class SweepIncomplete(RuntimeError):
 
     def __init__(self, lost: list[tuple[RunConfig, str]]) -> None:
         self.lost = lost
-        names = "; ".join(f"{config.name} seed {config.seed}: {error}" for config, error in lost[:3])
+        names = "; ".join(f"{config.method} seed {config.seed}: {error}" for config, error in lost[:3])
         super().__init__(f"{len(lost)} run(s) lost their process and were not stored ({names}); "
                          "rerun the sweep to do them")
 

@@ -8,6 +8,7 @@ store (see :mod:`preheat.lab.sweep.driver`).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -15,10 +16,15 @@ from typing import Any
 import torch
 
 from preheat.lab.config import RunConfig
-from preheat.lab.run import RunResult
+from preheat.lab.record import RunResult
 from preheat.lab.store import Store
 from preheat.lab.sweep import worker
 from preheat.lab.sweep.driver import Progress, announce, collect
+
+
+def cores() -> int:
+    """The CPUs this process may run on (its affinity, which ``taskset`` and cgroups set)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def run_here(store: Store | None, todo: list[RunConfig], threads: int, progress: Progress) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from preheat.lab.config import RunConfig
-from preheat.lab.run import RunResult
+from preheat.lab.record import RunResult
 from preheat.lab.store import Store
 from preheat.lab.sweep import worker
 from preheat.lab.sweep.driver import Progress, collect
@@ -86,7 +86,7 @@ class RayBackend:
         if self.address is not None:
             ray.init(address=self.address, **options)
             return False
-        from preheat.lab.sweep import cores
+        from preheat.lab.sweep.local import cores
 
         ray.init(num_cpus=cores(), include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
                  runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}}, **options)

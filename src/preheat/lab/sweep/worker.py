@@ -10,7 +10,8 @@ import json
 from typing import Callable
 
 from preheat.lab.config import RunConfig
-from preheat.lab.run import RunResult, train
+from preheat.lab.record import RunResult
+from preheat.lab.run import train
 from preheat.lab.tasks import Task, make_task
 
 PROGRESS_EVERY = 10  # a run reports its step every this many updates (and at its last)
