@@ -1,21 +1,63 @@
-"""Drawing schedules: the matplotlib figure and the pieces of the terminal view.
+"""Drawing schedules: the matplotlib figure and the pieces of the terminal view; and the
+matplotlib helpers every figure of preheat draws with (:func:`agg_figure`, :func:`png`,
+:func:`plain_log_ticks`).
 
-Nothing here prints. matplotlib (the ``plot`` extra) is imported only inside
-:func:`plot_schedules`, so the rest works with NumPy alone. In every function ``total`` is the
-number of updates drawn (steps ``0 .. total - 1``) and ``peak`` the peak learning rate: update
-``t`` uses ``peak * schedule(t)``.
+Nothing here prints. matplotlib (the ``plot`` extra) is imported only inside the functions
+that draw, so the rest works with NumPy alone. In every function ``total`` is the number of
+updates drawn (steps ``0 .. total - 1``) and ``peak`` the peak learning rate: update ``t`` uses
+``peak * schedule(t)``.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from preheat.schedules import Join, Product, Schedule
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def agg_figure(width: float, height: float, dpi: int = 100) -> Any:
+    """A matplotlib ``Figure`` of ``width x height`` inches with constrained layout, on matplotlib's
+    Agg canvas directly: it needs no display and leaves pyplot's state and backend alone."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(
+            "drawing a figure needs matplotlib; install it with: pip install 'preheat[plot]'"
+        ) from err
+    figure = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def png(figure: Any, dpi: int) -> bytes:
+    """The figure as PNG bytes at ``dpi``, cropped to what is drawn."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def plain_log_ticks(axis: Any) -> None:
+    """Label a log axis with plain numbers (0.02, 30, 1e+04), not 3x10^1, over its current view:
+    under a decade the minor ticks are labelled too; up to four decades the major ticks are at 1
+    and 3 of each decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    axis.set_major_formatter(plain)
+    low, high = sorted(axis.get_view_interval())
+    if 0 < low and high < 10 * low:
+        axis.set_minor_formatter(plain)
+        return
+    axis.set_minor_formatter(NullFormatter())
+    if 0 < low and high < 1e4 * low:
+        axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 3.0)))
 
 
 def learning_rates(schedule: Schedule, total: int, peak: float) -> np.ndarray:
@@ -125,18 +167,9 @@ def plot_schedules(
         raise ValueError(
             f"plot_schedules: {len(schedules)} schedules but {len(labels)} labels; expected one label each"
         )
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        raise ImportError(
-            "drawing a figure needs matplotlib; install it with: pip install 'preheat[plot]'"
-        ) from err
-
+    figure = agg_figure(*figsize, dpi=dpi)
     path = Path(path)
     steps = np.arange(total)
-    figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for schedule, label in zip(schedules, labels):
         (line,) = axes.plot(steps, learning_rates(schedule, total, peak), label=label, linewidth=1.5)

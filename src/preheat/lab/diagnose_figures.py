@@ -1,11 +1,11 @@
 """The figures of a diagnosed run (:mod:`preheat.lab.diagnose`) and writing them to a folder.
 
-Drawn on matplotlib's Agg canvas (no pyplot state); nothing here prints.
+Drawn on matplotlib's Agg canvas (no pyplot state) with the helpers of :mod:`preheat.plotting`;
+nothing here prints.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -13,47 +13,42 @@ from typing import Any
 import numpy as np
 
 from preheat.lab.diagnose import Diagnosis
+from preheat.plotting import agg_figure, plain_log_ticks, png
 
 DPI = 90
 FIGURES = ("sharpness.png", "smoothness.png")
 JSON_NAME = "diagnosis.json"
 
 
-
-def _figure(width: float, height: float, dpi: int) -> Any:
-    """A matplotlib Figure on an Agg canvas (no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Any, dpi: int) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
-
-
-def _plain_ticks(axis: Any) -> None:
-    """Label a log axis with plain numbers (0.02, 30, 1e+04), not 3x10^1."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
-    axis.set_major_formatter(plain)
-    low, high = sorted(axis.get_view_interval())
-    if 0 < low and high < 10 * low:  # under a decade: label the minor ticks too
-        axis.set_minor_formatter(plain)
-        return
-    axis.set_minor_formatter(NullFormatter())
-    if 0 < low and high < 1e4 * low:  # up to four decades: ticks at 1 and 3 of each
-        axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 3.0)))
-
-
 def _title(d: Diagnosis) -> str:
     c = d.config
     return f"{c.task}, {c.optimizer}, peak LR {c.peak_lr:g}, {c.schedule_text}"
+
+
+def _curvature(axes: Any, d: Diagnosis) -> None:
+    """The sharpness series and the threshold, on a y range cut as :func:`sharpness_figure` says."""
+    series = [("sharpness  $\\lambda_{max}(H)$", d.sharpness, "tab:blue", "o")]
+    if d.preconditioned is not None:
+        series.append(("preconditioned  $\\lambda_{max}(P^{-1}H)$", d.preconditioned, "tab:red", "s"))
+    for label, values, color, marker in series:
+        axes.plot(d.measured_step, values, color=color, marker=marker, markersize=3, linewidth=1.2, label=label)
+    threshold = np.where(np.isfinite(d.threshold), d.threshold, np.nan)
+    if d.threshold_rule is not None:
+        color = "tab:red" if d.threshold_applies_to == "preconditioned" else "tab:blue"
+        axes.plot(d.step, threshold, color=color, linestyle="--", linewidth=1.0,
+                  label=f"threshold {d.threshold_rule}")
+    shown = np.concatenate([v[np.isfinite(v)] for _, v, _, _ in series] + [np.zeros(0)])
+    finite_threshold = threshold[np.isfinite(threshold)]
+    if not shown.size:
+        return
+    top = max(shown.max(), finite_threshold.min() if finite_threshold.size else shown.max())
+    low = shown.min()
+    if low > 0:
+        axes.set_yscale("log")
+        axes.set_ylim(low / 2.0, top * 3.0)
+        plain_log_ticks(axes.yaxis)
+    else:
+        axes.set_ylim(low - 0.1 * abs(top - low), top * 1.5 + 1e-12)
 
 
 def sharpness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
@@ -67,29 +62,9 @@ def sharpness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
     larger of the highest sharpness and the lowest threshold, so a threshold that starts far
     up (a warmup from a tiny LR) is seen coming down onto the sharpness.
     """
-    figure = _figure(7.0, 4.0, dpi)
+    figure = agg_figure(7.0, 4.0, dpi)
     axes = figure.add_subplot()
-    series = [("sharpness  $\\lambda_{max}(H)$", d.sharpness, "tab:blue", "o")]
-    if d.preconditioned is not None:
-        series.append(("preconditioned  $\\lambda_{max}(P^{-1}H)$", d.preconditioned, "tab:red", "s"))
-    for label, values, color, marker in series:
-        axes.plot(d.measured_step, values, color=color, marker=marker, markersize=3, linewidth=1.2, label=label)
-    threshold = np.where(np.isfinite(d.threshold), d.threshold, np.nan)
-    if d.threshold_rule is not None:
-        color = "tab:red" if d.threshold_applies_to == "preconditioned" else "tab:blue"
-        axes.plot(d.step, threshold, color=color, linestyle="--", linewidth=1.0,
-                  label=f"threshold {d.threshold_rule}")
-    shown = np.concatenate([v[np.isfinite(v)] for _, v, _, _ in series] + [np.zeros(0)])
-    finite_threshold = threshold[np.isfinite(threshold)]
-    if shown.size:
-        top = max(shown.max(), finite_threshold.min() if finite_threshold.size else shown.max())
-        low = shown.min()
-        if low > 0:
-            axes.set_yscale("log")
-            axes.set_ylim(low / 2.0, top * 3.0)
-            _plain_ticks(axes.yaxis)
-        else:
-            axes.set_ylim(low - 0.1 * abs(top - low), top * 1.5 + 1e-12)
+    _curvature(axes, d)
     axes.set_xlabel("update t")
     axes.set_ylabel("curvature")
     axes.grid(alpha=0.25, linewidth=0.5)
@@ -97,7 +72,7 @@ def sharpness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
     (lr_line,) = right.plot(d.step, d.lr, color="0.45", linewidth=1.0, label="LR  $\\eta_t$ (right)")
     if d.lr.size and (d.lr > 0).all() and d.lr.max() > 1.5 * d.lr.min():
         right.set_yscale("log")
-        _plain_ticks(right.yaxis)
+        plain_log_ticks(right.yaxis)
     right.set_ylabel("learning rate")
     handles, labels = axes.get_legend_handles_labels()
     figure.legend(handles + [lr_line], labels + [lr_line.get_label()], loc="outside lower center",
@@ -105,7 +80,7 @@ def sharpness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
     axes.set_title(_title(d), fontsize="small")
     if d.updates:
         axes.set_xlim(0, max(d.updates - 1, 1))
-    return _png(figure, dpi)
+    return png(figure, dpi)
 
 
 def smoothness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
@@ -115,7 +90,7 @@ def smoothness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
     fitted law ``K0 + K_rho gap^rho`` (solid, constants in the legend) and, when the task knows
     its own constants, its bound (dashed).
     """
-    figure = _figure(6.0, 4.2, dpi)
+    figure = agg_figure(6.0, 4.2, dpi)
     axes = figure.add_subplot()
     keep = np.isfinite(d.smoothness) & np.isfinite(d.gap) & (d.smoothness > 0) & (d.gap > 0)
     if keep.any():
@@ -134,8 +109,8 @@ def smoothness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
                       label=f"task's bound: $K_0$={k0:.3g}, $K_\\rho$={k_rho:.3g}, $\\rho$={rho:.3g}")
         axes.set_xscale("log")
         axes.set_yscale("log")
-        _plain_ticks(axes.xaxis)
-        _plain_ticks(axes.yaxis)
+        plain_log_ticks(axes.xaxis)
+        plain_log_ticks(axes.yaxis)
         axes.legend(fontsize="x-small", framealpha=0.85, loc="best")
     else:
         axes.text(0.5, 0.5, "no pair with a positive gap and smoothness", ha="center", va="center",
@@ -144,7 +119,7 @@ def smoothness_figure(d: Diagnosis, dpi: int = DPI) -> bytes:
     axes.set_ylabel("local smoothness  $S_t$")
     axes.grid(alpha=0.25, linewidth=0.5, which="both")
     axes.set_title(_title(d), fontsize="small")
-    return _png(figure, dpi)
+    return png(figure, dpi)
 
 
 def write(d: Diagnosis, out: str | Path, dpi: int = DPI) -> dict[str, Path]:
