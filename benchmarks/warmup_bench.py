@@ -47,7 +47,7 @@ from typing import Any
 
 from preheat.lab.compare import adaptive_menu
 from preheat.lab.config import RunConfig
-from preheat.lab.metrics import derive_target, run_metrics
+from preheat.lab.metrics import RunMetrics, derive_target, run_metrics
 from preheat.lab.sweep import cores, run_sweep
 
 BETAS = (0.9, 0.99)
@@ -92,11 +92,11 @@ def runs_of(task: Task, steps: int, seeds: int, grid: tuple[float, ...]) -> list
             for peak in task.peak_lrs for label, fields in menu(steps, grid) for seed in range(seeds)]
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise(rows: list[RunMetrics]) -> list[dict[str, Any]]:
     """One row per (method, peak LR), the linear grid collapsed to its best length per peak."""
-    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, float], list[RunMetrics]] = {}
     for row in rows:
-        groups.setdefault((row["name"], row["peak_lr"]), []).append(row)
+        groups.setdefault((row.method, row.config.peak_lr), []).append(row)
     table = [_cell(name, peak, runs) for (name, peak), runs in groups.items()]
     out = [c for c in table if not c["method"].startswith("linear ")]
     for peak in sorted({c["peak_lr"] for c in table}):
@@ -109,16 +109,16 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda c: (order.index(c["method"]), c["peak_lr"]))
 
 
-def _cell(name: str, peak: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    finals = [r["final_val_loss"] for r in runs]
-    reached = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
+def _cell(name: str, peak: float, runs: list[RunMetrics]) -> dict[str, Any]:
+    finals = [r.final_val_loss for r in runs]
+    reached = [r.steps_to_target for r in runs if r.steps_to_target is not None]
     return {
         "method": name, "peak_lr": peak, "seeds": len(runs), "note": "",
         "mean": statistics.fmean(finals) if all(math.isfinite(f) for f in finals) else math.inf,
         "std": statistics.stdev(finals) if len(finals) > 1 and all(math.isfinite(f) for f in finals) else math.nan,
         "steps_to_target": statistics.fmean(reached) if reached else None, "reached": len(reached),
-        "diverged": sum(r["diverged"] for r in runs),
-        "seconds": statistics.fmean(r["wall_time"] for r in runs),
+        "diverged": sum(r.diverged for r in runs),
+        "seconds": statistics.fmean(r.wall_time for r in runs),
     }
 
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         basis = "the tuned linear warmup's final loss" if tuned is not None else "the best run's loss: every tuned run diverged"
         rows = run_metrics(store, target=tuned)
         tables[name] = summarise(rows)
-        parts.append(markdown(f"{name} ({steps} updates, {seeds} seeds)", tables[name], rows[0]["target"], basis))
+        parts.append(markdown(f"{name} ({steps} updates, {seeds} seeds)", tables[name], rows[0].target, basis))
         print(parts[-1], "\n", flush=True)
     minutes = (time.perf_counter() - started) / 60
     parts.append("### Summary\n\n" + summary(tables))

@@ -93,24 +93,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     first = [s.run(m, seed) for s in chosen for m in METHODS if m != "catapult, same slope" for seed in s.seeds]
     rows = sweep(study, first)
     # the same-slope ramp: W minus the steps a warmup from 0 takes to reach eta_c (per seed)
-    start = {(r["name"], r["seed"]): steps["lr"][0] for r, steps in zip(rows, load(study, rows, "steps"))}
+    start = {(r.method, r.config.seed): steps["lr"][0] for r, steps in zip(rows, load(study, rows, "steps"))}
     slope = []
     for s in chosen:
         for seed in s.seeds:
             initial = start[(s.run("catapult, same length", seed).method, seed)] / s.peak_lr
             slope.append(s.run("catapult, same slope", seed, ramp=max(1, s.warmup - round(initial * s.warmup))))
     rows += sweep(study, slope)
-    lrs = {(r["name"], r["seed"]): steps["lr"] for r, steps in zip(rows, load(study, rows, "steps"))}
+    lrs = {(r.method, r.config.seed): steps["lr"] for r, steps in zip(rows, load(study, rows, "steps"))}
 
     body = []
     for s in chosen:
         reference = None
         for method in METHODS:
             name = s.run(method, s.seeds[0], ramp=1).method
-            runs = [r for r in rows if r["name"] == name]
-            reach = [t_reach(lrs[(name, r["seed"])], s.peak_lr) for r in runs]
-            initial = [lrs[(name, r["seed"])][0] / s.peak_lr for r in runs]
-            finals = [r["final_val_loss"] for r in runs]
+            runs = [r for r in rows if r.method == name]
+            reach = [t_reach(lrs[(name, r.config.seed)], s.peak_lr) for r in runs]
+            initial = [lrs[(name, r.config.seed)][0] / s.peak_lr for r in runs]
+            finals = [r.final_val_loss for r in runs]
             reference = finals if reference is None else reference
             with np.errstate(invalid="ignore"):  # nan or inf when a seed diverged
                 delta = float(np.mean(finals) - np.mean(reference))
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for column, s in enumerate(shown):
         for method in METHODS:
             name = s.run(method, s.seeds[0], ramp=1).method
-            runs = [r for r in rows if r["name"] == name]
+            runs = [r for r in rows if r.method == name]
             seed0 = lrs[(name, s.seeds[0])]
             axes[0, column].plot(np.arange(seed0.size), seed0 / s.peak_lr, color=colors[method], label=method)
             evals = load(study, runs, "evals")

@@ -24,7 +24,7 @@ import torch
 
 from preheat.lab.config import RunConfig
 from preheat.lab.diagnose import diagnose
-from preheat.lab.metrics import run_metrics
+from preheat.lab.metrics import RunMetrics, run_metrics
 from preheat.lab.record import RunResult
 from preheat.lab.store import Store
 from preheat.lab.sweep import cores, run_sweep
@@ -88,16 +88,16 @@ class Lines:
               f"{result.status}, val loss {loss} ({result.wall_time:.1f} s)", flush=True)
 
 
-def sweep(study: Study, runs: Sequence[RunConfig]) -> list[dict[str, Any]]:
+def sweep(study: Study, runs: Sequence[RunConfig]) -> list[RunMetrics]:
     """Run ``runs`` into the study's store (skipping those already done) and return their
     :func:`preheat.lab.metrics.run_metrics` rows, in the order of ``runs``."""
     store = run_sweep(list(runs), study.out, workers=study.workers, progress=Lines(study))
     try:
-        by_id = {row["id"]: row for row in run_metrics(store)}
+        by_id = {row.id: row for row in run_metrics(store)}
     finally:
         store.close()
     rows = [by_id[config.fingerprint()] for config in runs]
-    study.run_seconds.update((row["id"], row["wall_time"] or 0.0) for row in rows)
+    study.run_seconds.update((row.id, row.wall_time or 0.0) for row in rows)
     return rows
 
 
@@ -116,12 +116,12 @@ def diagnosed(study: Study, config: RunConfig, every: int) -> dict[str, Any]:
     return result
 
 
-def load(study: Study, rows: Sequence[dict[str, Any]], table: str) -> list[dict[str, np.ndarray]]:
+def load(study: Study, rows: Sequence[RunMetrics], table: str) -> list[dict[str, np.ndarray]]:
     """Each row's run from the store: its per-update columns (``table="steps"``: ``lr``,
     ``train_loss``, ...) or its evaluations (``"evals"``: ``step``, ``val_loss``, ...)."""
     store = Store(study.out)
     try:
-        return [store.steps(row["id"]) if table == "steps" else store.evals(row["id"]) for row in rows]
+        return [store.steps(row.id) if table == "steps" else store.evals(row.id) for row in rows]
     finally:
         store.close()
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from preheat.lab.config import RunConfig
+from preheat.lab.metrics import RunMetrics
 from preheat.lab.tasks import make_task
 from studies.common import Study, figure, markdown_table, mean_std, number, plain_log_ticks, sweep
 
@@ -43,12 +44,12 @@ def prior_loss(config: RunConfig) -> float:
     return _prior_loss(config.task, tuple(sorted((k, v) for k, v in config.task_options.items())))
 
 
-def trainable(row: dict[str, Any]) -> bool:
-    """A run trained at its LR: it finished (did not diverge), did not fail (Kalra & Barkeshli's
-    rule: final training accuracy at least 1.5x chance; ``preheat.lab.metrics``) and its final
-    validation loss is below :func:`prior_loss`."""
-    return (row["status"] == "finished" and row["failed"] is not True
-            and row["final_val_loss"] < prior_loss(row["config"]))
+def trainable(row: RunMetrics) -> bool:
+    """A run trained at its LR: it finished (did not diverge), was not below chance (Kalra &
+    Barkeshli's rule for a failed run: final training accuracy at least 1.5x chance;
+    ``preheat.lab.metrics``) and its final validation loss is below :func:`prior_loss`."""
+    return (row.status == "finished" and row.below_chance is not True
+            and row.final_val_loss < prior_loss(row.config))
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,12 @@ class Cell:
 Cells = dict[tuple[str, float], Cell]  # by (run label "TITLE | ROW", peak LR)
 
 
-def cells_of(rows: Sequence[dict[str, Any]]) -> Cells:
+def cells_of(rows: Sequence[RunMetrics]) -> Cells:
     """Group run rows into cells by (label, peak LR); a cell is trainable when every seed is."""
     cells: Cells = {}
     for row in rows:
-        cell = cells.setdefault((row["name"], row["peak_lr"]), Cell([], True))
-        cell.losses.append(row["final_val_loss"])
+        cell = cells.setdefault((row.method, row.config.peak_lr), Cell([], True))
+        cell.losses.append(row.final_val_loss)
         cell.trainable = cell.trainable and trainable(row)
     return cells
 
@@ -110,8 +111,8 @@ def doubling_sweep(study: Study, grids: Sequence[Grid], max_lrs: int) -> tuple[d
         for grid in grids:
             if grid.title not in growing:
                 continue
-            alive = [row for row in rows if row["name"].startswith(grid.title + " | ")
-                     and row["peak_lr"] == top[grid.title] and trainable(row)]
+            alive = [row for row in rows if row.method.startswith(grid.title + " | ")
+                     and row.config.peak_lr == top[grid.title] and trainable(row)]
             if not alive or len(lrs[grid.title]) >= max_lrs:
                 growing.discard(grid.title)
             else:

@@ -86,15 +86,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = sweep(study, runs)
     gaps: dict[str, list[np.ndarray]] = {}
     for row, evals in zip(rows, load(study, rows, "evals")):
-        gap = np.full(row["steps"] + 1, np.inf)  # gap after update t at index t (0: the start); inf once diverged
+        gap = np.full(row.config.steps + 1, np.inf)  # gap after update t at index t (0: the start); inf once diverged
         gap[evals["step"].astype(int)] = evals["val_loss"]
-        if row["status"] == "diverged":
+        if row.status == "diverged":
             gap[int(evals["step"][-1]) + 1:] = np.inf
-        gaps.setdefault(row["name"], []).append(gap)
+        gaps.setdefault(row.method, []).append(gap)
     worst = {name: np.max(g, axis=0) for name, g in gaps.items()}  # the slowest seed
     constants = [name for name in worst if name.startswith("constant")]
     safe = next(name for name in constants if "safe" in name)
-    steps = rows[0]["steps"]
+    steps = rows[0].config.steps
     horizons = [t for t in (10, 20, 40, 50, 100, 200, 400, 800) if t <= steps]
     header = ("horizon T", "best constant LR at T", "its gap", "theory's safe constant", *WARMUPS)
     body = []
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     fig, axes = figure(14.0, 7.0, 2, 3)
     colors = {"constant": "0.6", **dict(zip(WARMUPS, ("tab:red", "tab:blue")))}
-    first = {row["name"]: row for row in rows if row["seed"] == rows[0]["seed"]}
+    first = {row.method: row for row in rows if row.config.seed == rows[0].config.seed}
     for (name, row), columns in zip(first.items(), load(study, list(first.values()), "steps")):
         color = colors.get(name, "tab:green" if "safe" in name else colors["constant"])
         width = 1.6 if name in WARMUPS or "safe" in name else 0.8

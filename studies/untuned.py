@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = sweep(study, runs)
     finals: dict[tuple[str, float], list[float]] = {}
     for row in rows:
-        finals.setdefault((row["name"], row["peak_lr"]), []).append(row["final_val_loss"])
+        finals.setdefault((row.method, row.config.peak_lr), []).append(row.final_val_loss)
 
     tables = ""
     for title, _, lrs, seeds in chosen:

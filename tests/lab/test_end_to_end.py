@@ -45,8 +45,11 @@ def test_a_sweep_on_each_task_is_stored_and_reported(task: str, tmp_path: Path) 
     out = tmp_path / "sweep"
     sweep(task, out, options, optimizer, lrs)
     runs = Store(out).runs()
-    assert len(runs) == 4 and {r["status"] for r in runs} <= {"finished", "diverged"}
-    assert {(r["config"].peak_lr, r["config"].warmup) for r in runs} == {(lr, w) for lr in lrs for w in (0, 4)}
+    assert len(runs) == 4 and {r.status for r in runs} <= {"finished", "diverged"}
+    assert {(r.config.peak_lr, r.config.warmup) for r in runs} == {(lr, w) for lr in lrs for w in (0, 4)}
+    assert all(r.method == r.config.method for r in runs)
+    (chance,) = {r.chance_accuracy for r in runs}  # the task's, kept for metrics that build no task
+    assert chance is None if task == "river-valley" else 0 < chance < 1
     done, total = rendered_images(out / "report.html", tmp_path)
     assert done == total >= 3
 
@@ -59,7 +62,7 @@ def test_compare_quick_on_the_river_valley(tmp_path: Path) -> None:
     assert "ranking" in result.output and "report.html" in result.output
     runs = Store(out).runs()
     assert len(runs) == len(comparison("river-valley", quick=True))
-    labels = {r["name"] for r in runs}
+    labels = {r.method for r in runs}
     assert {"no warmup", "exponential warmup + cosine"} <= labels
     assert not any("radam" in label or "untuned" in label for label in labels)  # SGD task: Adam methods left out
 

@@ -167,19 +167,20 @@ def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[
 
 
 def _summarise(store: Store, target: float | None, figures: Path | None = None) -> None:
-    """Print the ranking table and write the report next to the store."""
-    from preheat.lab.metrics import chance_by_task, format_ranking, ranking, run_metrics
+    """Print the ranking table and write the report next to the store (metrics computed once,
+    from the store alone)."""
+    from preheat.lab.metrics import format_ranking, sweep_metrics
     from preheat.lab.report import write_report
 
-    chance = chance_by_task(store.runs(), None)  # builds each task once, for both
-    headers, cells = format_ranking(ranking(run_metrics(store, target=target, chance=chance)))
+    metrics = sweep_metrics(store, target=target)
+    headers, cells = format_ranking(metrics.ranking)
     table = Table(title="ranking (best first)")
     for header in headers:
         table.add_column(header)
     for row in cells:
         table.add_row(*row)
     console.print(table)
-    path = write_report(store, target=target, chance=chance, figures_dir=figures)
+    path = write_report(store, metrics, figures_dir=figures)
     console.print(f"report: {path}", soft_wrap=True)
 
 

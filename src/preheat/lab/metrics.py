@@ -1,7 +1,11 @@
-"""Metrics of a sweep, computed from the store alone: per run, per schedule, and the ranking.
+"""Metrics of a sweep, computed from the store alone: per run, per method, and the ranking.
 
 Definitions (every function below follows them):
 
+- **method**: what a comparison groups runs by, ``RunConfig.method`` as the store keeps it (a
+  run's label, else its peer with its warmup, else its controller expression, else its schedule
+  with ``{steps}`` and ``{warmup}`` filled in). A method may span several warmups (a label over
+  a warmup sweep); the ranking shows it at its best one.
 - **final val loss**: the validation loss of a run's last evaluation; ``inf`` for a run that
   diverged (and for a last evaluation that is NaN/inf); NaN for a run with no evaluation
   (pending, or crashed before its first one).
@@ -16,10 +20,12 @@ Definitions (every function below follows them):
   (a run that diverged later still reached it); ``None`` if it never did.
 - **diverged**: the run's status is ``diverged`` (the loop stopped it: loss NaN/inf or above
   ``diverge_factor`` times the initial validation loss). **crashed**: status ``failed`` (an
-  exception; its text is the run's ``error``). These are different from **failed** below.
-- **failed** (Kalra & Barkeshli 2024): the run's final training accuracy (the mean of the last
-  10% of its recorded steps, at least one step, NaN ignored) is below ``1.5 x`` the task's
-  chance accuracy. ``None`` when the chance accuracy is unknown or no accuracy was recorded.
+  exception; its text is the run's ``error``). Neither is **below chance**.
+- **below chance** (Kalra & Barkeshli 2024 call such a run failed): the run's final training
+  accuracy (the mean of the last 10% of its recorded steps, at least one step, NaN ignored) is
+  below ``1.5 x`` the task's chance accuracy, which the store keeps per run
+  (``RunResult.chance_accuracy``). ``None`` when the chance accuracy is unknown (a task without
+  one, a store from before it was kept) or no accuracy was recorded.
 - **spikes**: the number of rising edges of "the training loss at step ``t`` exceeds
   ``spike_factor`` times the exponential moving average (``alpha = 0.1``) of the losses of the
   steps before ``t``, and exceeds it by at least 25% of the initial training loss"; steps
@@ -27,47 +33,171 @@ Definitions (every function below follows them):
   minibatch noise out: at a loss of 0.05 one hard batch easily doubles it, which is not a
   spike. A run of consecutive spiking steps is one spike. A NaN/inf loss counts as exceeding
   and is not fed into the average. See :func:`count_spikes`.
-- **stable** (one run): ``finished`` and not failed. A schedule's **largest stable LR** is the
-  largest swept peak LR ``L`` such that every done run at *every* swept LR ``<= L`` is stable:
-  stability must hold from the smallest LR up, so a lucky seed at a large LR after a diverged
-  smaller one does not count. ``None`` when the smallest LR is already unstable.
+- **stable** (one run): ``finished`` and not below chance. A method's **largest stable LR** (at
+  one warmup) is the largest swept peak LR ``L`` such that every done run at *every* swept LR
+  ``<= L`` is stable: stability must hold from the smallest LR up, so a lucky seed at a large LR
+  after a diverged smaller one does not count. ``None`` when the smallest LR is already unstable.
 - **good LR range**: the peak LRs whose mean final val loss is within ``(1 + tolerance)`` of the
-  schedule's best mean final val loss (written ``best + tolerance * |best|``, as for the target);
+  method's best mean final val loss (written ``best + tolerance * |best|``, as for the target);
   reported as the list and its (min, max).
 
 Aggregates use only done runs (``finished``, ``diverged``, ``failed``). A mean final val loss
 over seeds is ``inf`` as soon as one seed diverged, so an LR where any seed diverged is never a
-schedule's best; crashed runs (NaN) are left out of the means but still make an LR unstable.
+method's best; crashed runs (NaN) are left out of the means but still make an LR unstable.
 Standard deviations are over seeds (``ddof = 1``; NaN for one seed).
 """
+
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from preheat.lab.store import DONE, Store
-from preheat.lab.tasks import make_task
+from preheat.lab.config import RunConfig
+from preheat.lab.store import DONE, Store, StoredRun
 
 SPIKE_ALPHA = 0.1
 SPIKE_SKIP = 10
 SPIKE_MIN_RISE = 0.25
 ACCURACY_TAIL = 0.1
-FAILED_FACTOR = 1.5
+CHANCE_FACTOR = 1.5
 
 RANKING_HEADERS = (
-    "rank", "schedule", "warmup", "best peak LR", "final val loss", "steps to target",
+    "rank", "method", "warmup", "best peak LR", "final val loss", "steps to target",
     "diverged / runs", "largest stable LR", "good LR range", "ms / step",
 )
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """One run's metrics (see the module docstring). ``method`` is the store's; ``config`` holds
+    the run's fields (peak LR, warmup, seed, ...); ``target`` is the sweep's, the same for
+    every run."""
+
+    id: str
+    method: str
+    config: RunConfig
+    status: str
+    wall_time: float | None
+    final_val_loss: float
+    best_val_loss: float
+    target: float | None
+    steps_to_target: int | None
+    final_train_accuracy: float
+    below_chance: bool | None
+    spikes: int
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+    @property
+    def crashed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def stable(self) -> bool:
+        return self.status == "finished" and self.below_chance is not True
+
+
+@dataclass(frozen=True)
+class LrCell:
+    """The done runs of one (method, warmup, peak LR), over seeds: how many ``runs`` (``seeds``),
+    their mean and std final val loss, how many ``diverged``, were ``below_chance`` or
+    ``crashed``, whether all were ``stable``, and the mean steps to target over the ``reached``
+    seeds that reached it (None if none did)."""
+
+    peak_lr: float
+    runs: int
+    seeds: tuple[int, ...]
+    mean_final_val_loss: float
+    std_final_val_loss: float
+    diverged: int
+    below_chance: int
+    crashed: int
+    stable: bool
+    mean_steps_to_target: float | None
+    reached: int
+
+
+@dataclass(frozen=True)
+class MethodWarmup:
+    """One method at one warmup (None: a method without one) over the peak LRs swept: its
+    ``cells`` (ascending peak LR), ``best`` (the cell of the lowest finite mean final val loss,
+    or None), ``largest_stable_lr`` and ``good_lrs`` (see the module docstring)."""
+
+    method: str
+    warmup: int | None
+    cells: tuple[LrCell, ...]
+    best: LrCell | None
+    largest_stable_lr: float | None
+    good_lrs: tuple[float, ...]
+
+    @property
+    def best_peak_lr(self) -> float | None:
+        return None if self.best is None else self.best.peak_lr
+
+    @property
+    def good_lr_range(self) -> tuple[float, float] | None:
+        return (min(self.good_lrs), max(self.good_lrs)) if self.good_lrs else None
+
+    @property
+    def runs(self) -> int:
+        return sum(cell.runs for cell in self.cells)
+
+    @property
+    def diverged(self) -> int:
+        return sum(cell.diverged for cell in self.cells)
+
+
+@dataclass(frozen=True)
+class RankedMethod:
+    """A row of the ranking: a method at its best warmup (see :func:`ranking`).
+
+    ``title`` is the method with ``(warmup=W)`` added where its name does not show the warmup
+    (a label, a controller); ``final_val_loss_mean``/``_std``, ``steps_to_target`` (mean over the
+    ``reached`` seeds that reached it), ``seeds`` (runs at the best LR) are its best cell's;
+    ``diverged`` and ``runs`` count every done run of the method; ``warmups`` are all it swept;
+    ``ms_per_step`` is the mean wall time per update of its finished runs.
+    """
+
+    rank: int
+    method: str
+    title: str
+    warmup: int | None
+    best_peak_lr: float | None
+    final_val_loss_mean: float
+    final_val_loss_std: float
+    steps_to_target: float | None
+    reached: int
+    seeds: int
+    diverged: int
+    runs: int
+    largest_stable_lr: float | None
+    good_lr_range: tuple[float, float] | None
+    warmups: tuple[int, ...]
+    ms_per_step: float
+
+
+@dataclass(frozen=True)
+class SweepMetrics:
+    """Everything a sweep's summary and report show, computed once: every run's metrics (store
+    order) and the ranking (best first)."""
+
+    runs: tuple[RunMetrics, ...]
+    ranking: tuple[RankedMethod, ...]
+
+    @property
+    def target(self) -> float | None:
+        return self.runs[0].target if self.runs else None
 
 
 def _loosen(value: float, factor: float) -> float:
     """``factor * value`` for ``value > 0``, generalised as ``value + (factor - 1) * |value|``."""
     return value + (factor - 1.0) * abs(value)
-
-
 def count_spikes(
     losses: Sequence[float] | np.ndarray,
     factor: float = 2.0,
@@ -123,18 +253,6 @@ def derive_target(best: float | None, factor: float) -> float | None:
     return _loosen(best, factor)
 
 
-def chance_by_task(runs: list[dict[str, Any]], chance: Mapping[str, float | None] | None) -> dict[str, float | None]:
-    """Chance accuracy per task name: from ``chance``, else from the task (built once per name)."""
-    known: dict[str, float | None] = dict(chance or {})
-    for run in runs:
-        config = run["config"]
-        if config.task not in known:
-            try:
-                known[config.task] = make_task(config.task, config.task_options).chance_accuracy
-            except (ValueError, OSError):  # a task that cannot be built here: chance unknown
-                known[config.task] = None
-    return known
-
 
 def run_metrics(
     store: Store,
@@ -142,18 +260,12 @@ def run_metrics(
     target_factor: float = 1.1,
     spike_factor: float = 2.0,
     chance: Mapping[str, float | None] | None = None,
-) -> list[dict[str, Any]]:
-    """One dict per run of ``store`` (store order), with the metrics the module docstring defines.
+) -> list[RunMetrics]:
+    """Every run of ``store`` (store order) with the metrics the module docstring defines.
 
-    Keys: ``id``, ``name`` (as stored: what the ranking groups by), ``family`` (the config's
-    ``label`` or its schedule template, ``{warmup}`` unfilled: what a warmup sweep varies),
-    ``task``, ``optimizer``, ``peak_lr``, ``warmup``, ``seed``, ``steps``
-    (configured), ``status``, ``config`` (the RunConfig), ``final_val_loss``, ``best_val_loss``,
-    ``target`` (the same for every row), ``steps_to_target``, ``diverged``, ``crashed``,
-    ``final_train_accuracy``, ``failed``, ``spikes``, ``wall_time``.
-
-    ``chance`` maps a task name to its chance accuracy (``None``: unknown); tasks it does not
-    name are built once with ``make_task`` to read ``chance_accuracy`` (unknown if that fails).
+    ``target`` is given or derived with ``target_factor``. The chance accuracy is the one the
+    store kept for the run; ``chance`` (task name -> chance accuracy) fills it in for runs whose
+    store has none (a store from before it was kept). Reads only the store.
     """
     if target is not None and not math.isfinite(target):
         raise ValueError(f"target={target!r} is invalid; expected a finite number or None")
@@ -161,50 +273,46 @@ def run_metrics(
         raise ValueError(f"target_factor={target_factor!r} is invalid; expected a finite number >= 1")
     if not spike_factor > 1.0:
         raise ValueError(f"spike_factor={spike_factor!r} is invalid; expected a number above 1")
-
     runs = store.runs()
-    chances = chance_by_task(runs, chance)
-    rows = []
-    for run in runs:
-        config = run["config"]
-        steps, evals = store.steps(run["id"]), store.evals(run["id"])
-        losses = evals["val_loss"]
-        finite = losses[np.isfinite(losses)]
-        diverged = run["status"] == "diverged"
-        if diverged:
-            final = math.inf
-        elif losses.size:
-            final = float(losses[-1]) if math.isfinite(losses[-1]) else math.inf
-        else:
-            final = math.nan
-        accuracy = final_train_accuracy(steps["train_accuracy"])
-        task_chance = chances.get(config.task)
-        failed = None
-        if task_chance is not None and not math.isnan(accuracy):
-            failed = accuracy < FAILED_FACTOR * task_chance
-        rows.append({
-            "id": run["id"], "name": run["name"], "family": config.label or config.template,
-            "template": config.template, "task": config.task,
-            "optimizer": config.optimizer, "peak_lr": config.peak_lr, "warmup": config.warmup,
-            "seed": config.seed, "steps": config.steps, "status": run["status"], "config": config,
-            "final_val_loss": final,
-            "best_val_loss": float(finite.min()) if finite.size else math.nan,
-            "eval_steps": evals["step"], "eval_losses": losses,
-            "diverged": diverged, "crashed": run["status"] == "failed",
-            "final_train_accuracy": accuracy, "failed": failed,
-            "spikes": count_spikes(steps["train_loss"], spike_factor),
-            "wall_time": run["wall_time"],
-        })
-
+    evals = [store.evals(run.id) for run in runs]
     if target is None:
-        best = [r["best_val_loss"] for r in rows if r["status"] == "finished" and math.isfinite(r["best_val_loss"])]
-        target = derive_target(min(best) if best else None, target_factor)
-    for row in rows:
-        steps_at, losses = row.pop("eval_steps"), row.pop("eval_losses")
-        reached = np.flatnonzero(losses <= target) if target is not None else np.array([], dtype=int)
-        row["target"] = target
-        row["steps_to_target"] = int(steps_at[reached[0]]) if reached.size else None
-    return rows
+        best = [_best(e["val_loss"]) for run, e in zip(runs, evals) if run.status == "finished"]
+        finite = [b for b in best if math.isfinite(b)]
+        target = derive_target(min(finite) if finite else None, target_factor)
+    chances = dict(chance or {})
+    return [_measure(run, store.steps(run.id), e, target, spike_factor, chances) for run, e in zip(runs, evals)]
+
+
+def _best(losses: np.ndarray) -> float:
+    finite = losses[np.isfinite(losses)]
+    return float(finite.min()) if finite.size else math.nan
+
+
+def _final(status: str, losses: np.ndarray) -> float:
+    if status == "diverged":
+        return math.inf
+    if losses.size:
+        return float(losses[-1]) if math.isfinite(losses[-1]) else math.inf
+    return math.nan
+
+
+def _measure(run: StoredRun, steps: dict[str, np.ndarray], evals: dict[str, np.ndarray], target: float | None,
+             spike_factor: float, chance: Mapping[str, float | None]) -> RunMetrics:
+    """One run's metrics from its store rows."""
+    losses = evals["val_loss"]
+    accuracy = final_train_accuracy(steps["train_accuracy"])
+    chance_accuracy = run.chance_accuracy if run.chance_accuracy is not None else chance.get(run.config.task)
+    below = None
+    if chance_accuracy is not None and not math.isnan(accuracy):
+        below = accuracy < CHANCE_FACTOR * chance_accuracy
+    reached = np.flatnonzero(losses <= target) if target is not None else np.array([], dtype=int)
+    return RunMetrics(
+        id=run.id, method=run.method, config=run.config, status=run.status, wall_time=run.wall_time,
+        final_val_loss=_final(run.status, losses), best_val_loss=_best(losses), target=target,
+        steps_to_target=int(evals["step"][reached[0]]) if reached.size else None,
+        final_train_accuracy=accuracy, below_chance=below,
+        spikes=count_spikes(steps["train_loss"], spike_factor),
+    )
 
 
 def _std(values: np.ndarray) -> float:
@@ -214,124 +322,123 @@ def _std(values: np.ndarray) -> float:
     return float(values.std(ddof=1))
 
 
-def _stable(row: dict[str, Any]) -> bool:
-    return row["status"] == "finished" and row["failed"] is not True
+def _lr_cell(peak_lr: float, runs: list[RunMetrics]) -> LrCell:
+    """Aggregate the done runs of one (method, warmup, peak LR) over seeds."""
+    finals = np.array([r.final_val_loss for r in runs if not np.isnan(r.final_val_loss)])
+    reached = [r.steps_to_target for r in runs if r.steps_to_target is not None]
+    return LrCell(
+        peak_lr=peak_lr,
+        runs=len(runs),
+        seeds=tuple(sorted(r.config.seed for r in runs)),
+        mean_final_val_loss=float(finals.mean()) if finals.size else math.nan,
+        std_final_val_loss=_std(finals),
+        diverged=sum(r.diverged for r in runs),
+        below_chance=sum(r.below_chance is True for r in runs),
+        crashed=sum(r.crashed for r in runs),
+        stable=all(r.stable for r in runs),
+        mean_steps_to_target=float(np.mean(reached)) if reached else None,
+        reached=len(reached),
+    )
 
 
-def _lr_cell(peak_lr: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Aggregate the done runs of one (schedule, warmup, peak LR) over seeds."""
-    finals = np.array([r["final_val_loss"] for r in runs if not np.isnan(r["final_val_loss"])])
-    reached = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
-    return {
-        "peak_lr": peak_lr,
-        "runs": len(runs),
-        "seeds": sorted(r["seed"] for r in runs),
-        "mean_final_val_loss": float(finals.mean()) if finals.size else math.nan,
-        "std_final_val_loss": _std(finals),
-        "diverged": sum(r["diverged"] for r in runs),
-        "failed": sum(r["failed"] is True for r in runs),
-        "crashed": sum(r["crashed"] for r in runs),
-        "stable": all(_stable(r) for r in runs),
-        "mean_steps_to_target": float(np.mean(reached)) if reached else None,
-        "reached": len(reached),
-    }
+def _method_warmup(method: str, warmup: int | None, by_lr: dict[float, list[RunMetrics]],
+                   tolerance: float) -> MethodWarmup:
+    cells = tuple(_lr_cell(lr, by_lr[lr]) for lr in sorted(by_lr))
+    finite = [c for c in cells if math.isfinite(c.mean_final_val_loss)]
+    best = min(finite, key=lambda c: c.mean_final_val_loss) if finite else None
+    largest = None
+    for cell in cells:
+        if not cell.stable:
+            break
+        largest = cell.peak_lr
+    good: tuple[float, ...] = ()
+    if best is not None:
+        limit = _loosen(best.mean_final_val_loss, 1.0 + tolerance)
+        good = tuple(c.peak_lr for c in finite if c.mean_final_val_loss <= limit)
+    return MethodWarmup(method=method, warmup=warmup, cells=cells, best=best, largest_stable_lr=largest,
+                        good_lrs=good)
 
 
-def schedule_metrics(rows: list[dict[str, Any]], tolerance: float = 0.05) -> list[dict[str, Any]]:
-    """One dict per (schedule name, warmup) over the peak LRs swept, from :func:`run_metrics` rows.
-
-    Keys: ``name``, ``warmup`` (None for a schedule without ``{warmup}``), ``cells`` (one dict per
-    peak LR, ascending: ``peak_lr``, ``runs``, ``seeds``, ``mean_final_val_loss``,
-    ``std_final_val_loss``, ``diverged``, ``failed``, ``crashed``, ``stable``,
-    ``mean_steps_to_target`` (over the seeds that reached the target), ``reached``),
-    ``best_peak_lr`` (the LR of the lowest finite mean final val loss; None if there is none),
-    ``best`` (its cell, or None), ``largest_stable_lr``, ``good_lrs`` and ``good_lr_range``
-    (see the module docstring), ``runs`` and ``diverged`` (over all its done runs).
-    Order: first appearance in ``rows``.
-    """
+def method_metrics(rows: Sequence[RunMetrics], tolerance: float = 0.05) -> list[MethodWarmup]:
+    """One :class:`MethodWarmup` per (method, warmup) over the peak LRs swept, from the done runs
+    of ``rows``, in order of first appearance; ``tolerance`` sets the good LR range."""
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance={tolerance!r} is invalid; expected a finite number >= 0")
-    groups: dict[tuple[str, int | None], dict[float, list[dict[str, Any]]]] = {}
+    groups: dict[tuple[str, int | None], dict[float, list[RunMetrics]]] = {}
     for row in rows:
-        if row["status"] in DONE:
-            groups.setdefault((row["name"], row["warmup"]), {}).setdefault(row["peak_lr"], []).append(row)
-    result = []
-    for (name, warmup), by_lr in groups.items():
-        cells = [_lr_cell(lr, by_lr[lr]) for lr in sorted(by_lr)]
-        finite = [c for c in cells if math.isfinite(c["mean_final_val_loss"])]
-        best = min(finite, key=lambda c: c["mean_final_val_loss"]) if finite else None
-        largest = None
-        for cell in cells:
-            if not cell["stable"]:
-                break
-            largest = cell["peak_lr"]
-        good: list[float] = []
-        if best is not None:
-            limit = _loosen(best["mean_final_val_loss"], 1.0 + tolerance)
-            good = [c["peak_lr"] for c in finite if c["mean_final_val_loss"] <= limit]
-        result.append({
-            "name": name, "warmup": warmup, "cells": cells,
-            "best_peak_lr": best["peak_lr"] if best else None, "best": best,
-            "largest_stable_lr": largest,
-            "good_lrs": good, "good_lr_range": (min(good), max(good)) if good else None,
-            "runs": sum(c["runs"] for c in cells), "diverged": sum(c["diverged"] for c in cells),
-        })
-    return result
+        if row.status in DONE:
+            groups.setdefault((row.method, row.config.warmup), {}).setdefault(row.config.peak_lr, []).append(row)
+    return [_method_warmup(method, warmup, by_lr, tolerance) for (method, warmup), by_lr in groups.items()]
 
 
-def _sort_key(group: dict[str, Any]) -> tuple[float, float]:
-    best = group["best"]
+def _sort_key(group: MethodWarmup) -> tuple[float, float]:
+    best = group.best
     if best is None:
         return (math.inf, math.inf)
-    steps = best["mean_steps_to_target"]
-    return (best["mean_final_val_loss"], math.inf if steps is None else steps)
+    steps = best.mean_steps_to_target
+    return (best.mean_final_val_loss, math.inf if steps is None else steps)
 
 
-def ranking(rows: list[dict[str, Any]], tolerance: float = 0.05) -> list[dict[str, Any]]:
-    """The comparison table: one row per schedule name, best first.
+def _shows_warmup(row: RunMetrics) -> bool:
+    """Whether the method's name was made with the run's warmup filled in (it is neither the
+    run's label nor its template, which do not show it)."""
+    return row.method not in (row.config.label, row.config.template)
 
-    A name swept over warmup has one group per warmup (:func:`schedule_metrics`); its row is
+
+def _ranked(rank: int, method: str, groups: list[MethodWarmup], rows: list[RunMetrics]) -> RankedMethod:
+    chosen = min(groups, key=_sort_key)
+    best = chosen.best
+    named = chosen.warmup is None or any(_shows_warmup(r) for r in rows)
+    return RankedMethod(
+        rank=rank, method=method, title=method if named else f"{method} (warmup={chosen.warmup})",
+        warmup=chosen.warmup, best_peak_lr=chosen.best_peak_lr,
+        final_val_loss_mean=best.mean_final_val_loss if best else math.nan,
+        final_val_loss_std=best.std_final_val_loss if best else math.nan,
+        steps_to_target=best.mean_steps_to_target if best else None,
+        reached=best.reached if best else 0, seeds=best.runs if best else 0,
+        diverged=sum(g.diverged for g in groups), runs=sum(g.runs for g in groups),
+        largest_stable_lr=chosen.largest_stable_lr, good_lr_range=chosen.good_lr_range,
+        warmups=tuple(sorted(g.warmup for g in groups if g.warmup is not None)),
+        ms_per_step=_ms_per_step(rows),
+    )
+
+
+def ranking(rows: Sequence[RunMetrics], tolerance: float = 0.05) -> list[RankedMethod]:
+    """The comparison table: one :class:`RankedMethod` per method, best first.
+
+    A method swept over warmup has one group per warmup (:func:`method_metrics`); its row is
     the group with the lowest best mean final val loss (ties: fewer mean steps to target), and
     ``warmup``, ``best_peak_lr``, the loss, steps to target, ``largest_stable_lr`` and
     ``good_lr_range`` are that group's. ``diverged`` and ``runs`` count all done runs of the
-    name (every warmup and LR). Rows are ranked by best mean final val loss, ties by mean steps
-    to target (never reached counts as infinite), then name; a name without a finite loss comes
-    last.
-
-    Keys: ``rank``, ``name``, ``warmup``, ``best_peak_lr``, ``final_val_loss_mean``,
-    ``final_val_loss_std``, ``steps_to_target`` (mean at the best LR over the seeds that
-    reached the target, or None), ``reached``, ``seeds`` (runs at the best LR), ``diverged``,
-    ``runs``, ``largest_stable_lr``, ``good_lr_range``, ``warmups`` (all swept for the name),
-    ``ms_per_step`` (mean wall time per update of its finished runs).
+    method (every warmup and LR). Rows are ranked by best mean final val loss, ties by mean
+    steps to target (never reached counts as infinite), then method; a method without a finite
+    loss comes last.
     """
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for group in schedule_metrics(rows, tolerance):
-        by_name.setdefault(group["name"], []).append(group)
-    table, keys = [], []
-    for name, groups in by_name.items():
-        chosen = min(groups, key=_sort_key)
-        best = chosen["best"]
-        table.append({
-            "name": name, "warmup": chosen["warmup"], "best_peak_lr": chosen["best_peak_lr"],
-            "final_val_loss_mean": best["mean_final_val_loss"] if best else math.nan,
-            "final_val_loss_std": best["std_final_val_loss"] if best else math.nan,
-            "steps_to_target": best["mean_steps_to_target"] if best else None,
-            "reached": best["reached"] if best else 0,
-            "seeds": best["runs"] if best else 0,
-            "diverged": sum(g["diverged"] for g in groups), "runs": sum(g["runs"] for g in groups),
-            "largest_stable_lr": chosen["largest_stable_lr"], "good_lr_range": chosen["good_lr_range"],
-            "warmups": sorted(g["warmup"] for g in groups if g["warmup"] is not None),
-            "ms_per_step": _ms_per_step([r for r in rows if r["name"] == name]),
-        })
-        keys.append((*_sort_key(chosen), name))
-    order = sorted(range(len(table)), key=keys.__getitem__)
-    return [{"rank": rank, **table[i]} for rank, i in enumerate(order, start=1)]
+    by_method: dict[str, list[MethodWarmup]] = {}
+    for group in method_metrics(rows, tolerance):
+        by_method.setdefault(group.method, []).append(group)
+    order = sorted(by_method, key=lambda m: (*_sort_key(min(by_method[m], key=_sort_key)), m))
+    return [_ranked(rank, method, by_method[method], [r for r in rows if r.method == method])
+            for rank, method in enumerate(order, start=1)]
 
 
-def _ms_per_step(rows: list[dict[str, Any]]) -> float:
+def sweep_metrics(
+    store: Store,
+    target: float | None = None,
+    target_factor: float = 1.1,
+    spike_factor: float = 2.0,
+    tolerance: float = 0.05,
+    chance: Mapping[str, float | None] | None = None,
+) -> SweepMetrics:
+    """:func:`run_metrics` and their :func:`ranking`, once, for the summary and the report."""
+    rows = run_metrics(store, target, target_factor, spike_factor, chance)
+    return SweepMetrics(runs=tuple(rows), ranking=tuple(ranking(rows, tolerance)))
+
+
+def _ms_per_step(rows: list[RunMetrics]) -> float:
     """Mean wall time per update of the finished runs, in ms (training, evaluation and any
     signals a controller measured): what a method costs next to another on the same task."""
-    times = [1000.0 * r["wall_time"] / r["steps"] for r in rows if r["status"] == "finished" and r["wall_time"]]
+    times = [1000.0 * r.wall_time / r.config.steps for r in rows if r.status == "finished" and r.wall_time]
     return float(np.mean(times)) if times else math.nan
 
 
@@ -341,29 +448,30 @@ def _number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def format_ranking(table: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[list[str]]]:
+def _range(good: tuple[float, float] | None) -> str:
+    if good is None:
+        return "—"
+    return _number(good[0], 3) if good[0] == good[1] else f"{_number(good[0], 3)} – {_number(good[1], 3)}"
+
+
+def format_ranking(table: Sequence[RankedMethod]) -> tuple[tuple[str, ...], list[list[str]]]:
     """The :func:`ranking` table as text cells, with :data:`RANKING_HEADERS`, for the CLI and report.
 
     The loss is ``mean ± std`` (``mean`` alone for one seed); steps to target gets ``(k/n)``
     when only ``k`` of the ``n`` seeds at the best LR reached it; the warmup is ``—`` for a
-    schedule without ``{warmup}``.
+    method without one.
     """
     cells = []
     for row in table:
-        loss = _number(row["final_val_loss_mean"])
-        if not math.isnan(row["final_val_loss_std"]):
-            loss += f" ± {_number(row['final_val_loss_std'], 2)}"
-        steps = _number(row["steps_to_target"], 6)
-        if row["steps_to_target"] is not None and row["reached"] < row["seeds"]:
-            steps += f" ({row['reached']}/{row['seeds']})"
-        good = row["good_lr_range"]
+        loss = _number(row.final_val_loss_mean)
+        if not math.isnan(row.final_val_loss_std):
+            loss += f" ± {_number(row.final_val_loss_std, 2)}"
+        steps = _number(row.steps_to_target, 6)
+        if row.steps_to_target is not None and row.reached < row.seeds:
+            steps += f" ({row.reached}/{row.seeds})"
         cells.append([
-            str(row["rank"]), row["name"], "—" if row["warmup"] is None else str(row["warmup"]),
-            _number(row["best_peak_lr"], 3), loss, steps, f"{row['diverged']} / {row['runs']}",
-            _number(row["largest_stable_lr"], 3),
-            "—" if good is None else (_number(good[0], 3) if good[0] == good[1]
-                                      else f"{_number(good[0], 3)} – {_number(good[1], 3)}"),
-            _number(row["ms_per_step"], 3),
+            str(row.rank), row.method, "—" if row.warmup is None else str(row.warmup),
+            _number(row.best_peak_lr, 3), loss, steps, f"{row.diverged} / {row.runs}",
+            _number(row.largest_stable_lr, 3), _range(row.good_lr_range), _number(row.ms_per_step, 3),
         ])
     return RANKING_HEADERS, cells
-

@@ -1,9 +1,10 @@
 """The sweep report: one self-contained HTML page (figures inline as PNG, CSS inline, no JS).
 
-It reads only the store (through :mod:`preheat.lab.metrics`) and holds: a summary line, the
-ranking table, the learning-rate curves, training and validation loss per peak LR, the
-stability heatmap over peak LR x warmup, every run's exact config, the versions and seeds, and
-how to rerun. Figures are drawn on matplotlib's Agg canvas directly (no pyplot state).
+It reads only the store and the sweep's :class:`~preheat.lab.metrics.SweepMetrics` (computed
+once by the caller) and holds: a summary line, the ranking table, the learning-rate curves (the
+LR each run recorded), training and validation loss per peak LR, the stability heatmap over
+peak LR x warmup, every run's exact config, the versions and seeds, and how to rerun. Figures
+are shaped in :mod:`preheat.lab.figure_data` and drawn by :mod:`preheat.lab.figures`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Sequence
 
-from preheat.lab.figures import best_per_family, heatmap_figure, loss_figure, lr_figure, representative_runs
-from preheat.lab.metrics import format_ranking, ranking, run_metrics
+from preheat.lab import figure_data, figures
+from preheat.lab.metrics import RunMetrics, SweepMetrics, format_ranking
 from preheat.lab.store import DONE, Store
 
 
@@ -47,8 +48,9 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _img(data: str, alt: str, caption: str) -> str:
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+def _img(data: bytes, alt: str, caption: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(alt)}">'
             f"<figcaption>{caption}</figcaption></figure>")
 
 
@@ -71,44 +73,40 @@ def _g(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def _summary(rows: list[dict[str, Any]], table: list[dict[str, Any]]) -> str:
-    statuses = Counter(r["status"] for r in rows)
-    tasks = sorted({r["task"] for r in rows})
-    optimizers = sorted({r["optimizer"] for r in rows})
-    parts = [f"{len(rows)} runs of {len(table) or len({r['name'] for r in rows})} schedules on "
+def _summary(metrics: SweepMetrics) -> str:
+    rows, table = metrics.runs, metrics.ranking
+    statuses = Counter(r.status for r in rows)
+    tasks = sorted({r.config.task for r in rows})
+    optimizers = sorted({r.config.optimizer for r in rows})
+    parts = [f"{len(rows)} runs of {len(table) or len({r.method for r in rows})} methods on "
              f"{', '.join(tasks)} ({', '.join(optimizers)}): "
              + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + "."]
-    target = rows[0]["target"]
-    if target is not None:
-        parts.append(f"Target val loss {target:.4g}.")
-    if table and table[0]["best_peak_lr"] is not None:
+    if metrics.target is not None:
+        parts.append(f"Target val loss {metrics.target:.4g}.")
+    if table and table[0].best_peak_lr is not None:
         best = table[0]
-        shows_warmup = best["warmup"] is None or any(
-            r["name"] == best["name"] and r["family"] != r["name"] for r in rows)
-        parts.append(f"Best: {best['name']}"
-                     + ("" if shows_warmup else f" (warmup={best['warmup']})")
-                     + f" at peak LR {best['best_peak_lr']:.3g}, final val loss "
-                     f"{best['final_val_loss_mean']:.4g}.")
+        parts.append(f"Best: {best.title} at peak LR {best.best_peak_lr:.3g}, final val loss "
+                     f"{best.final_val_loss_mean:.4g}.")
     return " ".join(parts)
 
 
-def _runs_section(rows: list[dict[str, Any]]) -> str:
-    headers = ["schedule", "warmup", "peak LR", "seed", "status", "final val loss", "best val loss",
-               "steps to target", "spikes", "final train acc", "failed (K&B)", "wall time (s)", "id"]
+def _runs_section(rows: Sequence[RunMetrics]) -> str:
+    headers = ["method", "warmup", "peak LR", "seed", "status", "final val loss", "best val loss",
+               "steps to target", "spikes", "final train acc", "below chance (K&B)", "wall time (s)", "id"]
     cells, css = [], []
     for r in rows:
         cells.append([
-            r["name"], "—" if r["warmup"] is None else str(r["warmup"]), f"{r['peak_lr']:.3g}",
-            str(r["seed"]), r["status"], _g(r["final_val_loss"]), _g(r["best_val_loss"]),
-            _g(r["steps_to_target"], 6), str(r["spikes"]), _g(r["final_train_accuracy"], 3),
-            "—" if r["failed"] is None else ("yes" if r["failed"] else "no"),
-            _g(r["wall_time"], 3), r["id"],
+            r.method, "—" if r.config.warmup is None else str(r.config.warmup), f"{r.config.peak_lr:.3g}",
+            str(r.config.seed), r.status, _g(r.final_val_loss), _g(r.best_val_loss),
+            _g(r.steps_to_target, 6), str(r.spikes), _g(r.final_train_accuracy, 3),
+            "—" if r.below_chance is None else ("yes" if r.below_chance else "no"),
+            _g(r.wall_time, 3), r.id,
         ])
-        css.append("diverged" if r["diverged"] else "")
+        css.append("diverged" if r.diverged else "")
     configs = "".join(
-        f"<details><summary><code>{_e(r['id'])}</code> {_e(r['name'])}, peak LR {r['peak_lr']:.3g}, "
-        f"seed {r['seed']}: {_e(r['status'])}</summary><pre>"
-        f"{html.escape(json.dumps(r['config'].model_dump(mode='json'), indent=2, sort_keys=True), quote=False)}"
+        f"<details><summary><code>{_e(r.id)}</code> {_e(r.method)}, peak LR {r.config.peak_lr:.3g}, "
+        f"seed {r.config.seed}: {_e(r.status)}</summary><pre>"
+        f"{html.escape(json.dumps(r.config.model_dump(mode='json'), indent=2, sort_keys=True), quote=False)}"
         "</pre></details>"
         for r in rows
     )
@@ -121,7 +119,7 @@ def _runs_section(rows: list[dict[str, Any]]) -> str:
 
 def _versions_section(store: Store) -> str:
     """The versions the store recorded, one table per distinct set, with how many runs used it."""
-    found = Counter(json.dumps(run["versions"], sort_keys=True) for run in store.runs() if run["versions"])
+    found = Counter(json.dumps(run.versions, sort_keys=True) for run in store.runs() if run.versions)
     if not found:
         return "<p>No run has recorded versions yet.</p>"
     blocks = []
@@ -135,48 +133,116 @@ def _versions_section(store: Store) -> str:
 _DEFINITIONS = """
 <ul class="note">
 <li><b>final val loss</b>: the last evaluation's validation loss; infinite for a diverged run, so a
-peak LR where any seed diverged has an infinite mean and is never a schedule's best.</li>
+peak LR where any seed diverged has an infinite mean and is never a method's best.</li>
 <li><b>target</b>: the validation loss to reach; unless given, 1.1 &times; the best validation loss of
 any finished run (for a best loss b &le; 0: b + 0.1 |b|). <b>steps to target</b>: the first evaluation
 at or below it, averaged over the seeds that reached it ((k/n) when not all did).</li>
 <li><b>diverged</b>: stopped by the training loop (loss NaN/inf or above its diverge factor times the
-initial validation loss). <b>failed</b> (Kalra &amp; Barkeshli): mean training accuracy over the last
-10% of steps below 1.5 &times; chance.</li>
+initial validation loss). <b>below chance</b> (what Kalra &amp; Barkeshli call failed): mean training
+accuracy over the last 10% of steps below 1.5 &times; the task's chance accuracy. A run that
+<i>crashed</i> (status failed: an exception) is neither.</li>
 <li><b>largest stable LR</b>: the largest swept peak LR such that every run at it and at every smaller
-swept LR finished without diverging or failing. <b>good LR range</b>: the peak LRs whose mean final
-val loss is within 5% of the schedule's best.</li>
+swept LR finished without diverging or falling below chance. <b>good LR range</b>: the peak LRs whose
+mean final val loss is within 5% of the method's best.</li>
 <li><b>spikes</b>: rising edges of &ldquo;training loss &gt; 2 &times; its exponential moving average
 (&alpha; = 0.1) over the steps before, and above it by at least 25% of the initial training
 loss&rdquo; (so minibatch noise at small losses does not count), from step 10 on.</li>
-<li>A row is a schedule name (a run's label, else its schedule with <code>{steps}</code> and
-<code>{warmup}</code> filled in). Where one name covers several warmups (a label over a warmup
-sweep), the row is its best warmup's, and diverged / runs counts all of them.</li>
+<li>A row is a method (a run's label, else its peer with its warmup, else its controller, else its
+schedule with <code>{steps}</code> and <code>{warmup}</code> filled in). Where one method covers
+several warmups (a label over a warmup sweep), the row is its best warmup's, and diverged / runs
+counts all of them.</li>
 </ul>
 """
 
 
-def _colors(families: list[str]) -> dict[str, Any]:
-    """A distinct colour per schedule: matplotlib's default cycle, or tab20 past ten of them."""
-    from matplotlib import colormaps
 
-    palette = [f"C{i}" for i in range(10)] if len(families) <= 10 else list(colormaps["tab20"].colors)
-    return {family: palette[i % len(palette)] for i, family in enumerate(families)}
+
+def _figures(store: Store, metrics: SweepMetrics) -> tuple[dict[str, bytes], list[str]]:
+    """The figures (file stem -> PNG) and their sections, from the done runs."""
+    done = [r for r in metrics.runs if r.status in DONE]
+    if not (metrics.ranking and done):
+        return {}, []
+    color = figures.colors([entry.method for entry in metrics.ranking])
+    representatives = figure_data.representative_runs(done, metrics.ranking)
+    curves = figure_data.lr_curves(store, metrics.ranking, representatives)
+    drawn = {"lr": figures.lr_figure(curves, max(r.config.steps for r in representatives), color)}
+    sections = ["<h2>Learning-rate schedules</h2>" + _img(
+        drawn["lr"], f"Learning rate divided by peak LR against step for {len(representatives)} methods",
+        "LR / peak LR that each method's representative run recorded (its best peak LR, lowest "
+        "seed; a method swept over warmup at its best-ranked warmup).")]
+    lrs = len({r.config.peak_lr for r in done})
+    for kind, title, alt, caption in _LOSS_FIGURES:
+        panels = figure_data.loss_panels(store, done, metrics.ranking, kind)
+        drawn[f"{kind}_loss"] = figures.loss_figure(panels, color, kind)
+        sections.append(f"<h2>{title}</h2>" + _img(drawn[f"{kind}_loss"], alt.format(lrs=lrs), caption))
+    heatmap = figure_data.heatmap(done)
+    if heatmap is not None:
+        drawn["stability"] = figures.heatmap_figure(heatmap)
+        sections.append("<h2>Stability over peak LR and warmup</h2>" + _img(
+            drawn["stability"],
+            f"Heatmap of mean final validation loss over peak LR and warmup length, {len(heatmap.panels)} panels",
+            _HEATMAP_CAPTION))
+    return drawn, sections
+
+
+_LOSS_FIGURES = (  # kind, section title, alt text, caption
+    ("train", "Training loss",
+     "Smoothed training loss against step, one panel for each of {lrs} peak LRs, one line per method",
+     "Training loss (trailing mean over 1/40 of the run), mean over seeds; one panel per peak "
+     "LR, one line per method (at its best-ranked warmup). An x at the top marks where a "
+     "seed diverged."),
+    ("val", "Validation loss",
+     "Validation loss against step, one panel for each of {lrs} peak LRs, one line per method",
+     "Validation loss at each evaluation, mean over seeds; one panel per peak LR, one line "
+     "per method (at its best-ranked warmup). An x at the top marks where a seed diverged."),
+)
+_HEATMAP_CAPTION = (
+    "Mean final val loss of the seeds that did not diverge, per peak LR (x) and warmup "
+    "length (y), one panel per template swept over warmup; the last panel (if any) has a "
+    "row per method without a warmup length. Hatched cells: at least one seed diverged "
+    "(k/n div; &ldquo;div&rdquo;: all did). Grey: no value.")
+
+
+def _reproduce(store: Store, rows: Sequence[RunMetrics]) -> str:
+    seeds = sorted({r.config.seed for r in rows})
+    return ("<h2>Reproduce</h2>"
+            f"<p>Seeds: {_e(', '.join(map(str, seeds)))}. The same config gives the same "
+            "numbers on the same machine (seeded; CPU kernels are deterministic).</p>"
+            f"<p>Rerun the sweep with <code>preheat sweep CONFIG</code> (runs already in the "
+            f"store are kept; only missing ones run) and rebuild this page with "
+            f"<code>preheat report {_e(store.directory)}</code>.</p>"
+            "<h3>Versions</h3>" + _versions_section(store))
+
+
+def _sections(store: Store, metrics: SweepMetrics, title: str) -> tuple[list[str], dict[str, bytes]]:
+    """The page's sections, in order, and its figures (file stem -> PNG)."""
+    parts = [f"<h1>{_e(title)}</h1>"]
+    if not metrics.runs:
+        return parts + ['<p class="summary">The store has no runs yet.</p>'], {}
+    headers, cells = format_ranking(metrics.ranking)
+    parts.append(f'<p class="summary">{_e(_summary(metrics))}</p>'
+                 "<h2>Ranking</h2>" + _table(headers, cells, {0, 3, 4, 5, 6, 7, 9}, id_="ranking")
+                 + '<p class="note">Final val loss is mean ± std over seeds at the best peak LR; '
+                 "definitions are below.</p>")
+    drawn, figure_sections = _figures(store, metrics)
+    parts += figure_sections
+    parts += ["<h2>Definitions</h2>" + _DEFINITIONS, "<h2>Runs</h2>" + _runs_section(metrics.runs),
+              _reproduce(store, metrics.runs)]
+    return parts, drawn
 
 
 def write_report(
     store: Store,
+    metrics: SweepMetrics,
     path: str | Path | None = None,
-    target: float | None = None,
     title: str | None = None,
-    chance: Mapping[str, float | None] | None = None,
     figures_dir: str | Path | None = None,
 ) -> Path:
-    """Write the sweep's report as one self-contained HTML file and return its path.
+    """Write the report of ``store``'s sweep, whose metrics are ``metrics``
+    (:func:`preheat.lab.metrics.sweep_metrics`), as one self-contained HTML file; return its path.
 
-    ``path`` defaults to ``store.directory / "report.html"``; ``target`` (a validation loss) and
-    ``chance`` (task name -> chance accuracy) are passed to
-    :func:`preheat.lab.metrics.run_metrics`; ``title`` defaults to the store's directory name.
-    With ``figures_dir``, each figure is also written there as a PNG file (``lr.png``,
+    ``path`` defaults to ``store.directory / "report.html"``; ``title`` to the store's directory
+    name. With ``figures_dir``, each figure is also written there as a PNG file (``lr.png``,
     ``train_loss.png``, ``val_loss.png``, ``stability.png``). Needs matplotlib (the ``plot`` extra).
     """
     try:
@@ -185,67 +251,7 @@ def write_report(
         raise ImportError("the report needs matplotlib; install it with: pip install 'preheat[plot]'") from err
     path = Path(path) if path is not None else store.directory / "report.html"
     title = title or f"preheat sweep: {store.directory.resolve().name}"
-    rows = run_metrics(store, target=target, chance=chance)
-    table = ranking(rows)
-    done = [r for r in rows if r["status"] in DONE]
-    entries = best_per_family(rows, table)
-    families = list(dict.fromkeys([e["family"] for e in entries] + [r["family"] for r in rows]))
-    colors = _colors(families)
-
-    figures: dict[str, str] = {}  # file stem -> base64 PNG
-    parts = [f"<h1>{_e(title)}</h1>"]
-    if not rows:
-        parts.append('<p class="summary">The store has no runs yet.</p>')
-    else:
-        parts.append(f'<p class="summary">{_e(_summary(rows, table))}</p>')
-        headers, cells = format_ranking(table)
-        parts.append("<h2>Ranking</h2>" + _table(headers, cells, {0, 3, 4, 5, 6, 7, 9}, id_="ranking")
-                     + '<p class="note">Final val loss is mean ± std over seeds at the best peak LR; '
-                     "definitions are below.</p>")
-    if table and done:
-        representatives = representative_runs(done, entries)
-        figures["lr"] = lr_figure(store, entries, representatives, colors)
-        parts.append("<h2>Learning-rate schedules</h2>" + _img(
-            figures["lr"],
-            f"Learning rate divided by peak LR against step for {len(representatives)} schedules",
-            "LR / peak LR of each schedule at its representative run (its best peak LR, lowest "
-            "seed; a schedule swept over warmup at its best-ranked warmup); dotted lines are phase "
-            "boundaries."))
-        lrs = len({r["peak_lr"] for r in done})
-        figures["train_loss"] = loss_figure(store, done, entries, colors, "train")
-        parts.append("<h2>Training loss</h2>" + _img(
-            figures["train_loss"],
-            f"Smoothed training loss against step, one panel for each of {lrs} peak LRs, one line per schedule",
-            "Training loss (trailing mean over 1/40 of the run), mean over seeds; one panel per peak "
-            "LR, one line per schedule (at its best-ranked warmup). An x at the top marks where a "
-            "seed diverged."))
-        figures["val_loss"] = loss_figure(store, done, entries, colors, "val")
-        parts.append("<h2>Validation loss</h2>" + _img(
-            figures["val_loss"],
-            f"Validation loss against step, one panel for each of {lrs} peak LRs, one line per schedule",
-            "Validation loss at each evaluation, mean over seeds; one panel per peak LR, one line "
-            "per schedule (at its best-ranked warmup). An x at the top marks where a seed diverged."))
-        heatmap = heatmap_figure(done)
-        if heatmap is not None:
-            png, panels = heatmap
-            figures["stability"] = png
-            parts.append("<h2>Stability over peak LR and warmup</h2>" + _img(
-                png, f"Heatmap of mean final validation loss over peak LR and warmup length, {panels} panels",
-                "Mean final val loss of the seeds that did not diverge, per peak LR (x) and warmup "
-                "length (y), one panel per schedule swept over warmup; the last panel (if any) has a "
-                "row per schedule without a <code>{warmup}</code> placeholder. Hatched cells: at "
-                "least one seed diverged (k/n div; &ldquo;div&rdquo;: all did). Grey: no value."))
-    if rows:
-        parts.append("<h2>Definitions</h2>" + _DEFINITIONS)
-        parts.append("<h2>Runs</h2>" + _runs_section(rows))
-        seeds = sorted({r["seed"] for r in rows})
-        parts.append("<h2>Reproduce</h2>"
-                     f"<p>Seeds: {_e(', '.join(map(str, seeds)))}. The same config gives the same "
-                     "numbers on the same machine (seeded; CPU kernels are deterministic).</p>"
-                     f"<p>Rerun the sweep with <code>preheat sweep CONFIG</code> (runs already in the "
-                     f"store are kept; only missing ones run) and rebuild this page with "
-                     f"<code>preheat report {_e(store.directory)}</code>.</p>"
-                     "<h3>Versions</h3>" + _versions_section(store))
+    parts, drawn = _sections(store, metrics, title)
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n"
@@ -254,6 +260,6 @@ def write_report(
     path.write_text(page, encoding="utf-8")
     if figures_dir is not None:
         Path(figures_dir).mkdir(parents=True, exist_ok=True)
-        for stem, data in figures.items():
-            (Path(figures_dir) / f"{stem}.png").write_bytes(base64.b64decode(data))
+        for stem, data in drawn.items():
+            (Path(figures_dir) / f"{stem}.png").write_bytes(data)
     return path

@@ -2,9 +2,11 @@
 
 Tables:
 
-- ``runs``: one row per run: ``id`` (the config fingerprint), ``name`` (what a comparison groups
-  by), ``config`` (JSON), ``status`` (``pending``, ``running``, ``finished``, ``diverged``,
-  ``failed``), ``error``, ``wall_time`` (s), ``started``/``ended`` (Unix time), ``versions`` (JSON).
+- ``runs``: one row per run: ``id`` (the config fingerprint), ``method`` (``RunConfig.method``:
+  what a comparison groups by), ``config`` (JSON), ``status`` (``pending``, ``running``,
+  ``finished``, ``diverged``, ``failed``), ``error``, ``wall_time`` (s), ``started``/``ended``
+  (Unix time), ``versions`` (JSON), ``chance_accuracy`` (the task's, ``NULL`` where it has none
+  or it is unknown).
 - ``steps``: per update ``t``: ``lr``, ``train_loss``, ``train_accuracy``, ``grad_norm``,
   ``update_norm``.
 - ``evals``: per evaluation: ``step``, ``val_loss``, ``val_accuracy``.
@@ -14,6 +16,11 @@ Tables:
 A finished run's rows and its status are written in one transaction, so a killed process
 leaves either the whole run or none of it; runs still ``pending`` or ``running`` are what a
 rerun of the sweep does again. Only one process (the sweep's driver) writes.
+
+Reading a store imports no training code and no torch (:func:`versions` imports torch when a
+run is saved). A store written before ``runs.name`` became ``runs.method`` and
+``runs.chance_accuracy`` was added is brought up to date when it is opened (the column renamed,
+chance unknown for its runs).
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ import platform
 import sqlite3
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
+from preheat.adaptive import Decision
 from preheat.lab.config import RunConfig
 from preheat.lab.record import EVAL_COLUMNS, STEP_COLUMNS, RunResult
 
@@ -36,9 +45,9 @@ DONE = ("finished", "diverged", "failed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL,
+    id TEXT PRIMARY KEY, method TEXT NOT NULL, config TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending', error TEXT, wall_time REAL,
-    started REAL, ended REAL, versions TEXT, signal_seconds REAL
+    started REAL, ended REAL, versions TEXT, signal_seconds REAL, chance_accuracy REAL
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, lr REAL, train_loss REAL,
@@ -53,6 +62,22 @@ CREATE TABLE IF NOT EXISTS evals (
     val_accuracy REAL, PRIMARY KEY (run_id, step)
 );
 """
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One row of the ``runs`` table; ``config`` read back with :meth:`RunConfig.from_stored`
+    (its expressions are not parsed again), ``versions`` a dict (None before the run ended)."""
+
+    id: str
+    method: str
+    config: RunConfig
+    status: str
+    error: str | None
+    wall_time: float | None
+    versions: dict[str, str] | None
+    signal_seconds: float | None
+    chance_accuracy: float | None
 
 
 def versions() -> dict[str, str]:
@@ -82,7 +107,17 @@ class Store:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "runs.sqlite"
         self.db = sqlite3.connect(self.path)
+        self._update_older()
         self.db.executescript(_SCHEMA)
+
+    def _update_older(self) -> None:
+        """Rename an older store's ``runs.name`` to ``method`` and add ``chance_accuracy``."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        with self.db:
+            if "name" in columns and "method" not in columns:
+                self.db.execute("ALTER TABLE runs RENAME COLUMN name TO method")
+            if columns and "chance_accuracy" not in columns:
+                self.db.execute("ALTER TABLE runs ADD COLUMN chance_accuracy REAL")
 
     def close(self) -> None:
         self.db.close()
@@ -91,7 +126,7 @@ class Store:
         """Register runs as ``pending``; runs already in the store are left as they are."""
         with self.db:
             self.db.executemany(
-                "INSERT OR IGNORE INTO runs (id, name, config) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO runs (id, method, config) VALUES (?, ?, ?)",
                 [(c.fingerprint(), c.method, c.model_dump_json()) for c in configs],
             )
 
@@ -134,21 +169,21 @@ class Store:
             self.db.executemany(f"INSERT INTO evals VALUES ({', '.join('?' * (len(EVAL_COLUMNS) + 1))})", evals)
             self.db.execute(
                 "UPDATE runs SET status = ?, error = ?, wall_time = ?, ended = ?, versions = ?, "
-                "signal_seconds = ? WHERE id = ?",
+                "signal_seconds = ?, chance_accuracy = ? WHERE id = ?",
                 (result.status, result.error, result.wall_time, time.time(), json.dumps(versions()),
-                 result.signal_seconds, run_id),
+                 result.signal_seconds, result.chance_accuracy, run_id),
             )
 
-    def runs(self) -> list[dict[str, Any]]:
-        """Every run as a dict: ``id``, ``name``, ``config`` (a RunConfig), ``status``, ``error``,
-        ``wall_time``, ``versions`` (a dict or None), ``signal_seconds``."""
+    def runs(self) -> list[StoredRun]:
+        """Every run, in the order it was added."""
         rows = self.db.execute(
-            "SELECT id, name, config, status, error, wall_time, versions, signal_seconds FROM runs ORDER BY rowid"
+            "SELECT id, method, config, status, error, wall_time, versions, signal_seconds, chance_accuracy "
+            "FROM runs ORDER BY rowid"
         ).fetchall()
         return [
-            {"id": r[0], "name": r[1], "config": RunConfig.from_stored(r[2]), "status": r[3],
-             "error": r[4], "wall_time": r[5], "versions": json.loads(r[6]) if r[6] else None,
-             "signal_seconds": r[7]}
+            StoredRun(id=r[0], method=r[1], config=RunConfig.from_stored(r[2]), status=r[3], error=r[4],
+                      wall_time=r[5], versions=json.loads(r[6]) if r[6] else None, signal_seconds=r[7],
+                      chance_accuracy=r[8])
             for r in rows
         ]
 
@@ -160,13 +195,12 @@ class Store:
         """The evaluation columns of a run (NaN where a value is missing)."""
         return self._columns("evals", EVAL_COLUMNS, run_id)
 
-    def decisions(self, run_id: str) -> list[dict[str, Any]]:
-        """A controller's decisions in a run (empty for a schedule): step, multiplier, action,
-        reason, evidence."""
+    def decisions(self, run_id: str) -> list[Decision]:
+        """A controller's decisions in a run, by step (empty for a schedule)."""
         rows = self.db.execute(
             "SELECT step, multiplier, action, reason, evidence FROM decisions WHERE run_id = ? ORDER BY step",
             (run_id,)).fetchall()
-        return [{"step": r[0], "multiplier": r[1], "action": r[2], "reason": r[3], "evidence": json.loads(r[4])}
+        return [Decision(step=r[0], multiplier=r[1], action=r[2], reason=r[3], evidence=json.loads(r[4]))
                 for r in rows]
 
     def _columns(self, table: str, columns: tuple[str, ...], run_id: str) -> dict[str, np.ndarray]:
