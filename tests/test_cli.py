@@ -234,3 +234,21 @@ def test_importing_the_cli_does_not_import_matplotlib():
     code = "import sys, preheat.cli; print('matplotlib' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+# -- lab ---------------------------------------------------------------------------------------
+
+
+def test_compare_help_names_every_method_it_runs():
+    """`preheat compare --help` lists what the curated comparison runs, GI-Adam and the
+    adaptive warmups (preheat.lab.compare.adaptive_menu) included."""
+    from preheat.lab.compare import adaptive_menu
+
+    result, text = run("compare", "--help")
+    assert result.exit_code == 0, text
+    words = " ".join(text.lower().replace("│", " ").split())
+    for label, _ in adaptive_menu(300, (0.9, 0.99)):
+        name = label.split(" + ")[0].replace(" warmup", "")
+        assert name.lower() in words, label
+    for name in ("no warmup", "linear warmup", "exponential warmup", "wsd", "untuned", "radam"):
+        assert name in words, name

@@ -204,8 +204,10 @@ def compare(
     """Run the curated warmup comparison on a task, print the ranking and write the report.
 
     No warmup, linear warmup + cosine at several lengths, exponential warmup, WSD, untuned
-    warmup and RAdam, each at a moderate and an aggressive peak LR. Rerunning with the same
-    --out resumes: finished runs are not redone.
+    warmup, RAdam and GI-Adam (the last three on Adam tasks only), and the adaptive warmups
+    (smoothness-guided, sharpness-guided, catapult initial LR + linear, persistent catapult,
+    NARS), each at a moderate and an aggressive peak LR. Rerunning with the same --out resumes:
+    finished runs are not redone.
     """
     from preheat.lab.compare import comparison
     from preheat.lab.tasks import make_task
