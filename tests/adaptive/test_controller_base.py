@@ -8,42 +8,42 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import pytest
 import torch
 
-from preheat.adaptive import Controller
+from preheat.adaptive import Controller, ControllerState, Proposal
 from preheat.torch import Scheduler
+
+
+@dataclass
+class RampState(ControllerState):
+    last_loss: float | None = None
 
 
 class Ramp(Controller):
     """Doubles the multiplier after a falling loss, halves it after a rising one; done at 1."""
 
     name = "ramp"
+    State = RampState
 
-    def __init__(self, total: int, initial: float = 0.05, **kwargs) -> None:
+    def __init__(self, total: int, initial: float = 0.05, **bounds) -> None:
         self.initial = initial
-        self.last_loss: float | None = None
-        super().__init__(total, **kwargs)
+        super().__init__(total, **bounds)
 
     def start(self) -> float:
         return self.initial
 
-    def decide(self, signals: Mapping[str, float]):
-        loss, last = signals["loss"], self.last_loss
-        self.last_loss = loss
+    def decide(self, signals: Mapping[str, float]) -> Proposal:
+        loss, last = signals["loss"], self.state.last_loss
+        self.state.last_loss = loss
         if last is None or loss < last:
             value = 2 * self.current
-            return value, "raise", "loss fell", {"loss": loss}, value >= 1
-        return self.current / 2, "lower", "loss rose", {"loss": loss}, False
-
-    def extra_state(self) -> dict:
-        return {"last_loss": self.last_loss}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.last_loss = state["last_loss"]
+            return Proposal(value, "raise", "loss fell", {"loss": loss}, value >= 1)
+        return Proposal(self.current / 2, "lower", "loss rose", {"loss": loss})
 
 
 def test_multiplier_sequence_follows_decisions_and_hands_over() -> None:
@@ -126,7 +126,7 @@ def test_scheduler_drives_the_controller_with_step_signals() -> None:
         optimizer.step()
         scheduler.step(loss=loss.item())
         assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * ramp.multiplier())
-    assert ramp.step == scheduler.last_epoch == 5
+    assert ramp.observed == scheduler.last_epoch == 5
 
 
 def test_scheduler_observe_then_step_and_step_without_signals_holds() -> None:
@@ -136,10 +136,10 @@ def test_scheduler_observe_then_step_and_step_without_signals_holds() -> None:
     optimizer.step()
     scheduler.observe(loss=1.0)
     scheduler.step()  # already observed: not observed twice
-    assert ramp.step == 1 and ramp.multiplier() == pytest.approx(0.1)
+    assert ramp.observed == 1 and ramp.multiplier() == pytest.approx(0.1)
     optimizer.step()
     scheduler.step()  # not observed: hold
-    assert ramp.step == 2 and ramp.decisions[-1].action == "hold"
+    assert ramp.observed == 2 and ramp.decisions[-1].action == "hold"
     with pytest.raises(ValueError, match="controller"):
         Scheduler(model_and_optimizer()[1], __import__("preheat").linear_warmup(3)).step(loss=1.0)
 
@@ -213,3 +213,24 @@ def test_every_rank_takes_the_same_decisions(tmp_path: Path) -> None:
     assert zero == one  # same LRs, same decisions, same parameters on both ranks
     assert "backoff" in zero["decisions"]  # the NaN on rank 0 reached both ranks as a backoff
     assert all(math.isfinite(lr) for lr in zero["lrs"])
+
+
+def test_the_docs_example_controller_runs_within_its_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/adaptive.md's "Writing a controller" is this tested code."""
+    import re
+    import types
+
+    doc = (Path(__file__).parents[2] / "docs" / "adaptive.md").read_text(encoding="utf-8")
+    section = doc.split("### Writing a controller", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    module = types.ModuleType("doc_example")  # a module, as dataclasses and type hints expect
+    monkeypatch.setitem(sys.modules, "doc_example", module)
+    exec(compile(block, "docs/adaptive.md", "exec"), module.__dict__)
+    namespace = module.__dict__
+    warmup = namespace["HalvingWarmup"](total=1000, after="cosine_decay({steps})", max_step=0.1)
+    seen = [warmup.observe(loss=loss) for loss in (5.0, 4.0, 4.5, 3.0, 2.0)]
+    assert seen == pytest.approx([0.02, 0.04, 0.02, 0.04, 0.08])  # doubling, halving; max_step 0.1 not hit
+    state = json.loads(json.dumps(warmup.state_dict()))
+    again = namespace["HalvingWarmup"](total=1000, after="cosine_decay({steps})", max_step=0.1)
+    again.load_state_dict(state)
+    assert again.observe(loss=1.0) == warmup.observe(loss=1.0) == pytest.approx(0.16)

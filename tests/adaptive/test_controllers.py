@@ -558,7 +558,7 @@ def test_smoothness_warmup_resumes_mid_run_with_the_same_lrs() -> None:
     controller = SmoothnessWarmup(STEPS)
     full = river_valley(controller, frozenset({"smoothness"}), checkpoint_at=60, steps=120)
     state, theta, previous = full["checkpoint"]
-    assert state["controller"]["handover_step"] is None and controller.handover_step is not None
+    assert state["controller"]["state"]["handover"] is None and controller.handover_step is not None
     task = make_task("river-valley")
     model = task.model(0)
     with torch.no_grad():

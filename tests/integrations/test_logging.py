@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import preheat  # noqa: E402
-from preheat.adaptive import Controller, NARSWarmup  # noqa: E402
+from preheat.adaptive import Controller, NARSWarmup, Proposal  # noqa: E402
 from preheat.integrations.logging import Sink, log_scheduler  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
@@ -28,7 +28,7 @@ class Doubling(Controller):
 
     def decide(self, signals):
         m = min(1.0, self.current * 2)
-        return m, "raise", f"loss {signals['loss']:.3g} is finite", {"loss": signals["loss"]}, m >= 1.0
+        return Proposal(m, "raise", f"loss {signals['loss']:.3g} is finite", {"loss": signals["loss"]}, m >= 1.0)
 
 
 def train(sinks, schedule_or_controller, steps=STEPS):

@@ -116,6 +116,24 @@ def test_smoothness_fit_is_finite_and_the_task_bound_holds(river):
     assert (result.smoothness[measured] <= bound).all()
 
 
+@pytest.mark.parametrize("config", [
+    RunConfig(task="digits", optimizer="adam", peak_lr=3e-2, steps=12, batch_size=16, eval_every=5,
+              schedule="linear_warmup(4) >> cosine_decay({steps})"),
+    RunConfig(task="river-valley", optimizer="momentum", peak_lr=0.3, steps=15, batch_size=1, eval_every=4,
+              grad_clip=1.0),
+], ids=["digits-adam", "river-valley-clipped"])
+def test_diagnose_trains_exactly_the_lab_run_of_its_config(config):
+    from preheat.lab.run import train
+
+    record = train(config)
+    result = diagnose(config, 5)
+    assert result.status == record.status == "finished"
+    assert result.loss.tolist() == record.steps["train_loss"]  # identical, not approximately
+    assert result.lr.tolist() == record.steps["lr"]
+    assert result.val_step.tolist() == record.evals["step"]
+    assert result.val_loss.tolist() == record.evals["val_loss"]
+
+
 def test_timings_are_counted(river):
     result, _ = river
     assert result.seconds_sharpness > 0 and result.seconds_smoothness > 0 and result.seconds_training > 0

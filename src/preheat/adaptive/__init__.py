@@ -2,9 +2,14 @@
 
 Use one in place of a schedule: ``preheat.Scheduler(optimizer, controller)``, and pass each
 update's signals with ``scheduler.step(loss=..., grad_norm=...)``. See ``docs/adaptive.md``.
+
+The contract every controller follows is in :mod:`preheat.adaptive.base` (bounds, proposals,
+state, what it needs measured); each controller is one module: :mod:`~.catapult`,
+:mod:`~.nars`, :mod:`~.sharpness` (with the edge-of-stability thresholds), :mod:`~.smoothness`;
+:mod:`~.text` reads controller expressions.
 """
 
-from preheat.adaptive.base import Controller, Decision
+from preheat.adaptive.base import Bounds, Controller, ControllerState, Decision, Proposal
 from preheat.adaptive.catapult import CatapultWarmup
 from preheat.adaptive.nars import NARSWarmup, TruthValue
 from preheat.adaptive.sharpness import SharpnessWarmup
@@ -16,9 +21,12 @@ CONTROLLERS: tuple[type[Controller], ...] = (CatapultWarmup, NARSWarmup, Sharpne
 
 __all__ = [
     "CONTROLLERS",
+    "Bounds",
     "CatapultWarmup",
     "Controller",
+    "ControllerState",
     "Decision",
+    "Proposal",
     "NARSWarmup",
     "SharpnessWarmup",
     "SmoothnessWarmup",

@@ -5,17 +5,105 @@ update it is shown that update's signals (the loss, the gradient norm, and whate
 asked for in ``needs``), decides the multiplier of the peak LR for the next update, and logs the
 decision with its evidence. When its warmup ends it hands over to a pure schedule for the rest
 of the run. Controllers are plain Python (no torch): the PyTorch ``Scheduler`` drives them.
+
+The contract, in four small pieces:
+
+- :class:`Bounds`: what every controller shares, given as the keywords ``after``, ``floor``,
+  ``max_step`` and ``backoff`` of any controller and kept as one object;
+- :class:`Proposal`: what :meth:`Controller.decide` returns;
+- :class:`ControllerState`: the whole mutable state, one dataclass written and read whole (a
+  controller's own state is a subclass of it, its :attr:`Controller.State`);
+- ``needs`` (signals after each update) and ``prepare_needs`` (measurements before update 0,
+  given to :meth:`Controller.prepare`): what the training loop must measure for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import types
+import typing
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, TypedDict
 
 from preheat.schedules import Schedule, parse
 from preheat.schedules.validate import check_int, check_real
+
+if typing.TYPE_CHECKING:
+    from typing import Unpack
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Where a controller may take the LR, the same rules for every controller.
+
+    - ``after``: the schedule expression that runs from the handover on, ``{steps}`` replaced
+      by the updates left (default ``constant()``: hold the peak);
+    - ``floor``: the lowest multiplier, in ``[0, 1]`` (every multiplier lies in ``[floor, 1]``);
+    - ``max_step``: the largest change of the multiplier per update during warmup (absolute,
+      either direction), in ``(0, 1]``;
+    - ``backoff``: the factor a NaN or infinite signal cuts the multiplier by, in ``(0, 1)``.
+
+    Raises:
+        ValueError: naming the argument, its value and what is valid.
+    """
+
+    after: str = "constant()"
+    floor: float = 0.0
+    max_step: float = 1.0
+    backoff: float = 0.5
+
+    def __post_init__(self) -> None:
+        owner = "bounds"
+        if not isinstance(self.after, str):
+            raise ValueError(f"{owner}: after={self.after!r} is invalid; expected a schedule expression")
+        self.handover_schedule(1)  # a bad expression fails here, not at the handover
+        object.__setattr__(self, "floor", check_real(owner, "floor", self.floor, 0.0, 1.0))
+        object.__setattr__(self, "max_step", check_real(owner, "max_step", self.max_step, 0.0, 1.0, low_open=True))
+        object.__setattr__(self, "backoff", check_real(owner, "backoff", self.backoff, 0.0, 1.0,
+                                                       low_open=True, high_open=True))
+
+    def clip(self, value: float) -> float:
+        """``value`` within ``[floor, 1]``."""
+        return min(1.0, max(self.floor, value))
+
+    def move(self, current: float, proposal: float) -> float:
+        """From ``current`` towards ``proposal`` by at most ``max_step``, within ``[floor, 1]``."""
+        return self.clip(current + max(-self.max_step, min(self.max_step, proposal - current)))
+
+    def handover_schedule(self, remaining: int) -> Schedule:
+        """``after`` with ``{steps}`` = ``remaining``."""
+        try:
+            return parse(self.after.format(steps=remaining))
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"bounds: after={self.after!r} is invalid; expected a schedule expression, "
+                             f"optionally with {{steps}} (the steps left): {err}") from None
+
+
+class BoundsKeywords(TypedDict, total=False):
+    """The keywords of :class:`Bounds`, which every controller takes."""
+
+    after: str
+    floor: float
+    max_step: float
+    backoff: float
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What :meth:`Controller.decide` returns for the next update.
+
+    ``multiplier`` is proposed (the base then applies :class:`Bounds`); ``action`` is ``raise``,
+    ``hold`` or ``lower``; ``reason`` says why in words and ``evidence`` holds the numbers behind
+    it; ``done`` ends the warmup (the handover).
+    """
+
+    multiplier: float
+    action: str
+    reason: str
+    evidence: dict[str, float] = field(default_factory=dict)
+    done: bool = False
 
 
 @dataclass
@@ -34,10 +122,26 @@ class Decision:
     evidence: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class ControllerState:
+    """Everything about a controller that changes as it runs; a subclass adds its own fields.
+
+    ``observed``: updates observed so far (``t``); ``current``: the multiplier for update ``t``
+    during warmup; ``handover``: the update from which ``after`` runs (``None`` during warmup);
+    ``peak_lr``: the peak LR the scheduler bound; ``decisions``: one per observed update.
+    """
+
+    observed: int = 0
+    current: float = 0.0
+    handover: int | None = None
+    peak_lr: float = 1.0
+    decisions: list[Decision] = field(default_factory=list)
+
+
 class Controller(ABC):
     """Base of every adaptive warmup. Subclasses implement :meth:`start` and :meth:`decide`.
 
-    Contract, with ``t`` the number of updates observed so far (``self.step``):
+    Contract, with ``t`` the number of updates observed so far (:attr:`observed`):
 
     - :meth:`multiplier` is the multiplier for update ``t``: before any observation it is
       ``start()``, update 0's value.
@@ -45,39 +149,47 @@ class Controller(ABC):
       signal never reaches the LR: the multiplier is cut by ``backoff`` and the decision says
       which signal was bad. Without signals (none given) the controller holds.
     - Every multiplier lies in ``[floor, 1]`` (1 is the peak LR) and, during warmup, changes by at
-      most ``max_step`` (absolute) per update in either direction.
-    - The warmup ends when :meth:`decide` says so, or at update ``total`` at the latest; from the
-      handover step ``h`` the multiplier is ``after(t - h)``, where ``after`` is the schedule
-      expression with ``{steps}`` replaced by ``total - h`` (default ``constant()``: hold the peak).
-      After that the controller ignores signals.
-    - ``peak_lr`` (set by the scheduler from the first param group) lets a controller reason in
-      absolute learning rates; multipliers are ``lr / peak_lr``.
-    - :meth:`state_dict` is plain data; :meth:`load_state_dict` on a freshly built controller
-      with the same arguments restores every future decision exactly.
+      most ``max_step`` (absolute) per update in either direction (:class:`Bounds`).
+    - The warmup ends when :meth:`decide` says so (``Proposal.done``), or at update ``total`` at
+      the latest; from the handover step ``h`` the multiplier is ``after(t - h)``, where ``after``
+      is the schedule expression with ``{steps}`` replaced by ``total - h``. After that the
+      controller ignores signals.
+    - ``peak_lr`` (set by the scheduler with :meth:`bind`) lets a controller reason in absolute
+      learning rates; multipliers are ``lr / peak_lr``.
+    - A controller that needs measurements before update 0 names them in ``prepare_needs``;
+      the training loop measures them and calls :meth:`prepare` once, before update 0.
+    - :meth:`state_dict` is plain data, the whole :attr:`state`; :meth:`load_state_dict` on a
+      controller built with the same arguments restores every future decision exactly, however
+      the state was reached (``prepare`` included).
 
-    The base calls :meth:`start` from ``__init__``: a subclass sets the attributes ``start``
-    reads before calling ``super().__init__``.
+    Args:
+        total: the latest update at which the warmup hands over (>= 1).
+        after, floor, max_step, backoff: the :class:`Bounds`, kept as :attr:`bounds`.
+
+    A subclass sets its own arguments before calling ``super().__init__`` (``start`` may read
+    them) and keeps what changes in ``self.state``, an instance of its ``State``.
     """
 
     name: ClassVar[str] = "controller"
-    #: Extra signals a controller needs and how often: name -> every how many updates (an
-    #: instance may set its own, e.g. only when it fits constants online).
+    #: The class of :attr:`state`: :class:`ControllerState` or a subclass with the controller's own fields.
+    State: ClassVar[type[ControllerState]] = ControllerState
+    #: Extra signals a controller needs after each update and how often: name -> every how many
+    #: updates (an instance may set its own, e.g. only when it fits constants online).
     needs: dict[str, int] = {}
+    #: Measurements a controller needs before update 0 (passed to :meth:`prepare`).
+    prepare_needs: tuple[str, ...] = ()
 
-    def __init__(self, total: int, after: str = "constant()", floor: float = 0.0,
-                 max_step: float = 1.0, backoff: float = 0.5) -> None:
+    def __init__(self, total: int, **bounds: Unpack[BoundsKeywords]) -> None:
         self.total = check_int(self.name, "total", total, minimum=1)
-        self.after = after
-        self._after_at(1)  # a bad expression fails here, not at the handover
-        self.floor = check_real(self.name, "floor", floor, 0.0, 1.0)
-        self.max_step = check_real(self.name, "max_step", max_step, 0.0, 1.0, low_open=True)
-        self.backoff = check_real(self.name, "backoff", backoff, 0.0, 1.0, low_open=True, high_open=True)
-        self.peak_lr = 1.0
-        self.step = 0
-        self.handover_step: int | None = None
-        self._after_for: int | None = None  # the handover step self._after was built for
-        self.current = self._bound(self.start())
-        self.decisions: list[Decision] = []
+        try:
+            self.bounds = Bounds(**bounds)
+        except TypeError as err:
+            raise ValueError(f"{self.name}: {err}; expected the keywords after, floor, max_step, backoff") from None
+        except ValueError as err:
+            raise ValueError(str(err).replace("bounds:", f"{self.name}:", 1)) from None
+        self._after: tuple[int, Schedule] | None = None  # (handover step, the schedule built for it)
+        self.state = self.State()
+        self.state.current = self.bounds.clip(self.start())
 
     # -- what subclasses provide ------------------------------------------------------------
 
@@ -86,84 +198,128 @@ class Controller(ABC):
         """The multiplier for update 0."""
 
     @abstractmethod
-    def decide(self, signals: Mapping[str, float]) -> tuple[float, str, str, dict[str, float], bool]:
-        """Given update ``self.step``'s finite signals: ``(multiplier, action, reason, evidence,
-        done)`` for the next update; ``done`` ends the warmup. Called during warmup only."""
+    def decide(self, signals: Mapping[str, float]) -> Proposal:
+        """Given update :attr:`observed`'s finite signals, the proposal for the next update.
+        Called during warmup only."""
 
-    def extra_state(self) -> dict[str, Any]:
-        """A subclass's own state, as plain data (see :meth:`state_dict`)."""
-        return {}
+    def prepare(self, **measurements: float) -> None:
+        """Take the measurements named in ``prepare_needs``, before update 0 (the default needs none)."""
+        if measurements:
+            raise ValueError(f"{self.name}.prepare: {sorted(measurements)} given; expected none")
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`extra_state` returned."""
+    # -- read-only views of the state --------------------------------------------------------
+
+    @property
+    def observed(self) -> int:
+        """Updates observed so far: the multiplier is for update ``observed``."""
+        return self.state.observed
+
+    @property
+    def current(self) -> float:
+        """The warmup's multiplier for the next update."""
+        return self.state.current
+
+    @property
+    def handover_step(self) -> int | None:
+        """The update from which ``after`` runs, or ``None`` during warmup."""
+        return self.state.handover
+
+    @property
+    def peak_lr(self) -> float:
+        """The peak LR (multiplier 1), as bound by the scheduler; 1 before."""
+        return self.state.peak_lr
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """Every decision so far, one per observed update."""
+        return self.state.decisions
 
     # -- the loop ---------------------------------------------------------------------------
 
     def bind(self, peak_lr: float) -> None:
         """Tell the controller the peak LR (multiplier 1); before the first update this also
         recomputes update 0's multiplier, which may depend on it."""
-        self.peak_lr = check_real(self.name, "peak_lr", peak_lr, 0.0, low_open=True)
-        if self.step == 0:
-            self.current = self._bound(self.start())
+        self.state.peak_lr = check_real(self.name, "peak_lr", peak_lr, 0.0, low_open=True)
+        if self.state.observed == 0:
+            self.state.current = self.bounds.clip(self.start())
 
     def multiplier(self) -> float:
-        """The multiplier for update ``self.step``."""
-        if self.handover_step is None:
-            return self.current
-        if self._after_for != self.handover_step:
-            self._after, self._after_for = self._after_at(self.total - self.handover_step), self.handover_step
-        return self._after(self.step - self.handover_step)
+        """The multiplier for update :attr:`observed`."""
+        state = self.state
+        if state.handover is None:
+            return state.current
+        if self._after is None or self._after[0] != state.handover:
+            self._after = (state.handover, self.bounds.handover_schedule(self.total - state.handover))
+        return self._after[1](state.observed - state.handover)
 
     def observe(self, **signals: float) -> float:
-        """Take update ``self.step``'s signals, decide, advance; return the next multiplier."""
-        if self.handover_step is not None:
-            self.step += 1
+        """Take update :attr:`observed`'s signals, decide, advance; return the next multiplier."""
+        state = self.state
+        if state.handover is not None:
+            state.observed += 1
             return self.multiplier()
-        bad = {k: float(v) for k, v in signals.items() if not math.isfinite(float(v))}
+        values = {k: float(v) for k, v in signals.items()}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if bad:
-            proposal = self.current * self.backoff
-            action, reason, evidence, done = "backoff", f"non-finite signal(s) {bad}", {}, False
-        elif not signals:
-            proposal, action, reason, evidence, done = self.current, "hold", "no signals", {}, False
+            proposal = Proposal(state.current * self.bounds.backoff, "backoff", f"non-finite signal(s) {bad}")
+            state.current = self.bounds.clip(proposal.multiplier)
         else:
-            proposal, action, reason, evidence, done = self.decide({k: float(v) for k, v in signals.items()})
-        change = max(-self.max_step, min(self.max_step, proposal - self.current))
-        self.current = self._bound(self.current + change if action != "backoff" else proposal)
-        self.step += 1
-        if done or self.step >= self.total:
-            self.handover_step = self.step
-            action, reason = "handover", (reason if done else f"{reason}; reached total={self.total}")
-        self.decisions.append(Decision(self.step, self.multiplier(), action, reason, evidence))
+            proposal = self.decide(values) if values else Proposal(state.current, "hold", "no signals")
+            state.current = self.bounds.move(state.current, proposal.multiplier)
+        state.observed += 1
+        action, reason = proposal.action, proposal.reason
+        if proposal.done or state.observed >= self.total:
+            state.handover = state.observed
+            action, reason = "handover", (reason if proposal.done else f"{reason}; reached total={self.total}")
+        state.decisions.append(Decision(state.observed, self.multiplier(), action, reason, dict(proposal.evidence)))
         return self.multiplier()
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain data: the step, the current multiplier, the handover, the decisions, and the
-        subclass's :meth:`extra_state`."""
-        return {
-            "name": self.name, "step": self.step, "current": self.current,
-            "handover_step": self.handover_step, "peak_lr": self.peak_lr,
-            "decisions": [asdict(d) for d in self.decisions], "extra": self.extra_state(),
-        }
+        """Plain data: ``{"name": ..., "state": <every field of :attr:`state`>}``."""
+        return {"name": self.name, "state": dataclasses.asdict(self.state)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output of a controller built with the same arguments."""
-        if state.get("name") != self.name:
-            raise ValueError(f"{self.name}.load_state_dict: the state is of {state.get('name')!r}; "
+        """Restore :meth:`state_dict` output of a controller built with the same arguments.
+
+        The whole state is rebuilt first and then put in place: a state that does not fit
+        raises ``ValueError`` and leaves the controller as it was.
+        """
+        if not isinstance(state, Mapping) or state.get("name") != self.name:
+            found = state.get("name") if isinstance(state, Mapping) else state
+            raise ValueError(f"{self.name}.load_state_dict: the state is of {found!r}; "
                              f"expected the state of a {self.name}")
-        self.step, self.current = int(state["step"]), float(state["current"])
-        self.handover_step = state["handover_step"]
-        self.peak_lr = float(state["peak_lr"])
-        self.decisions = [Decision(**d) for d in state["decisions"]]
-        self.load_extra_state(dict(state["extra"]))
-
-    # -- helpers ----------------------------------------------------------------------------
-
-    def _bound(self, value: float) -> float:
-        return min(1.0, max(self.floor, value))
-
-    def _after_at(self, remaining: int) -> Schedule:
         try:
-            return parse(self.after.format(steps=remaining))
-        except (KeyError, IndexError, ValueError) as err:
-            raise ValueError(f"{self.name}: after={self.after!r} is invalid; expected a schedule "
-                             f"expression, optionally with {{steps}} (the steps left): {err}") from None
+            rebuilt = _rebuild(self.State, state["state"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{self.name}.load_state_dict: the state does not fit a {self.name}: {err}") from None
+        self.state = rebuilt
+        self._after = None
+
+
+def _rebuild(cls: type, data: Any) -> Any:
+    """An instance of the dataclass ``cls`` from :func:`dataclasses.asdict` output (JSON-safe:
+    lists for tuples), nested dataclasses and lists of them included."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    if set(data) != names:
+        raise ValueError(f"{cls.__name__} has the fields {sorted(names)}, the state {sorted(data)}")
+    return cls(**{name: _value(hints[name], data[name]) for name in names})
+
+
+def _value(hint: Any, value: Any) -> Any:
+    """``value`` as the type ``hint`` (a dataclass, a list or tuple of them, or plain data)."""
+    if value is None:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None: the X
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _rebuild(hint, value)  # type: ignore[arg-type]
+    if origin in (list, tuple):
+        items = typing.get_args(hint)
+        inner = items[0] if items else Any
+        converted = [_value(inner, v) for v in value]
+        return converted if origin is list else tuple(converted)
+    return value

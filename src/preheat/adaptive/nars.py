@@ -51,11 +51,16 @@ addition.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
-from preheat.adaptive.base import Controller
+from preheat.adaptive.base import Controller, ControllerState, Proposal
 from preheat.schedules.validate import check_int, check_real
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from preheat.adaptive.base import BoundsKeywords
 
 #: Smoothing of the loss and gradient-norm EMAs: ``ema <- EMA_BETA * ema + (1 - EMA_BETA) * x``.
 EMA_BETA = 0.9
@@ -185,6 +190,32 @@ def _graded(z: float) -> float:
     return max(0.0, min(1.0, 0.5 + z / (2.0 * FULL_EVIDENCE_Z)))
 
 
+@dataclass
+class NARSState(ControllerState):
+    """:class:`NARSWarmup`'s state: the beliefs ``gain`` (B1) and ``instability`` (B2), the
+    current interval's losses, the loss and grad-norm EMAs with their first values and their
+    values when the interval began (``*_ref``), ``(d, s)`` of the last normal interval
+    (``previous``), whether the interval runs at a raised multiplier, the decisions already
+    scanned for the base's backoffs (``seen``), the high updates in a row, whether the interval
+    had a high signal (``unsettled``) and the updates left of the cooldown after a spike."""
+
+    gain: TruthValue = field(default_factory=TruthValue)
+    instability: TruthValue = field(default_factory=TruthValue)
+    losses: list[float] = field(default_factory=list)
+    loss_ema: float | None = None
+    grad_ema: float | None = None
+    loss_first: float | None = None
+    grad_first: float | None = None
+    loss_ref: float | None = None
+    grad_ref: float | None = None
+    previous: tuple[float, float] | None = None
+    raised: bool = False
+    seen: int = 0
+    high: int = 0
+    unsettled: bool = False
+    cooldown: int = 0
+
+
 class NARSWarmup(Controller):
     """Warm up by reasoning about two beliefs with NAL truth values.
 
@@ -288,7 +319,7 @@ class NARSWarmup(Controller):
         envelope_factor: the envelope's multiple of the reference warmup (>= 1).
         reference_steps: the length of the envelope's reference warmup and of the plan, in
             ``[1, total]``; default ``max(1, round(total / 10))``.
-        after, floor, max_step, backoff: as in :class:`~preheat.adaptive.base.Controller`.
+        after, floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
 
     Attributes:
         gain, instability: the beliefs B1 and B2 (:class:`TruthValue`).
@@ -299,6 +330,8 @@ class NARSWarmup(Controller):
     """
 
     name: ClassVar[str] = "nars_warmup"
+    State = NARSState
+    state: NARSState
 
     def __init__(
         self,
@@ -317,10 +350,7 @@ class NARSWarmup(Controller):
         horizon: float = 1.0,
         envelope_factor: float = 2.0,
         reference_steps: int | None = None,
-        after: str = "constant()",
-        floor: float = 0.0,
-        max_step: float = 1.0,
-        backoff: float = 0.5,
+        **bounds: Unpack[BoundsKeywords],
     ) -> None:
         owner = self.name
         self.interval = check_int(owner, "interval", interval, minimum=3)
@@ -337,31 +367,28 @@ class NARSWarmup(Controller):
         self.decay = check_real(owner, "decay", decay, 0.0, 1.0, low_open=True)
         self.horizon = check_real(owner, "horizon", horizon, 0.0, low_open=True)
         self.envelope_factor = check_real(owner, "envelope_factor", envelope_factor, 1.0)
-        super().__init__(total, after=after, floor=floor, max_step=max_step, backoff=backoff)
-        if self.initial < self.floor:
+        super().__init__(total, **bounds)
+        if self.initial < self.bounds.floor:
             raise ValueError(f"{owner}: initial={initial!r} is invalid; expected a number in "
-                             f"[floor, 1] = [{self.floor}, 1.0]")
+                             f"[floor, 1] = [{self.bounds.floor}, 1.0]")
         if reference_steps is None:
             reference_steps = max(1, round(self.total / 10))
         self.reference_steps = check_int(owner, "reference_steps", reference_steps, minimum=1)
         if self.reference_steps > self.total:
             raise ValueError(f"{owner}: reference_steps={reference_steps!r} is invalid; expected an "
                              f"integer in [1, total] = [1, {self.total}]")
-        self.gain = TruthValue(horizon=self.horizon)  # B1
-        self.instability = TruthValue(horizon=self.horizon)  # B2
-        self._losses: list[float] = []  # the current interval's losses
-        self._loss_ema: float | None = None
-        self._loss_first: float | None = None  # the first loss seen (its scale at the start)
-        self._grad_first: float | None = None
-        self._grad_ema: float | None = None
-        self._loss_ref: float | None = None  # the loss EMA when the interval started
-        self._grad_ref: float | None = None
-        self._previous: tuple[float, float] | None = None  # (d, s) of the last normal interval
-        self._raised = False  # the current interval runs at a raised multiplier
-        self._seen = 0  # decisions already scanned for the base's backoffs
-        self._high = 0  # consecutive updates with a signal above its spike threshold
-        self._unsettled = False  # a signal was above its spike threshold in this interval
-        self._cooldown = 0  # updates left after a spike before high signals count again
+        self.state.gain = TruthValue(horizon=self.horizon)
+        self.state.instability = TruthValue(horizon=self.horizon)
+
+    @property
+    def gain(self) -> TruthValue:
+        """B1: "raising the LR now lowers the loss faster"."""
+        return self.state.gain
+
+    @property
+    def instability(self) -> TruthValue:
+        """B2: "raising the LR now causes instability"."""
+        return self.state.instability
 
     # -- the Controller interface ------------------------------------------------------------
 
@@ -380,82 +407,56 @@ class NARSWarmup(Controller):
         warmup ``initial ** (1 - min(1, step / reference_steps))``."""
         return self.initial ** (1.0 - min(1.0, step / self.reference_steps))
 
-    def decide(self, signals: Mapping[str, float]) -> tuple[float, str, str, dict[str, float], bool]:
-        """Take update ``self.step``'s loss (and grad norm); see the class docstring for the rules."""
+    def decide(self, signals: Mapping[str, float]) -> Proposal:
+        """Take update ``self.observed``'s loss (and grad norm); see the class docstring for the rules."""
         if "loss" not in signals:
             raise ValueError(f"{self.name}: signals {sorted(signals)} lack 'loss'; expected "
                              "observe(loss=..., grad_norm=...) with at least the loss")
         loss, grad = signals["loss"], signals.get("grad_norm")
         notes = []
-        backed_off = any(d.action == "backoff" for d in self.decisions[self._seen:])
-        self._seen = len(self.decisions) + 1  # the base appends this call's decision next
+        backed_off = any(d.action == "backoff" for d in self.decisions[self.state.seen:])
+        self.state.seen = len(self.decisions) + 1  # the base appends this call's decision next
         if backed_off:
             self._disturbed()
             notes.append("a non-finite signal was backed off: B2 +1, new interval")
-        if self._loss_ema is None:
-            self._loss_ema = self._loss_ref = self._loss_first = loss
-        if grad is not None and self._grad_ema is None:
-            self._grad_ema = self._grad_ref = self._grad_first = grad
+        if self.state.loss_ema is None:
+            self.state.loss_ema = self.state.loss_ref = self.state.loss_first = loss
+        if grad is not None and self.state.grad_ema is None:
+            self.state.grad_ema = self.state.grad_ref = self.state.grad_first = grad
         high = self._high_signal(loss, grad)
-        self._cooldown = max(0, self._cooldown - 1)
-        self._high = self._high + 1 if high and not self._cooldown else 0
-        if self._high >= self.spike_patience:
-            self._high, self._cooldown = 0, self.interval
+        self.state.cooldown = max(0, self.state.cooldown - 1)
+        self.state.high = self.state.high + 1 if high and not self.state.cooldown else 0
+        if self.state.high >= self.spike_patience:
+            self.state.high, self.state.cooldown = 0, self.interval
             self._disturbed()
             proposal = self.current * self.lower_factor
             reason = (f"spike ({high}, {self.spike_patience} high update(s) in a row): "
                       f"lower x{self.lower_factor:g}; B2 +1")
-            return proposal, "lower", "; ".join(notes + [reason]), self._evidence(loss, proposal), False
+            return Proposal(proposal, "lower", "; ".join(notes + [reason]), self._evidence(loss, proposal))
         if high:
-            self._unsettled = True
-            state = "recovering from a spike" if self._cooldown else "not yet a spike"
+            self.state.unsettled = True
+            state = "recovering from a spike" if self.state.cooldown else "not yet a spike"
             notes.append(f"high signal ({high}), {state}")
         else:  # a high value is left out of the EMAs, so a spike does not raise its own reference
-            self._loss_ema = EMA_BETA * self._loss_ema + (1.0 - EMA_BETA) * loss
+            self.state.loss_ema = EMA_BETA * self.state.loss_ema + (1.0 - EMA_BETA) * loss
             if grad is not None:
-                self._grad_ema = EMA_BETA * self._grad_ema + (1.0 - EMA_BETA) * grad
-        self._losses.append(loss)
-        if len(self._losses) < self.interval:
-            reason = f"collecting evidence ({len(self._losses)}/{self.interval} of the interval)"
+                self.state.grad_ema = EMA_BETA * self.state.grad_ema + (1.0 - EMA_BETA) * grad
+        self.state.losses.append(loss)
+        if len(self.state.losses) < self.interval:
+            reason = f"collecting evidence ({len(self.state.losses)}/{self.interval} of the interval)"
             evidence = self._evidence(loss, self.current)
-            return self.current, "hold", "; ".join(notes + [reason]), evidence, False
+            return Proposal(self.current, "hold", "; ".join(notes + [reason]), evidence)
         return self._interval_end(loss, notes)
-
-    def extra_state(self) -> dict[str, Any]:
-        """Beliefs (as evidence), the interval's losses, EMAs and bookkeeping, as plain data."""
-        return {
-            "gain": [self.gain.positive, self.gain.negative],
-            "instability": [self.instability.positive, self.instability.negative],
-            "losses": list(self._losses), "loss_ema": self._loss_ema, "grad_ema": self._grad_ema,
-            "loss_first": self._loss_first, "grad_first": self._grad_first,
-            "loss_ref": self._loss_ref, "grad_ref": self._grad_ref,
-            "previous": None if self._previous is None else list(self._previous),
-            "raised": self._raised, "seen": self._seen, "high": self._high,
-            "unsettled": self._unsettled, "cooldown": self._cooldown,
-        }
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`extra_state` output."""
-        self.gain = TruthValue(*state["gain"], horizon=self.horizon)
-        self.instability = TruthValue(*state["instability"], horizon=self.horizon)
-        self._losses = [float(v) for v in state["losses"]]
-        self._loss_ema, self._grad_ema = state["loss_ema"], state["grad_ema"]
-        self._loss_ref, self._grad_ref = state["loss_ref"], state["grad_ref"]
-        self._loss_first, self._grad_first = state["loss_first"], state["grad_first"]
-        self._previous = None if state["previous"] is None else tuple(state["previous"])
-        self._raised, self._unsettled = bool(state["raised"]), bool(state["unsettled"])
-        self._seen, self._high = int(state["seen"]), int(state["high"])
-        self._cooldown = int(state["cooldown"])
 
     # -- the steps of a decision -------------------------------------------------------------
 
     def _high_signal(self, loss: float, grad: float | None) -> str:
         """Which of this update's signals is above its spike threshold (in words), or ``""``."""
-        loss_ref = max(self._loss_ref, self.spike_floor * self._loss_first)
+        loss_ref = max(self.state.loss_ref, self.spike_floor * self.state.loss_first)
         if loss_ref > 0 and loss > self.spike_factor * loss_ref:
             return f"loss {loss:.4g} > {self.spike_factor:g} x {loss_ref:.4g}"
         if grad is not None:
-            grad_ref = max(self._grad_ref, self._grad_first)
+            grad_ref = max(self.state.grad_ref, self.state.grad_first)
             if grad_ref > 0 and grad > self.spike_factor * grad_ref:
                 return f"grad_norm {grad:.4g} > {self.spike_factor:g} x {grad_ref:.4g}"
         return ""
@@ -464,44 +465,44 @@ class NARSWarmup(Controller):
         """A spike or a backed-off signal: evidence for B2 (and against B1 after a raise); the
         interval ends and its rate is not compared with later."""
         self._forget()
-        self.instability = self.instability.revise(TruthValue(1.0, 0.0, self.horizon))
-        if self._raised:
-            self.gain = self.gain.revise(TruthValue(0.0, 1.0, self.horizon))
+        self.state.instability = self.instability.revise(TruthValue(1.0, 0.0, self.horizon))
+        if self.state.raised:
+            self.state.gain = self.gain.revise(TruthValue(0.0, 1.0, self.horizon))
         self._new_interval(previous=None, raised=False)
 
     def _interval_end(self, loss: float,
-                      notes: list[str]) -> tuple[float, str, str, dict[str, float], bool]:
+                      notes: list[str]) -> Proposal:
         """A normal interval ended: revise the beliefs with its evidence, then decide."""
         self._forget()
-        slope, error = trend(self._losses)
-        mean = sum(self._losses) / len(self._losses)
+        slope, error = trend(self.state.losses)
+        mean = sum(self.state.losses) / len(self.state.losses)
         scale = mean if mean > 0 else 1.0
         rate, rate_error = -slope / scale, error / scale
         trend_z = _significance(rate, rate_error)  # > 0: the loss fell
         measured = {"rate": rate, "rate_se": rate_error, "trend_z": trend_z}
-        if self._raised:
-            if self._previous is not None:
-                prev_rate, prev_error = self._previous
+        if self.state.raised:
+            if self.state.previous is not None:
+                prev_rate, prev_error = self.state.previous
                 z = _significance(rate - prev_rate, math.hypot(rate_error, prev_error))
                 p = _graded(z)
-                self.gain = self.gain.revise(TruthValue(p, 1.0 - p, self.horizon))
+                self.state.gain = self.gain.revise(TruthValue(p, 1.0 - p, self.horizon))
                 measured.update(previous_rate=prev_rate, speedup_z=z, b1_new_plus=p)
                 notes.append(f"raise {'sped up' if z > 0 else 'did not speed up'} the decrease "
                              f"(z={z:.2f}): B1 +{p:.2f}/-{1 - p:.2f}")
             u = max(0.0, min(1.0, -trend_z / FULL_EVIDENCE_Z))
-            self.instability = self.instability.revise(TruthValue(u, 1.0 - u, self.horizon))
+            self.state.instability = self.instability.revise(TruthValue(u, 1.0 - u, self.horizon))
             measured["b2_new_plus"] = u
             seen = "the loss rose" if u > 0 else "no trouble"
             notes.append(f"{seen} after a raise: B2 +{u:.2f}/-{1 - u:.2f}")
         proposal, action, verdict, done = self._choose(rate, trend_z)
         self._new_interval(previous=(rate, rate_error), raised=action == "raise")
         evidence = {**self._evidence(loss, proposal), **measured}
-        return proposal, action, "; ".join(notes + [f"interval end: {verdict}"]), evidence, done
+        return Proposal(proposal, action, "; ".join(notes + [f"interval end: {verdict}"]), evidence, done)
 
     def _choose(self, rate: float, trend_z: float) -> tuple[float, str, str, bool]:
         """The decision rule at the end of an interval: ``(proposal, action, verdict, done)``."""
         e1, e2, m = self.gain.expectation, self.instability.expectation, self.current
-        if self._unsettled:
+        if self.state.unsettled:
             return m, "hold", "hold: not calm (a signal was above its spike threshold)", False
         if trend_z <= -1.0:
             return m, "hold", f"hold: not calm (the loss rose, t={trend_z:.2f} <= -1)", False
@@ -512,7 +513,7 @@ class NARSWarmup(Controller):
             return m, "hold", verdict, False
         if rate <= 0:
             return m, "hold", f"hold: the loss did not fall (rate {rate:.3g} <= 0)", False
-        plan = self.plan(self.step + 1)
+        plan = self.plan(self.observed + 1)
         if e1 > self.threshold_raise:
             why = f"raising believed to help, e(B1)={e1:.3f} > {self.threshold_raise:g}"
         elif m < plan:
@@ -521,7 +522,7 @@ class NARSWarmup(Controller):
             verdict = f"hold: at or ahead of the plan {plan:.4g}; e(B1)={e1:.3f} <= {self.threshold_raise:g}"
             return m, "hold", verdict, False
         why += f"; e(B2)={e2:.3f} < {self.threshold_instability:g}"
-        ceiling = self.envelope(self.step + 1)
+        ceiling = self.envelope(self.observed + 1)
         proposal = min(m * self.raise_factor, ceiling)
         if proposal <= m:
             return m, "hold", f"hold: at the envelope {ceiling:.4g} ({why})", False
@@ -529,16 +530,16 @@ class NARSWarmup(Controller):
         return proposal, "raise", f"raise to {proposal:.4g}{capped}: {why}", False
 
     def _forget(self) -> None:
-        self.gain = self.gain.decay(self.decay)
-        self.instability = self.instability.decay(self.decay)
+        self.state.gain = self.gain.decay(self.decay)
+        self.state.instability = self.instability.decay(self.decay)
 
     def _new_interval(self, previous: tuple[float, float] | None, raised: bool) -> None:
-        self._losses, self._unsettled = [], False
-        self._previous, self._raised = previous, raised
-        self._loss_ref, self._grad_ref = self._loss_ema, self._grad_ema
+        self.state.losses, self.state.unsettled = [], False
+        self.state.previous, self.state.raised = previous, raised
+        self.state.loss_ref, self.state.grad_ref = self.state.loss_ema, self.state.grad_ema
 
     def _evidence(self, loss: float, proposal: float) -> dict[str, float]:
         """The numbers logged with every decision: both beliefs' truth values and evidence."""
-        step = self.step + 1
+        step = self.observed + 1
         return {"loss": loss, "proposal": proposal, "envelope": self.envelope(step), "plan": self.plan(step),
                 **self.gain.describe("b1"), **self.instability.describe("b2")}

@@ -20,11 +20,17 @@ what :class:`SharpnessWarmup` does.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Mapping
 
-from preheat.adaptive.base import Controller
+from preheat.adaptive.base import Controller, ControllerState, Proposal
 from preheat.schedules import UntunedLinearWarmup
 from preheat.schedules.validate import check_choice, check_int, check_real
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from preheat.adaptive.base import BoundsKeywords
 
 #: The update rules whose edge of stability is known: gradient descent, heavy ball, Adam.
 STABILITY_KINDS = ("sgd", "momentum", "adam")
@@ -63,6 +69,22 @@ def stability_rule(kind: str, beta: float = 0.9) -> str:
     kind = check_choice("stability_rule", "kind", kind, STABILITY_KINDS)
     return {"sgd": "2 / eta", "momentum": f"(2 + 2 beta) / eta, beta = {beta:g}",
             "adam": f"(2 + 2 beta1) / ((1 - beta1) eta), beta1 = {beta:g}"}[kind]
+
+
+@dataclass
+class SharpnessState(ControllerState):
+    """:class:`SharpnessWarmup`'s state: the reliable ``sharpness`` in use (``None``: fallback),
+    the update whose signals carried it, the last positive finite measurement (for jumps), the
+    ``ceiling`` (the last multiplier set on a reliable sharpness, capping the fallback), why the
+    estimate is unreliable, and the counts of measurements received and used."""
+
+    sharpness: float | None = None
+    measured_at: int | None = None
+    previous: float | None = None
+    ceiling: float = 1.0
+    why: str = "no sharpness measured yet"
+    measurements: int = 0
+    used: int = 0
 
 
 class SharpnessWarmup(Controller):
@@ -117,7 +139,7 @@ class SharpnessWarmup(Controller):
         max_age: updates a measurement stays valid (>= ``every``); default ``2 * every``.
         fallback_steps: the linear fallback's length for ``sgd``/``momentum`` (>= 1); default
             2000 (as long as the untuned warmup for ``beta2 = 0.999``).
-        after, floor, max_step, backoff: see :class:`~preheat.adaptive.base.Controller`.
+        after, floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
 
     Raises:
         ValueError: naming the argument, its value and what is valid.
@@ -125,6 +147,8 @@ class SharpnessWarmup(Controller):
 
     name: ClassVar[str] = "sharpness_warmup"
     needs: ClassVar[dict[str, int]] = {"sharpness": 10}
+    State = SharpnessState
+    state: SharpnessState
 
     def __init__(
         self,
@@ -141,10 +165,7 @@ class SharpnessWarmup(Controller):
         max_jump: float = 10.0,
         max_age: int | None = None,
         fallback_steps: int = 2000,
-        after: str = "constant()",
-        floor: float = 0.0,
-        max_step: float = 1.0,
-        backoff: float = 0.5,
+        **bounds: Unpack[BoundsKeywords],
     ) -> None:
         owner = self.name
         self.every = check_int(owner, "every", every, minimum=1)
@@ -162,15 +183,7 @@ class SharpnessWarmup(Controller):
         self.fallback_steps = check_int(owner, "fallback_steps", fallback_steps, minimum=1)
         self.threshold = stability_constant(self.optimizer, self.beta1 if self.optimizer == "adam" else self.beta)
         self._untuned = UntunedLinearWarmup(beta2=self.beta2) if self.optimizer == "adam" else None
-        # state (see extra_state)
-        self.sharpness: float | None = None  # the reliable lambda in use, or None (fallback)
-        self.measured_at: int | None = None  # the update whose signals carried it
-        self.previous: float | None = None  # the last positive finite measurement, for jumps
-        self.ceiling = 1.0  # the last multiplier set on a reliable lambda (caps the fallback)
-        self.why = "no sharpness measured yet"  # why the estimate is unreliable
-        self.measurements = 0  # sharpness signals received
-        self.used = 0  # of them, accepted as reliable
-        super().__init__(total, after=after, floor=floor, max_step=max_step, backoff=backoff)
+        super().__init__(total, **bounds)
 
     def start(self) -> float:
         """Update 0 gets the fallback's first value ``1 / P`` (no sharpness known yet)."""
@@ -185,40 +198,41 @@ class SharpnessWarmup(Controller):
     def observe(self, **signals: float) -> float:
         """As :meth:`Controller.observe`; a NaN/inf ``sharpness`` also makes the estimate
         unreliable (fallback until a good measurement) and caps the LR at the backed-off value."""
-        bad = (self.handover_step is None and "sharpness" in signals
+        state = self.state
+        bad = (state.handover is None and "sharpness" in signals
                and not math.isfinite(float(signals["sharpness"])))
         if bad:
-            self.measurements += 1
-            self.sharpness = None
-            self.why = f"sharpness was {float(signals['sharpness'])} at update {self.step}"
+            state.measurements += 1
+            state.sharpness = None
+            state.why = f"sharpness was {float(signals['sharpness'])} at update {state.observed}"
         result = super().observe(**signals)
         if bad:
-            self.ceiling = min(self.ceiling, self.current)
+            state.ceiling = min(state.ceiling, self.current)
         return result
 
-    def decide(self, signals: Mapping[str, float]) -> tuple[float, str, str, dict[str, float], bool]:
-        t = self.step
+    def decide(self, signals: Mapping[str, float]) -> Proposal:
+        state, t = self.state, self.observed
         if "sharpness" in signals:
             self._measure(signals["sharpness"], t)
-        if self.sharpness is not None and self.measured_at is not None and t - self.measured_at > self.max_age:
-            self.sharpness = None
-            self.why = f"no sharpness since update {self.measured_at} (max_age={self.max_age})"
-        evidence: dict[str, float] = {"measurements": float(self.measurements), "used": float(self.used),
+        if state.sharpness is not None and state.measured_at is not None and t - state.measured_at > self.max_age:
+            state.sharpness = None
+            state.why = f"no sharpness since update {state.measured_at} (max_age={self.max_age})"
+        evidence: dict[str, float] = {"measurements": float(state.measurements), "used": float(state.used),
                                       "C": self.threshold}
-        if self.sharpness is None:
-            proposal = min(self.fallback(t + 1), self.ceiling)
+        if state.sharpness is None:
+            proposal = min(self.fallback(t + 1), state.ceiling)
             kind = f"untuned warmup (beta2={self.beta2})" if self._untuned else f"linear warmup over {self.fallback_steps}"
-            reason = f"fallback to {kind}: {self.why}"
+            reason = f"fallback to {kind}: {state.why}"
             if proposal < self.fallback(t + 1):
-                reason += f"; capped at {self.ceiling:.4g}, the last multiplier set on a reliable sharpness"
-            evidence.update(fallback=self.fallback(t + 1), ceiling=self.ceiling)
+                reason += f"; capped at {state.ceiling:.4g}, the last multiplier set on a reliable sharpness"
+            evidence.update(fallback=self.fallback(t + 1), ceiling=state.ceiling)
         else:
-            lam, peak = self.sharpness, self.peak_lr
+            lam, peak = state.sharpness, self.peak_lr
             eta = self.current * peak
             ratio = eta * lam / self.threshold
             target = self.rho_hi * self.threshold / lam
             evidence.update(sharpness=lam, ratio=ratio, eta=eta, target_eta=target,
-                            age=float(t - (self.measured_at or 0)))
+                            age=float(t - (state.measured_at or 0)))
             if ratio > self.rho_back:
                 proposal = target / peak
                 reason = f"eta*lambda/C = {ratio:.4g} > rho_back={self.rho_back}: cut back to rho_hi={self.rho_hi}"
@@ -230,44 +244,29 @@ class SharpnessWarmup(Controller):
                 proposal = self.current
                 reason = f"eta*lambda/C = {ratio:.4g} in [rho_hi, rho_back]: hold"
             proposal = min(1.0, proposal)
-            self.ceiling = self._bound(self.current + max(-self.max_step, min(self.max_step, proposal - self.current)))
-        reachable = min(proposal, self.current + self.max_step)
+            state.ceiling = self.bounds.move(self.current, proposal)
+        reachable = min(proposal, self.current + self.bounds.max_step)
         done = reachable >= 1.0
         if done:
             reason = "reached the peak: " + reason
         action = "raise" if proposal > self.current else "lower" if proposal < self.current else "hold"
-        return proposal, action, reason, evidence, done
+        return Proposal(proposal, action, reason, evidence, done)
 
     def _measure(self, lam: float, t: int) -> None:
         """Take a finite sharpness measurement: accept it, or say why it is unreliable."""
-        self.measurements += 1
-        previous = self.previous
+        state = self.state
+        state.measurements += 1
+        previous = state.previous
         if lam <= 0:
-            self.sharpness, self.why = None, f"sharpness {lam:.4g} at update {t} is not positive"
+            state.sharpness, state.why = None, f"sharpness {lam:.4g} at update {t} is not positive"
             return
-        self.previous = lam
+        state.previous = lam
         if previous is not None and not 1.0 / self.max_jump <= lam / previous <= self.max_jump:
-            self.sharpness = None
-            self.why = (f"sharpness jumped from {previous:.4g} to {lam:.4g} at update {t}, "
-                        f"by more than max_jump={self.max_jump}")
+            state.sharpness = None
+            state.why = (f"sharpness jumped from {previous:.4g} to {lam:.4g} at update {t}, "
+                         f"by more than max_jump={self.max_jump}")
             if lam > previous:  # it may be real: never run above what it allows
-                self.ceiling = min(self.ceiling, self.rho_hi * self.threshold / (lam * self.peak_lr))
+                state.ceiling = min(state.ceiling, self.rho_hi * self.threshold / (lam * self.peak_lr))
             return
-        self.sharpness, self.measured_at = lam, t
-        self.used += 1
-
-    # -- state ------------------------------------------------------------------------------
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"sharpness": self.sharpness, "measured_at": self.measured_at, "previous": self.previous,
-                "ceiling": self.ceiling, "why": self.why, "measurements": self.measurements,
-                "used": self.used}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.sharpness = None if state["sharpness"] is None else float(state["sharpness"])
-        self.measured_at = None if state["measured_at"] is None else int(state["measured_at"])
-        self.previous = None if state["previous"] is None else float(state["previous"])
-        self.ceiling = float(state["ceiling"])
-        self.why = str(state["why"])
-        self.measurements = int(state["measurements"])
-        self.used = int(state["used"])
+        state.sharpness, state.measured_at = lam, t
+        state.used += 1

@@ -15,12 +15,18 @@ constants given or fitted online from measured (local smoothness, loss gap) pair
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
 
-from preheat.adaptive.base import Controller
+from preheat.adaptive.base import Controller, ControllerState, Proposal
 from preheat.schedules.validate import check_int, check_real
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from preheat.adaptive.base import BoundsKeywords
 
 #: The smallest spread of ``log(gap)`` over the pairs that lets the fit see an exponent
 #: (``log 1.5``: the largest gap at least 1.5 times the smallest).
@@ -28,6 +34,19 @@ MIN_LOG_SPREAD = math.log(1.5)
 #: Fits whose check loss is within this fraction of the best count as ties; among ties the
 #: largest K0 wins (the most conservative extrapolation to small gaps).
 TIE = 0.05
+
+
+@dataclass
+class SmoothnessState(ControllerState):
+    """:class:`SmoothnessWarmup`'s state: the loss EMA, the ``[smoothness, gap]`` pairs of the
+    last ``window`` updates, the last ``guard`` smoothness measurements, the last fit
+    ``[rho, K0, K_rho]`` and the updates since it."""
+
+    ema: float | None = None
+    pairs: list[list[float]] = field(default_factory=list)
+    recent: list[float] = field(default_factory=list)
+    fit: list[float] | None = None
+    since_fit: int = 0
 
 
 class SmoothnessWarmup(Controller):
@@ -102,13 +121,15 @@ class SmoothnessWarmup(Controller):
         max_rho: the largest exponent the fit may find, > 0; default 2.
         guard: how many recent smoothness measurements cap the LR directly (>= 0); default 10.
         handover_at: the multiplier at which the warmup ends, in ``(0, 1]``; default 0.99.
-        after, floor, max_step, backoff: see :class:`~preheat.adaptive.base.Controller`.
+        after, floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
 
     Raises:
         ValueError: naming the argument, its value and what is valid.
     """
 
     name: ClassVar[str] = "smoothness_warmup"
+    State = SmoothnessState
+    state: SmoothnessState
 
     def __init__(
         self,
@@ -131,10 +152,7 @@ class SmoothnessWarmup(Controller):
         max_rho: float = 2.0,
         guard: int = 10,
         handover_at: float = 0.99,
-        after: str = "constant()",
-        floor: float = 0.0,
-        max_step: float = 1.0,
-        backoff: float = 0.5,
+        **bounds: Unpack[BoundsKeywords],
     ) -> None:
         owner = self.name
         given = [v is not None for v in (rho, K0, K_rho)]
@@ -168,13 +186,7 @@ class SmoothnessWarmup(Controller):
         self.max_rho = check_real(owner, "max_rho", max_rho, 0.0, low_open=True)
         self.guard = check_int(owner, "guard", guard, minimum=0)
         self.handover_at = check_real(owner, "handover_at", handover_at, 0.0, 1.0, low_open=True)
-        # state (see extra_state)
-        self.ema: float | None = None
-        self.pairs: list[list[float]] = []  # [smoothness, gap] of the last `window` updates
-        self.recent: list[float] = []  # the last `guard` smoothness measurements
-        self.fit: list[float] | None = None  # [rho, K0, K_rho] of the last successful fit
-        self.since_fit = 0
-        super().__init__(total, after=after, floor=floor, max_step=max_step, backoff=backoff)
+        super().__init__(total, **bounds)
 
     def start(self) -> float:
         """Update 0 gets ``initial``: no loss has been seen yet."""
@@ -186,7 +198,13 @@ class SmoothnessWarmup(Controller):
         """``(rho, K0, K_rho)`` in use: the given ones, the last fit, or ``None`` (fallback)."""
         if self.fixed:
             return self.rho, self.K0, self.K_rho  # type: ignore[return-value]
-        return None if self.fit is None else (self.fit[0], self.fit[1], self.fit[2])
+        fit = self.state.fit
+        return None if fit is None else (fit[0], fit[1], fit[2])
+
+    @property
+    def fit(self) -> list[float] | None:
+        """``[rho, K0, K_rho]`` of the last successful online fit (``None`` before one)."""
+        return self.state.fit
 
     def smoothness_at(self, gap: float) -> float:
         """``K0 + K_rho gap^rho`` with the constants in use (``nan`` when there are none)."""
@@ -196,19 +214,19 @@ class SmoothnessWarmup(Controller):
         rho, k0, k_rho = constants
         return k0 + (k_rho * _power(gap, rho) if k_rho > 0 else 0.0)
 
-    def decide(self, signals: Mapping[str, float]) -> tuple[float, str, str, dict[str, float], bool]:
+    def decide(self, signals: Mapping[str, float]) -> Proposal:
         if "loss" not in signals:
-            return self.current, "hold", "no loss signal", {}, False
-        loss = signals["loss"]
-        self.ema = loss if self.ema is None else (1.0 - self.alpha) * self.ema + self.alpha * loss
-        if not math.isfinite(self.ema):  # overflow of huge finite losses: restart the average
-            self.ema = loss
-        gap = max(self.ema - self.f_star, 0.0)
-        evidence: dict[str, float] = {"loss": loss, "ema": self.ema, "gap": gap}
+            return Proposal(self.current, "hold", "no loss signal")
+        state, loss = self.state, signals["loss"]
+        state.ema = loss if state.ema is None else (1.0 - self.alpha) * state.ema + self.alpha * loss
+        if not math.isfinite(state.ema):  # overflow of huge finite losses: restart the average
+            state.ema = loss
+        gap = max(state.ema - self.f_star, 0.0)
+        evidence: dict[str, float] = {"loss": loss, "ema": state.ema, "gap": gap}
         if "smoothness" in signals:
             self._record(signals["smoothness"], loss - self.f_star)
             evidence["smoothness"] = signals["smoothness"]
-        measured = max(self.recent) if self.recent else 0.0
+        measured = max(state.recent) if state.recent else 0.0
         # what the recent measurements allow: c / S, but never below `initial` on their account
         product = measured * self.peak_lr  # underflows to 0 for denormal measurements
         guard = math.inf if product <= 0 else max(self.c / product, self.initial)
@@ -216,13 +234,13 @@ class SmoothnessWarmup(Controller):
         done = False
         if constants is None:
             proposal = self.current + (1.0 - self.initial) / self.fallback_steps
-            reason = (f"fallback linear warmup: {len(self.pairs)} smoothness pairs of "
-                      f"{self.min_pairs} needed" if len(self.pairs) < self.min_pairs
+            reason = (f"fallback linear warmup: {len(state.pairs)} smoothness pairs of "
+                      f"{self.min_pairs} needed" if len(state.pairs) < self.min_pairs
                       else "fallback linear warmup: the pairs' gaps are too alike to fit a law")
             if guard < proposal:
                 proposal = guard
                 reason += f"; capped by the measured smoothness {measured:.4g}"
-            evidence.update(pairs=float(len(self.pairs)), measured=measured)
+            evidence.update(pairs=float(len(state.pairs)), measured=measured)
         else:
             rho, k0, k_rho = constants
             law = self.smoothness_at(gap)
@@ -240,43 +258,31 @@ class SmoothnessWarmup(Controller):
             evidence.update(rho=rho, K0=k0, K_rho=k_rho, law=min(law, 1e308), measured=measured,
                             eta=min(eta, 1e308))
             if not self.fixed:
-                evidence["pairs"] = float(len(self.pairs))
-            reachable = min(proposal, self.current + self.max_step)
+                evidence["pairs"] = float(len(state.pairs))
+            reachable = min(proposal, self.current + self.bounds.max_step)
             done = reachable >= self.handover_at
             if done:
                 reason = f"reached {reachable:.4g} >= handover_at={self.handover_at}: " + reason
         action = "raise" if proposal > self.current else "lower" if proposal < self.current else "hold"
-        return proposal, action, reason, evidence, done
+        return Proposal(proposal, action, reason, evidence, done)
 
     def _record(self, smoothness: float, gap: float) -> None:
         """Keep a measured (smoothness, gap) pair and refit when due."""
+        state = self.state
         if smoothness > 0 and self.guard:
-            self.recent = (self.recent + [smoothness])[-self.guard:]
+            state.recent = (state.recent + [smoothness])[-self.guard:]
         if self.fixed:
             return
         if smoothness > 0 and gap > 0:
-            self.pairs = (self.pairs + [[smoothness, gap]])[-self.window:]
-        self.since_fit += 1
-        if len(self.pairs) >= self.min_pairs and (self.fit is None or self.since_fit >= self.refit_every):
-            self.since_fit = 0
-            data = np.asarray(self.pairs, dtype=np.float64)
+            state.pairs = (state.pairs + [[smoothness, gap]])[-self.window:]
+        state.since_fit += 1
+        if len(state.pairs) >= self.min_pairs and (state.fit is None or state.since_fit >= self.refit_every):
+            state.since_fit = 0
+            data = np.asarray(state.pairs, dtype=np.float64)
             fitted = fit_smoothness_law(data[:, 0], data[:, 1], envelope=self.envelope,
                                         k0_quantile=self.k0_quantile, max_rho=self.max_rho)
             if fitted is not None:
-                self.fit = list(fitted)
-
-    # -- state ------------------------------------------------------------------------------
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"ema": self.ema, "pairs": [list(p) for p in self.pairs], "recent": list(self.recent),
-                "fit": None if self.fit is None else list(self.fit), "since_fit": self.since_fit}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.ema = None if state["ema"] is None else float(state["ema"])
-        self.pairs = [[float(s), float(g)] for s, g in state["pairs"]]
-        self.recent = [float(s) for s in state["recent"]]
-        self.fit = None if state["fit"] is None else [float(v) for v in state["fit"]]
-        self.since_fit = int(state["since_fit"])
+                state.fit = list(fitted)
 
 
 def fit_smoothness_law(

@@ -1,7 +1,9 @@
 """Diagnose a run: its sharpness against the edge of stability, its local smoothness against the loss gap.
 
-:func:`diagnose` trains one run (a :class:`~preheat.lab.config.RunConfig` with a schedule) and
-measures, on the batch of update ``t`` (``theta_t`` the parameters update ``t`` starts from,
+:func:`diagnose` trains one run (a :class:`~preheat.lab.config.RunConfig` with a schedule) in
+the lab's one loop (:func:`preheat.lab.run.train`: the same updates, divergence rule and
+validation as a sweep's run of that config) and, as its observer, measures on the batch of
+update ``t`` (``theta_t`` the parameters update ``t`` starts from,
 ``eta_t`` its LR, ``L_t`` its training loss):
 
 - **at every update**, the *local smoothness* along the step (Liu et al. 2025)::
@@ -9,22 +11,25 @@ measures, on the batch of update ``t`` (``theta_t`` the parameters update ``t`` 
       S_t = ||g(theta_{t+1}) - g(theta_t)|| / ||theta_{t+1} - theta_t||
 
   with both gradients of the loss of update ``t``'s batch (so minibatch noise does not enter
-  it; one extra forward and backward pass), and the *loss gap* ``L_t - L*`` (``L* = f_star``,
+  it; one extra forward and backward pass; :func:`preheat.lab.signals.smoothness`, the
+  measurement a controller gets), and the *loss gap* ``L_t - L*`` (``L* = f_star``,
   default 0). ``S_t`` is NaN when the update did not move the parameters (``eta_t = 0``).
 - **every** ``every`` **updates** (``t = 0, every, 2 every, ...``), the *sharpness*
   ``lambda_max(H_t)``, the top eigenvalue of the Hessian of that batch's loss at ``theta_t``
   (:func:`preheat.probes.sharpness`, Lanczos, warm-started from the previous eigenvector), and for
-  Adam-type optimizers (``adam``, ``adamw``, ``giadam``, ``giadamw``) also the *preconditioned
-  sharpness* ``lambda_max(P_t^{-1} H_t)`` with ``P_t`` the preconditioner update ``t`` applied
+  preconditioned optimizers (``adam``, ``adamw``, ``giadam``, ``giadamw``: see
+  :mod:`preheat.lab.optimizers`) also the *preconditioned sharpness* ``lambda_max(P_t^{-1} H_t)`` with ``P_t`` the preconditioner update ``t`` applied
   (:func:`preheat.probes.adam_preconditioner`, read from the optimizer state right after update
   ``t``; the Hessian is still taken at ``theta_t``).
 
 Each measured curvature has a *stability threshold*, the curvature at which the update would
-diverge on a quadratic (Cohen et al. 2021, 2022):
+diverge on a quadratic (Cohen et al. 2021, 2022; the optimizer registry's
+:meth:`~preheat.lab.optimizers.OptimizerEntry.threshold`):
 
 - ``sgd``: ``2 / eta``; ``momentum`` (heavy ball, ``beta = momentum``): ``(2 + 2 beta) / eta``;
 - Adam-type, for the preconditioned sharpness: ``(2 + 2 beta1) / ((1 - beta1) eta)``;
-- ``radam``, ``radamw``: none (its update is not ``P^{-1} m``); only the plain sharpness is measured.
+- ``radam``, ``radamw``, ``schedulefree_adamw``: none (their update is not ``P^{-1} m``); only
+  the plain sharpness is measured.
 
 Training sharpens until the sharpness meets the threshold and then hovers there (the *edge of
 stability*); a warmup keeps ``eta_t`` small while the threshold is below the early sharpness.
@@ -49,11 +54,11 @@ import numpy as np
 import torch
 
 from preheat.adaptive.smoothness import fit_smoothness_law
+from preheat.lab import signals
 from preheat.lab.config import RunConfig
-from preheat.lab.optimizers import OPTIMIZERS, build_optimizer
-from preheat.lab.tasks import Task, make_task
-from preheat.probes import adam_preconditioner, sharpness
-from preheat.torch import Scheduler
+from preheat.lab.optimizers import OPTIMIZERS
+from preheat.lab.run import Run, Update, train
+from preheat.lab.tasks import Task
 
 
 
@@ -75,8 +80,9 @@ class Diagnosis:
     ``(rho, K0, K_rho)`` when it has ``smoothness_constants()`` (the river valley).
     ``threshold_applies_to`` is ``"sharpness"``, ``"preconditioned"`` or ``None`` (RAdam).
 
-    ``status`` is ``finished`` or ``diverged`` (the training loss turned NaN/inf or exceeded
-    ``config.diverge_factor`` times the first one; the diverging update is not recorded).
+    ``status`` is ``finished`` or ``diverged`` (the run's rule, ``config.diverge_factor``: the
+    diverging update is the last one recorded). ``val_step`` and ``val_loss`` are the run's
+    validations (at step 0, every ``config.eval_every`` updates and after the last).
     Timings in seconds: ``seconds_total`` (the whole call, building the model and optimizer
     and fitting included), ``seconds_training`` (the updates proper: forward, backward,
     optimizer step), ``seconds_sharpness`` (all sharpness measurements), ``seconds_smoothness``
@@ -109,6 +115,8 @@ class Diagnosis:
     update_seconds: np.ndarray
     measurement_seconds: np.ndarray
     hvp_count: int
+    val_step: np.ndarray
+    val_loss: np.ndarray
 
     @property
     def updates(self) -> int:
@@ -183,6 +191,7 @@ class Diagnosis:
                 "sharpness": column(self.sharpness),
                 "preconditioned_sharpness": column(self.preconditioned),
             },
+            "validation": {"step": [int(s) for s in self.val_step], "val_loss": column(self.val_loss)},
         }
 
 
@@ -207,11 +216,9 @@ def diagnose(
 ) -> Diagnosis:
     """Train ``config`` and measure its sharpness every ``every`` updates and its local smoothness at each.
 
-    See the module docstring for what is measured where. The run is seeded like
-    :func:`preheat.lab.run.train` (``torch.manual_seed(config.seed)``, the task's model and
-    batches from ``config.seed``) and uses its optimizer (:func:`~preheat.lab.run.build_optimizer`)
-    and :class:`~preheat.torch.Scheduler` with ``config``'s schedule, so its training is the
-    same; validation is not run.
+    See the module docstring for what is measured where. The run is trained by
+    :func:`preheat.lab.run.train` with the measurements as its observer, so its training
+    numbers (LRs, losses, validation, divergence) are those of a lab run of ``config``.
 
     Args:
         config: the run; it must use a schedule (``controller`` unset).
@@ -226,6 +233,7 @@ def diagnose(
 
     Raises:
         ValueError: naming the argument, its value and what is valid.
+        RuntimeError: the run failed (its error is in the message).
 
     Cost: each update costs one extra gradient (the smoothness); each measurement one
     forward/backward with ``create_graph`` plus up to 20 Hessian-vector products (each a few
@@ -244,58 +252,61 @@ def diagnose(
     if not isinstance(envelope, (int, float)) or not 0.0 < envelope < 1.0:
         raise ValueError(f"{owner}: envelope={envelope!r} is invalid; expected a number in (0, 1)")
     started = time.perf_counter()
-    task = task if task is not None else make_task(config.task, config.task_options)
-    run = _Recorder(config, task, every, progress)
-    run.train()
-    values = {name: np.asarray(column, dtype=np.float64) for name, column in run.columns.items()}
-    gap = values["loss"] - float(f_star)
-    fit = fit_smoothness_law(values["smoothness"], gap, envelope=envelope)
+    entry = OPTIMIZERS[config.optimizer]
+    recorder = _Recorder(every, entry.preconditioned)
+    record = train(config, task, progress, observers=[recorder])
+    if record.status == "failed":
+        raise RuntimeError(f"{owner}: the run failed: {record.error}")
+    lr = np.asarray(record.steps["lr"], dtype=np.float64)
+    loss = np.asarray(record.steps["train_loss"], dtype=np.float64)
+    gap = loss - float(f_star)
+    smoothness = np.asarray(recorder.smoothness, dtype=np.float64)
+    task = recorder.task
     known = getattr(task, "smoothness_constants", None)  # the river valley's (rho, K0, K_rho)
     task_constants = None
     if callable(known):
         rho, k0, k_rho = known()
         task_constants = (float(rho), float(k0), float(k_rho))
     rule, applies_to = threshold_rule(config)
-    seconds_total = time.perf_counter() - started
     return Diagnosis(
         config=config,
         every=every,
         f_star=float(f_star),
         envelope=float(envelope),
-        status=run.status,
-        step=np.arange(values["lr"].size),
-        lr=values["lr"],
-        loss=values["loss"],
+        status=record.status,
+        step=np.arange(lr.size),
+        lr=lr,
+        loss=loss,
         gap=gap,
-        smoothness=values["smoothness"],
-        threshold=np.array([OPTIMIZERS[config.optimizer].threshold(config, lr) for lr in values["lr"]],
-                           dtype=np.float64),
-        measured_step=np.asarray(run.measured_step, dtype=np.int64),
-        sharpness=np.asarray(run.sharpness, dtype=np.float64),
-        preconditioned=np.asarray(run.preconditioned, dtype=np.float64) if run.adam else None,
+        smoothness=smoothness,
+        threshold=np.array([entry.threshold(config, value) for value in lr], dtype=np.float64),
+        measured_step=np.asarray(recorder.measured_step, dtype=np.int64),
+        sharpness=np.asarray(recorder.sharpness, dtype=np.float64),
+        preconditioned=np.asarray(recorder.preconditioned, dtype=np.float64) if entry.preconditioned else None,
         threshold_rule=rule,
         threshold_applies_to=applies_to,
-        fit=fit,
+        fit=fit_smoothness_law(smoothness, gap, envelope=envelope),
         task_constants=task_constants,
-        seconds_total=seconds_total,
-        seconds_training=float(sum(run.update_seconds)),
-        seconds_sharpness=float(sum(run.measurement_seconds)),
-        seconds_smoothness=run.seconds_smoothness,
-        update_seconds=np.asarray(run.update_seconds, dtype=np.float64),
-        measurement_seconds=np.asarray(run.measurement_seconds, dtype=np.float64),
-        hvp_count=run.hvp_count,
+        seconds_total=time.perf_counter() - started,
+        seconds_training=float(sum(recorder.update_seconds)),
+        seconds_sharpness=float(sum(recorder.measurement_seconds)),
+        seconds_smoothness=recorder.seconds_smoothness,
+        update_seconds=np.asarray(recorder.update_seconds, dtype=np.float64),
+        measurement_seconds=np.asarray(recorder.measurement_seconds, dtype=np.float64),
+        hvp_count=recorder.hvp_count,
+        val_step=np.asarray(record.evals["step"], dtype=np.int64),
+        val_loss=np.asarray(record.evals["val_loss"], dtype=np.float64),
     )
 
 
 class _Recorder:
-    """The training loop of one diagnosed run, and what it measured (see :func:`diagnose`)."""
+    """diagnose's observer of the run: the smoothness after every update, the sharpness (and
+    the preconditioned one) at ``theta_t`` every ``every`` updates, and what each cost."""
 
-    def __init__(self, config: RunConfig, task: Task, every: int,
-                 progress: Callable[[int], None] | None) -> None:
-        self.config, self.task, self.every, self.progress = config, task, every, progress
-        self.adam = OPTIMIZERS[config.optimizer].preconditioned
-        self.status = "finished"
-        self.columns: dict[str, list[float]] = {"lr": [], "loss": [], "smoothness": []}
+    def __init__(self, every: int, preconditioned: bool) -> None:
+        self.every, self.with_preconditioned = every, preconditioned
+        self.task: Task | None = None
+        self.smoothness: list[float] = []
         self.measured_step: list[int] = []
         self.sharpness: list[float] = []
         self.preconditioned: list[float] = []
@@ -303,84 +314,28 @@ class _Recorder:
         self.update_seconds: list[float] = []
         self.measurement_seconds: list[float] = []
         self.hvp_count = 0
-        self._vectors: dict[str, torch.Tensor | None] = {"plain": None, "preconditioned": None}
+        self._vectors: dict[bool, torch.Tensor | None] = {False: None, True: None}
 
-    def loss_fn(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
-        return self.task.loss(model, batch)[0]
-
-    def train(self) -> None:
-        config = self.config
-        torch.manual_seed(config.seed)
-        model = self.task.model(config.seed)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = build_optimizer(config, params)
-        scheduler = Scheduler(optimizer, config.resolved_schedule())
-        batches = self.task.batches(config.seed, config.batch_size)
-        max_norm = config.grad_clip if config.grad_clip is not None else math.inf
-        limit = math.inf
-        for step in range(config.steps):
-            started = time.perf_counter()
-            lr = float(optimizer.param_groups[0]["lr"])
-            model.train()
-            batch = next(batches)
-            loss, _ = self.task.loss(model, batch)
-            value = loss.item()
-            if step == 0:
-                limit = config.diverge_factor * abs(value)
-            if not math.isfinite(value) or value > limit:
-                self.status = "diverged"
-                return
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            before = _flat([p.detach() for p in params]).clone()
-            gradient = _flat([torch.zeros_like(p) if p.grad is None else p.grad for p in params]).clone()
-            torch.nn.utils.clip_grad_norm_(params, max_norm)
-            optimizer.step()
-            scheduler.step()
-            self.update_seconds.append(time.perf_counter() - started)
-            self.columns["lr"].append(lr)
-            self.columns["loss"].append(value)
-            self.columns["smoothness"].append(self._smoothness(model, params, batch, before, gradient))
-            if step % self.every == 0:
-                self._sharpness(step, model, params, optimizer, batch, before)
-            if self.progress is not None:
-                self.progress(step + 1)
-
-    def _smoothness(self, model: torch.nn.Module, params: list[torch.Tensor], batch: Any,
-                    before: torch.Tensor, gradient: torch.Tensor) -> float:
-        """``||g(theta_{t+1}) - g(theta_t)|| / ||theta_{t+1} - theta_t||`` on ``batch``; NaN if nothing moved."""
+    def updated(self, run: Run, update: Update) -> None:
+        self.task = run.task
+        self.update_seconds.append(update.seconds)
         started = time.perf_counter()
-        moved = torch.linalg.vector_norm(_flat([p.detach() for p in params]) - before).item()
-        result = math.nan
-        if moved > 0:
-            fresh = torch.autograd.grad(self.loss_fn(model, batch), params, allow_unused=True)
-            fresh_flat = _flat([torch.zeros_like(p) if g is None else g for g, p in zip(fresh, params)])
-            result = torch.linalg.vector_norm(fresh_flat - gradient).item() / moved
+        self.smoothness.append(signals.smoothness(run, update))
         self.seconds_smoothness += time.perf_counter() - started
-        return result
+        if update.step % self.every == 0 and math.isfinite(update.loss):
+            self._sharpness(run, update)
 
-    def _sharpness(self, step: int, model: torch.nn.Module, params: list[torch.Tensor],
-                   optimizer: torch.optim.Optimizer, batch: Any, before: torch.Tensor) -> None:
-        """Measure ``lambda_max(H_t)`` (and ``lambda_max(P_t^{-1} H_t)``) at ``theta_t = before``."""
+    def _sharpness(self, run: Run, update: Update) -> None:
+        """Measure ``lambda_max(H_t)`` (and ``lambda_max(P_t^{-1} H_t)``) at ``theta_t = update.before``."""
         started = time.perf_counter()
-        preconditioner = adam_preconditioner(optimizer, model) if self.adam else None
-        with _parameters_at(params, before):
-            plain = sharpness(model, self.loss_fn, batch, init=self._vectors["plain"])
-            self._vectors["plain"] = plain.vector
-            self.sharpness.append(plain.value)
-            self.hvp_count += plain.hvp_count
-            if preconditioner is not None:
-                scaled = sharpness(model, self.loss_fn, batch, init=self._vectors["preconditioned"],
-                                   preconditioner=preconditioner)
-                self._vectors["preconditioned"] = scaled.vector
-                self.preconditioned.append(scaled.value)
-                self.hvp_count += scaled.hvp_count
-        self.measured_step.append(step)
+        with _parameters_at(run.params, update.before):
+            for preconditioned in (False, True)[: 1 + self.with_preconditioned]:
+                result = signals.top_eigenvalue(run, update.batch, self._vectors[preconditioned], preconditioned)
+                self._vectors[preconditioned] = result.vector
+                (self.preconditioned if preconditioned else self.sharpness).append(result.value)
+                self.hvp_count += result.hvp_count
+        self.measured_step.append(update.step)
         self.measurement_seconds.append(time.perf_counter() - started)
-
-
-def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
 
 
 @contextmanager

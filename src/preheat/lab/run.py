@@ -1,4 +1,5 @@
-"""One training run: a task, an optimizer, a peak LR and a schedule, for a number of steps.
+"""The one training loop of the lab: a task, an optimizer, a peak LR and a schedule, controller
+or peer, for a number of steps. ``preheat compare``, ``sweep`` and ``diagnose`` all train here.
 
 The loop records, for every update ``t``: the LR it used, the training loss and accuracy on its
 batch, the gradient norm and the norm of the parameter change; and validation loss and
@@ -7,6 +8,11 @@ NaN/inf or exceeds ``diverge_factor`` times the larger of the initial validation
 first training loss stops and is marked ``diverged``.
 Same config, same machine: same numbers (seeded, single-threaded or not, CPU kernels are
 deterministic).
+
+Observers watch the loop without changing it: after every update each gets the :class:`Run`
+and the :class:`Update` (a controller's signals are measured and fed so, see
+:class:`preheat.lab.signals.Feed`, and ``preheat diagnose`` records its curvature so). A
+controller's ``prepare_needs`` are measured before update 0 (:func:`preheat.lab.signals.prepare`).
 
 Under ``torchrun`` (an initialised process group) the model is wrapped in
 ``DistributedDataParallel`` and each rank trains on its share of every batch; losses and
@@ -18,42 +24,88 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 
-from preheat.lab import distributed
+from preheat.lab import distributed, signals
 from preheat.lab.config import RunConfig
-from preheat.lab.optimizers import OPTIMIZERS, build_optimizer
-from preheat.lab.peers import peer_scheduler
-from preheat.lab.record import EVAL_COLUMNS, STEP_COLUMNS, RunResult
-from preheat.lab.signals import ADAM_LIKE, Signals
+from preheat.lab.optimizers import OPTIMIZERS, OptimizerEntry, build_optimizer
+from preheat.lab.peers import Stepper, peer_scheduler
+from preheat.lab.record import STEP_COLUMNS, RunResult
 from preheat.lab.tasks import Task, make_task
-from preheat.probes import CatapultResult, catapult_search
 from preheat.torch import Scheduler
+
+
+@dataclass
+class Run:
+    """A run in training, as observers see it: its config and task, the (unwrapped) model, its
+    trainable parameters, the optimizer and its registry entry."""
+
+    config: RunConfig
+    task: Task
+    model: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    entry: OptimizerEntry
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        """The task's loss of ``batch`` (the probes' ``loss_fn``)."""
+        return self.task.loss(model, batch)[0]
+
+
+@dataclass
+class Update:
+    """Update ``step``, just made: on ``batch`` (this rank's share), at LR ``lr``, from the flat
+    parameters ``before`` (``theta_t``) to ``after`` (``theta_{t+1}``), with the gradient
+    ``gradient`` (``g(theta_t)``, flat, before any clipping; under ``torchrun`` the ranks' mean).
+    ``loss`` and ``accuracy`` (NaN if the task has none) are the batch's at ``theta_t``, averaged
+    over ranks; ``grad_norm`` is the norm before clipping; ``seconds`` the forward, backward and
+    optimizer step."""
+
+    step: int
+    batch: Any
+    lr: float
+    loss: float
+    accuracy: float
+    grad_norm: float
+    before: torch.Tensor
+    after: torch.Tensor
+    gradient: torch.Tensor
+    seconds: float
+
+
+class Observer(Protocol):
+    """Watches a run: called after every update, before the scheduler steps."""
+
+    def updated(self, run: Run, update: Update) -> None: ...
+
 
 def train(
     config: RunConfig,
     task: Task | None = None,
     progress: Callable[[int], None] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> RunResult:
     """Run ``config`` and return its record; never raises for a training failure.
 
     ``task`` may be passed to reuse loaded data across runs (it must be the one ``config``
-    names); ``progress(step)`` is called after every update.
+    names); ``progress(step)`` is called after every update; ``observers`` watch every update.
     """
     start = time.perf_counter()
     result = RunResult(status="finished")
     try:
         task = task or make_task(config.task, config.task_options)
-        _loop(config, task, result, progress)
+        _loop(config, task, result, progress, observers)
     except Exception as err:  # a crash inside a run is recorded, not raised: the sweep goes on
         result.status, result.error = "failed", f"{type(err).__name__}: {err}"
     result.wall_time = time.perf_counter() - start
     return result
 
 
-def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[int], None] | None) -> None:
+def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[int], None] | None,
+          observers: Sequence[Observer]) -> None:
     world = distributed.current()
     distributed.check_batch(config.batch_size, world)
     device = distributed.device(config.device, world)
@@ -61,61 +113,75 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
     model = task.model(config.seed).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(config, params)
-    controller = config.resolved_controller() if config.controller is not None else None
-    if controller is not None and getattr(controller, "initial", 0.0) is None:  # catapult_warmup
-        catapult = distributed.broadcast(_catapult(config, task, model))
-        controller.set_initial(catapult.lr / config.peak_lr)
-    if config.peer is not None:
-        scheduler = peer_scheduler(config.peer, optimizer, config.warmup, config.steps)
-    else:
-        scheduler = Scheduler(optimizer, controller if controller is not None else config.resolved_schedule())
-    modes = hasattr(optimizer, "train") and hasattr(optimizer, "eval")  # schedule-free: y for grads, x to evaluate
-    signals = None if controller is None else Signals(
-        controller.needs, task, model, optimizer, adam=config.optimizer in ADAM_LIKE)
+    run = Run(config, task, model, params, optimizer, OPTIMIZERS[config.optimizer])
+    result.chance_accuracy = task.chance_accuracy
+    scheduler, feed = _scheduler(run)
+    watchers = [feed, *observers] if feed is not None else list(observers)
+    averaged = optimizer if hasattr(optimizer, "train") and hasattr(optimizer, "eval") else None  # schedule-free
     trained = model if world.size == 1 else torch.nn.parallel.DistributedDataParallel(model)
-    batches = task.batches(config.seed, config.batch_size)
-    _evaluate(task, model, 0, result, optimizer if modes else None)
+    updates = _updates(run, trained, world, device)
+    _evaluate(task, model, 0, result, averaged)
     limit = math.inf  # set from the first update's loss
     for step in range(config.steps):
-        before = torch.cat([p.detach().reshape(-1) for p in params]).clone()
-        model.train()
-        batch = task.shard(next(batches), world.rank, world.size)
-        loss, accuracy = task.loss(trained, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        max_norm = config.grad_clip if config.grad_clip is not None else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        optimizer.step()
-        group = optimizer.param_groups[0]
-        lr = group.get("scheduled_lr", group["lr"])  # the LR this update used (schedule-free's own warmup)
-        after = torch.cat([p.detach().reshape(-1) for p in params])
-        value, accuracy = distributed.mean(loss.item(), math.nan if accuracy is None else accuracy.item(),
-                                           device=device)
-        if controller is None:
-            scheduler.step()
-        else:
-            extra = signals.measure(step, batch, params, after - before)
-            scheduler.step(loss=value, grad_norm=grad_norm.item(), **extra)
-            result.decisions, result.signal_seconds = controller.decisions, signals.seconds
-        row = (step, lr, value, accuracy, grad_norm.item(), torch.linalg.vector_norm(after - before).item())
+        update = next(updates)
+        for watcher in watchers:
+            watcher.updated(run, update)
+        scheduler.step()
+        if feed is not None:
+            result.decisions, result.signal_seconds = feed.controller.decisions, feed.seconds
+        row = (step, update.lr, update.loss, update.accuracy, update.grad_norm,
+               torch.linalg.vector_norm(update.after - update.before).item())
         for column, item in zip(STEP_COLUMNS, row):
             result.steps[column].append(item)
         if progress is not None:
             progress(step + 1)
         if step == 0:
-            limit = config.diverge_factor * max(abs(value), abs(result.evals["val_loss"][0]))
-        if not math.isfinite(value) or value > limit:
+            limit = config.diverge_factor * max(abs(update.loss), abs(result.evals["val_loss"][0]))
+        if not math.isfinite(update.loss) or update.loss > limit:
             result.status = "diverged"
             return
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            _evaluate(task, model, step + 1, result, optimizer if modes else None)
+            _evaluate(task, model, step + 1, result, averaged)
 
 
-def _catapult(config: RunConfig, task: Task, model: torch.nn.Module) -> CatapultResult:
-    """Kalra & Barkeshli's initial LR: one-step losses on a batch the run does not train on."""
-    batch = next(task.batches(config.seed + 1_000_003, config.batch_size))
-    return catapult_search(model, lambda m, b: task.loss(m, b)[0], batch, eta0=config.peak_lr * 1e-3,
-                           target_lr=config.peak_lr, kind="adam" if config.optimizer in ADAM_LIKE else "sgd")
+def _scheduler(run: Run) -> tuple[Stepper, signals.Feed | None]:
+    """What sets the LR (a preheat Scheduler, or a peer's), and the feed of its controller."""
+    config = run.config
+    if config.peer is not None:
+        return peer_scheduler(config.peer, run.optimizer, config.warmup, config.steps), None
+    if config.controller is None:
+        return Scheduler(run.optimizer, config.resolved_schedule()), None
+    controller = config.resolved_controller()
+    controller.bind(config.peak_lr)
+    signals.prepare(run, controller)
+    scheduler = Scheduler(run.optimizer, controller)
+    return scheduler, signals.Feed(controller, scheduler)
+
+
+def _updates(run: Run, trained: torch.nn.Module, world: distributed.World,
+             device: torch.device) -> Iterator[Update]:
+    """Make update after update on the task's batches (``trained``: the model, DDP-wrapped
+    under ``torchrun``)."""
+    config, params, optimizer = run.config, run.params, run.optimizer
+    max_norm = config.grad_clip if config.grad_clip is not None else math.inf
+    for step, batch in enumerate(run.task.batches(config.seed, config.batch_size)):
+        started = time.perf_counter()
+        before = signals.flat([p.detach() for p in params])
+        run.model.train()
+        batch = run.task.shard(batch, world.rank, world.size)
+        loss, accuracy = run.task.loss(trained, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        gradient = signals.flat([torch.zeros_like(p) if p.grad is None else p.grad for p in params])
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        optimizer.step()
+        group = optimizer.param_groups[0]
+        lr = group.get("scheduled_lr", group["lr"])  # the LR this update used (schedule-free's own warmup)
+        after = signals.flat([p.detach() for p in params])
+        value, mean_accuracy = distributed.mean(loss.item(), math.nan if accuracy is None else accuracy.item(),
+                                                device=device)
+        yield Update(step, batch, lr, value, mean_accuracy, grad_norm.item(), before, after, gradient,
+                     time.perf_counter() - started)
 
 
 def _evaluate(task: Task, model: torch.nn.Module, step: int, result: RunResult,

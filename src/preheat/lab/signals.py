@@ -1,70 +1,135 @@
-"""The signals a run measures for its controller, beyond the loss and the gradient norm.
+"""What the loop measures beyond the loss and the gradient norm: one registry, by name.
 
-A controller lists what it needs in ``needs`` (name -> every how many updates):
+A controller declares what it needs (:mod:`preheat.adaptive.base`): ``needs`` after updates
+(name -> every how many updates) and ``prepare_needs`` before update 0. The loop looks each name
+up here, so a new signal is one function and one entry, with no edit of the loop:
 
-- ``smoothness``: the local smoothness ``||g(theta_t+1) - g(theta_t)|| / ||theta_t+1 - theta_t||``,
-  both gradients on the update's batch (one extra forward and backward; under ``torchrun`` the
-  new gradient is averaged over ranks like the old one, so it is the whole batch's);
-- ``sharpness``: the top eigenvalue of the loss Hessian on the update's batch at the new
-  parameters (Lanczos on Hessian-vector products, warm-started from the last eigenvector),
-  preconditioned by Adam's second moment for Adam-type optimizers (under ``torchrun``, of each
-  rank's share; the Scheduler averages the ranks' values).
+- ``smoothness`` (:data:`AFTER_UPDATE`): the local smoothness along the step,
+  ``||g(theta_{t+1}) - g(theta_t)|| / ||theta_{t+1} - theta_t||``, both gradients of the loss of
+  update ``t``'s batch (one extra forward and backward; under ``torchrun`` the new gradient is
+  averaged over ranks like the old one, so it is the whole batch's). ``g(theta_t)`` is the
+  gradient before any clipping. NaN when the update did not move the parameters;
+- ``sharpness`` (:data:`AFTER_UPDATE`): the top eigenvalue of the loss Hessian on the update's
+  batch at the new parameters (Lanczos on Hessian-vector products, warm-started from the last
+  eigenvector), preconditioned by Adam's second moment for preconditioned optimizers
+  (:mod:`preheat.lab.optimizers`; under ``torchrun``, of each rank's share: the Scheduler
+  averages the ranks' values);
+- ``catapult_lr`` (:data:`BEFORE_TRAINING`): Kalra & Barkeshli's initial LR, the catapult search
+  (:func:`preheat.probes.catapult_search`) on a batch the run does not train on, from
+  ``peak_lr / 1000`` up to ``peak_lr``, with Adam's first step for preconditioned optimizers and
+  plain SGD's otherwise; the same value on every rank.
 
-The seconds spent measuring are counted, so a report can state what a controller costs.
+:class:`Feed` is the loop's observer that measures what a controller needs after each update
+and passes it on with the loss and gradient norm; the seconds it spends measuring are counted,
+so a report can state what a controller costs. ``preheat diagnose`` measures with the same
+functions (:mod:`preheat.lab.diagnose`).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from preheat.lab import distributed
-from preheat.lab.tasks import Task
-from preheat.probes import adam_preconditioner, sharpness
+from preheat.probes import SharpnessResult, adam_preconditioner, catapult_search, sharpness
 
-ADAM_LIKE = ("adam", "adamw", "giadam", "giadamw", "radam", "radamw")
+if TYPE_CHECKING:
+    from preheat.lab.run import Run, Update
+    from preheat.torch import Scheduler
+
+#: A batch of the run's data the catapult search uses, from a seed its training never uses.
+CATAPULT_SEED_OFFSET = 1_000_003
 
 
-class Signals:
-    """Measures what ``needs`` asks for, after each update of one run."""
+def smoothness(run: Run, update: Update) -> float:
+    """``||g(theta_{t+1}) - g(theta_t)|| / ||theta_{t+1} - theta_t||`` on update ``t``'s batch
+    (see the module docstring); NaN when the update did not move the parameters."""
+    moved = torch.linalg.vector_norm(update.after - update.before).item()
+    if moved == 0:
+        return math.nan
+    fresh = torch.autograd.grad(run.loss(run.model, update.batch), run.params, allow_unused=True)
+    new = flat([torch.zeros_like(p) if g is None else g for g, p in zip(fresh, run.params)])
+    return torch.linalg.vector_norm(distributed.mean_tensor(new) - update.gradient).item() / moved
 
-    def __init__(self, needs: dict[str, int], task: Task, model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, adam: bool) -> None:
-        unknown = set(needs) - {"smoothness", "sharpness"}
-        if unknown:
-            raise ValueError(f"the controller needs {sorted(unknown)}; the lab measures smoothness and sharpness")
-        self.needs, self.task, self.model, self.optimizer, self.adam = needs, task, model, optimizer, adam
+
+def top_eigenvalue(run: Run, batch: Any, init: torch.Tensor | None, preconditioned: bool) -> SharpnessResult:
+    """The top Hessian eigenvalue of ``batch``'s loss at the model's current parameters,
+    preconditioned by Adam's ``P`` when ``preconditioned`` (warm-started from ``init``)."""
+    preconditioner = adam_preconditioner(run.optimizer, run.model) if preconditioned else None
+    return sharpness(run.model, run.loss, batch, init=init, preconditioner=preconditioner)
+
+
+def catapult_lr(run: Run) -> float:
+    """The catapult search's initial LR for this run (see the module docstring)."""
+    config = run.config
+    batch = next(run.task.batches(config.seed + CATAPULT_SEED_OFFSET, config.batch_size))
+    kind = "adam" if run.entry.preconditioned else "sgd"
+    found = catapult_search(run.model, run.loss, batch, eta0=config.peak_lr * 1e-3, target_lr=config.peak_lr,
+                            kind=kind)
+    return float(distributed.broadcast(found.lr))
+
+
+class _Sharpness:
+    """``sharpness`` after an update, warm-started from the eigenvector it found last time."""
+
+    def __init__(self) -> None:
+        self.vector: torch.Tensor | None = None
+
+    def __call__(self, run: Run, update: Update) -> float:
+        result = top_eigenvalue(run, update.batch, self.vector, run.entry.preconditioned)
+        self.vector = result.vector
+        return result.value
+
+
+#: Signals measured after an update: name -> a maker of the measuring function (one per run,
+#: which may keep what it learnt, like the last eigenvector).
+AFTER_UPDATE: dict[str, Callable[[], Callable[[Run, Update], float]]] = {
+    "smoothness": lambda: smoothness,
+    "sharpness": _Sharpness,
+}
+#: Measurements made once before update 0: name -> function of the run.
+BEFORE_TRAINING: dict[str, Callable[[Run], float]] = {"catapult_lr": catapult_lr}
+
+
+def _known(names: Any, registry: dict[str, Any], when: str) -> None:
+    unknown = sorted(set(names) - set(registry))
+    if unknown:
+        raise ValueError(f"the controller needs {unknown} {when}; the lab measures {', '.join(registry)}")
+
+
+def prepare(run: Run, controller: Any) -> None:
+    """Measure what ``controller.prepare_needs`` names and give it to ``controller.prepare``."""
+    _known(controller.prepare_needs, BEFORE_TRAINING, "before training")
+    controller.prepare(**{name: BEFORE_TRAINING[name](run) for name in controller.prepare_needs})
+
+
+class Feed:
+    """The observer that feeds a controller: after each update, the signals its ``needs`` asks
+    for (when due: ``step % every == 0``; NaN measurements are left out) with the loss and the
+    gradient norm, through ``scheduler.observe`` (which averages them over ranks)."""
+
+    def __init__(self, controller: Any, scheduler: Scheduler) -> None:
+        _known(controller.needs, AFTER_UPDATE, "after updates")
+        self.controller, self.scheduler = controller, scheduler
+        self.every = dict(controller.needs)
+        self.measures = {name: AFTER_UPDATE[name]() for name in self.every}
         self.seconds = 0.0
-        self.measurements = 0
-        self._vector: torch.Tensor | None = None
 
-    def measure(self, step: int, batch: Any, params: list[torch.nn.Parameter], update: torch.Tensor) -> dict[str, float]:
-        """The signals due after update ``step``, made on ``batch``, which moved ``params`` by
-        ``update`` (their ``.grad`` still holds the gradient that update applied).
+    def updated(self, run: Run, update: Update) -> None:
+        started = time.perf_counter()
+        found = {}
+        for name, every in self.every.items():
+            if update.step % every == 0:
+                value = self.measures[name](run, update)
+                if not math.isnan(value):
+                    found[name] = value
+        self.seconds += time.perf_counter() - started
+        self.scheduler.observe(loss=update.loss, grad_norm=update.grad_norm, **found)
 
-        Smoothness compares that gradient with a fresh one on the same batch at the new
-        parameters (one extra forward and backward), so minibatch noise does not enter it.
-        """
-        start = time.perf_counter()
-        found: dict[str, float] = {}
-        every = self.needs.get("smoothness")
-        moved = torch.linalg.vector_norm(update).item()
-        if every and step % every == 0 and moved > 0:
-            fresh = torch.autograd.grad(self.task.loss(self.model, batch)[0], params, allow_unused=True)
-            new = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(fresh, params)])
-            old = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in params])
-            change = distributed.mean_tensor(new) - old  # .grad holds the ranks' mean already
-            found["smoothness"] = torch.linalg.vector_norm(change).item() / moved
-        every = self.needs.get("sharpness")
-        if every and step % every == 0:
-            preconditioner = adam_preconditioner(self.optimizer, self.model) if self.adam else None
-            result = sharpness(self.model, lambda m, b: self.task.loss(m, b)[0], batch,
-                               init=self._vector, preconditioner=preconditioner)
-            self._vector = result.vector
-            found["sharpness"] = result.value
-        if found:
-            self.measurements += 1
-        self.seconds += time.perf_counter() - start
-        return found
+
+def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The tensors as one flat vector (a new tensor: a snapshot of their values)."""
+    return torch.cat([t.reshape(-1) for t in tensors])

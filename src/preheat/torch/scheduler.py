@@ -133,7 +133,7 @@ class Scheduler(LRScheduler):
         if self.controller is None and signals:
             raise ValueError(f"Scheduler.step: signals {sorted(signals)} given, but the scheduler "
                              "drives a schedule; expected signals only with a controller")
-        if self.controller is not None and self.controller.step == self.last_epoch:
+        if self.controller is not None and self.controller.observed == self.last_epoch:
             self.observe(**signals)
         if self._step_count == 1:
             _warn_on_call_order(self.optimizer)
