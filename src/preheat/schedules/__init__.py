@@ -1,6 +1,7 @@
 """Pure learning-rate schedules: step (completed updates) -> multiplier of the peak LR.
 
-Imports NumPy only, so JAX and Keras users get the same numbers as PyTorch users.
+Imports NumPy only. Each family's formula is written once, against an array namespace, so
+``schedule(t)`` (NumPy), optax (``jax.numpy``) and Keras (``keras.ops``) give the same numbers.
 See ``docs/schedules.md`` for every formula and a figure of each family.
 """
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from preheat.schedules.validate import FIELD_CHECKS, check_step
 
-Number = int | float | np.ndarray
 _MAX_STEP = int(np.iinfo(np.int64).max)
 
 
@@ -25,8 +24,9 @@ class Schedule:
     """A pure, immutable map from step (completed updates) to a multiplier of the peak LR.
 
     Subclasses are frozen dataclasses that set ``name`` (the function name users write) and
-    implement ``_at``; fields are checked by name (``FIELD_CHECKS``) and ``length`` is the
-    ``steps`` field unless a family says otherwise.
+    implement ``_at(t, xp)``, their formula written once against an array namespace (NumPy,
+    ``jax.numpy``, ``keras.ops``); fields are checked by name (``FIELD_CHECKS``) and ``length``
+    is the ``steps`` field unless a family says otherwise.
 
     - ``schedule(t)`` takes an int >= 0 and returns a float, or an integer NumPy array and
       returns a float array of the same shape. Steps past ``length`` get the value at ``length``.
@@ -66,17 +66,23 @@ class Schedule:
         """
         return self.steps  # type: ignore[attr-defined]
 
-    def _at(self, t: np.ndarray) -> Number:
-        """The values at integer steps ``t`` (an int64 array), ``0 <= t <= length``.
+    def _at(self, t: Any, xp: Any) -> Any:
+        """The family's formula: the values at steps ``t``, ``0 <= t <= length``.
 
-        May return a scalar where the value does not depend on ``t``; callers broadcast.
+        ``xp`` is the array namespace: ``numpy`` (``t`` an int64 array), ``jax.numpy`` or
+        ``keras.ops`` (``t`` a float array, possibly traced). Write it with arithmetic and the
+        functions all three share (``cos``, ``sqrt``, ``exp``, ``power``, ``where``, ``minimum``,
+        ``maximum``, ``ones_like``, ``zeros_like``, ``floor_divide``, ``mod``), branch in Python
+        only on the fields, never on ``t``, and return an array of ``t``'s shape.
         """
         raise NotImplementedError
 
-    def _held(self, t: np.ndarray) -> Number:
-        """The values at integer steps ``t >= 0``, holding the final value after ``length``."""
+    def held(self, t: Any, xp: Any) -> Any:
+        """The values at steps ``t >= 0`` in namespace ``xp`` (see :meth:`_at`), holding the value
+        at ``length`` after it: the hold for NumPy arrays, optax and Keras (an int step is held
+        before it becomes an array, see :meth:`__call__`)."""
         n = self.length
-        return self._at(t if n is None else np.minimum(t, n))
+        return self._at(t if n is None else xp.minimum(t, n), xp)
 
     @overload
     def __call__(self, step: int) -> float: ...
@@ -89,14 +95,14 @@ class Schedule:
         if not isinstance(t, np.ndarray):
             # Through a 1-element array, so an int gets exactly the value an array would: NumPy's
             # scalar and array math (pow, for one) can differ in the last bit.
+            # Held here, in Python, so that a huge step of a finite schedule fits int64.
             n = self.length
             t = t if n is None else min(t, n)
             if t > _MAX_STEP:
                 raise ValueError(f"step={t} is invalid; expected an integer below 2**63")
-            one = np.array([t], dtype=np.int64)
-            return float(np.asarray(self._at(one), dtype=np.float64).reshape(-1)[0])
+            return float(self._at(np.array([t], dtype=np.int64), np)[0])
         out = np.empty(t.shape, dtype=np.float64)
-        out[...] = self._held(t)
+        out[...] = self.held(t, np)
         return out
 
     # -- composition -----------------------------------------------------------------------
@@ -186,6 +192,6 @@ def _rebuild(value: Any) -> Any:
     return value
 
 
-def progress(t: np.ndarray, steps: int) -> np.ndarray:
+def progress(t: Any, steps: int, xp: Any) -> Any:
     """``t / steps``, taken as 1 when ``steps`` is 0 (a zero-length phase is already at its end)."""
-    return t / steps if steps else np.ones(t.shape)
+    return t / steps if steps else xp.ones_like(t)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from preheat.schedules.base import Number, Schedule, format_value
+from preheat.schedules.base import Schedule, format_value
 from preheat.schedules.validate import check_int
 
 
@@ -54,17 +54,19 @@ class Join(Schedule):
             return None
         return (self.boundaries[-1] if self.boundaries else 0) + last
 
-    def _at(self, t: np.ndarray) -> Number:
-        starts = (0,) + self.boundaries
-        if t.size == 1:  # the common case of one step: no masks
+    def _at(self, t: Any, xp: Any) -> Any:
+        if xp is np and t.size == 1:
+            # One NumPy step (``schedule(int)``, once per update under LambdaLR): evaluate only its
+            # phase, not all of them; the where() below would cost about twice as much here.
             i = bisect.bisect_right(self.boundaries, int(t.reshape(-1)[0]))
-            return self.schedules[i]._held(t - starts[i])
-        out = np.empty(t.shape, dtype=np.float64)
-        phase = np.searchsorted(self.boundaries, t, side="right")
-        for i, schedule in enumerate(self.schedules):
-            mask = phase == i
-            if mask.any():
-                out[mask] = schedule._held(t[mask] - starts[i])
+            return self.schedules[i].held(t - ((0,) + self.boundaries)[i], np)
+        # Every phase at its own step (0 before it starts), then per step the phase it is in.
+        values = [self.schedules[0].held(t, xp)]
+        for schedule, start in zip(self.schedules[1:], self.boundaries):
+            values.append(schedule.held(xp.maximum(t - start, 0), xp))
+        out = values[-1]
+        for value, boundary in zip(reversed(values[:-1]), reversed(self.boundaries)):
+            out = xp.where(t < boundary, value, out)
         return out
 
     def is_chain(self) -> bool:
@@ -114,10 +116,10 @@ class Product(Schedule):
         lengths = [f.length for f in self.factors]
         return None if None in lengths else max(lengths)  # type: ignore[type-var]
 
-    def _at(self, t: np.ndarray) -> Number:
-        value: Any = 1.0
-        for factor in self.factors:
-            value = value * factor._held(t)
+    def _at(self, t: Any, xp: Any) -> Any:
+        value = self.factors[0].held(t, xp)
+        for factor in self.factors[1:]:
+            value = value * factor.held(t, xp)
         return value
 
     def __str__(self) -> str:

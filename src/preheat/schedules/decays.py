@@ -7,12 +7,11 @@ its end: every update gets ``end``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import numpy as np
-
-from preheat.schedules.base import Number, Schedule, progress
+from preheat.schedules.base import Schedule, progress
 from preheat.schedules.validate import check_int
 
 
@@ -28,8 +27,8 @@ class Constant(Schedule):
     steps: int | None = None
     value: float = 1.0
 
-    def _at(self, t: np.ndarray) -> Number:
-        return self.value
+    def _at(self, t: Any, xp: Any) -> Any:
+        return xp.zeros_like(t) + self.value
 
 
 @dataclass(frozen=True, repr=False)
@@ -43,8 +42,8 @@ class LinearDecay(Schedule):
     steps: int
     end: float = 0.0
 
-    def _at(self, t: np.ndarray) -> Number:
-        return 1.0 - (1.0 - self.end) * progress(t, self.steps)
+    def _at(self, t: Any, xp: Any) -> Any:
+        return 1.0 - (1.0 - self.end) * progress(t, self.steps, xp)
 
 
 @dataclass(frozen=True, repr=False)
@@ -62,8 +61,8 @@ class CosineDecay(Schedule):
     end: float = 0.0
     cycles: float = 0.5
 
-    def _at(self, t: np.ndarray) -> Number:
-        wave = 0.5 * (1.0 + np.cos(2.0 * np.pi * self.cycles * progress(t, self.steps)))
+    def _at(self, t: Any, xp: Any) -> Any:
+        wave = 0.5 * (1.0 + xp.cos(2.0 * math.pi * self.cycles * progress(t, self.steps, xp)))
         return self.end + (1.0 - self.end) * wave
 
 
@@ -81,10 +80,10 @@ class CosineRestarts(Schedule):
     cycles: float = 1.0
     end: float = 0.0
 
-    def _at(self, t: np.ndarray) -> Number:
-        p = progress(t, self.steps)
-        wave = 0.5 * (1.0 + np.cos(np.pi * ((self.cycles * p) % 1.0)))
-        return np.where(p >= 1.0, self.end, self.end + (1.0 - self.end) * wave)
+    def _at(self, t: Any, xp: Any) -> Any:
+        p = progress(t, self.steps, xp)
+        wave = 0.5 * (1.0 + xp.cos(math.pi * xp.mod(self.cycles * p, 1.0)))
+        return xp.where(p >= 1.0, self.end, self.end + (1.0 - self.end) * wave)
 
 
 @dataclass(frozen=True, repr=False)
@@ -100,8 +99,8 @@ class PolynomialDecay(Schedule):
     power: float = 1.0
     end: float = 0.0
 
-    def _at(self, t: np.ndarray) -> Number:
-        return self.end + (1.0 - self.end) * np.power(1.0 - progress(t, self.steps), self.power)
+    def _at(self, t: Any, xp: Any) -> Any:
+        return self.end + (1.0 - self.end) * xp.power(1.0 - progress(t, self.steps, xp), self.power)
 
 
 @dataclass(frozen=True, repr=False)
@@ -125,10 +124,10 @@ class ExponentialDecay(Schedule):
             )
         super().__post_init__()
 
-    def _at(self, t: np.ndarray) -> Number:
+    def _at(self, t: Any, xp: Any) -> Any:
         if self.rate is not None:
-            return np.power(self.rate, 1.0 * t)
-        return np.power(0.5, t / self.half_life)
+            return xp.power(self.rate, t)
+        return xp.power(0.5, t / self.half_life)
 
 
 @dataclass(frozen=True, repr=False)
@@ -166,12 +165,12 @@ class StepDecay(Schedule):
     def length(self) -> int | None:
         return self.milestones[-1] if self.milestones else None
 
-    def _at(self, t: np.ndarray) -> Number:
+    def _at(self, t: Any, xp: Any) -> Any:
         if self.every is not None:
-            k = t // self.every
-        else:
-            k = np.searchsorted(self.milestones, t, side="right")
-        return np.power(self.gamma, 1.0 * k)
+            k = xp.floor_divide(t, self.every)
+        else:  # the number of milestones <= t
+            k = sum(xp.where(t >= m, 1.0, 0.0) for m in self.milestones)
+        return xp.power(self.gamma, k)
 
 
 @dataclass(frozen=True, repr=False)
@@ -189,8 +188,8 @@ class InverseSqrt(Schedule):
     def length(self) -> None:
         return None
 
-    def _at(self, t: np.ndarray) -> Number:
-        return np.sqrt(self.timescale / (t + self.timescale))
+    def _at(self, t: Any, xp: Any) -> Any:
+        return xp.sqrt(self.timescale / (t + self.timescale))
 
 
 @dataclass(frozen=True, repr=False)
@@ -204,8 +203,8 @@ class OneMinusSqrtDecay(Schedule):
     steps: int
     end: float = 0.0
 
-    def _at(self, t: np.ndarray) -> Number:
-        return 1.0 - (1.0 - self.end) * np.sqrt(progress(t, self.steps))
+    def _at(self, t: Any, xp: Any) -> Any:
+        return 1.0 - (1.0 - self.end) * xp.sqrt(progress(t, self.steps, xp))
 
 
 constant = Constant

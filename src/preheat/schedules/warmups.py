@@ -6,12 +6,11 @@ progress. A warmup with ``steps=0`` is already at its end: every update gets 1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import numpy as np
-
-from preheat.schedules.base import Number, Schedule, progress
+from preheat.schedules.base import Schedule, progress
 
 
 @dataclass(frozen=True, repr=False)
@@ -26,8 +25,8 @@ class LinearWarmup(Schedule):
     steps: int
     start: float = 0.0
 
-    def _at(self, t: np.ndarray) -> Number:
-        return self.start + (1.0 - self.start) * progress(t, self.steps)
+    def _at(self, t: Any, xp: Any) -> Any:
+        return self.start + (1.0 - self.start) * progress(t, self.steps, xp)
 
 
 @dataclass(frozen=True, repr=False)
@@ -41,8 +40,8 @@ class CosineWarmup(Schedule):
     steps: int
     start: float = 0.0
 
-    def _at(self, t: np.ndarray) -> Number:
-        rise = 0.5 * (1.0 - np.cos(np.pi * progress(t, self.steps)))
+    def _at(self, t: Any, xp: Any) -> Any:
+        rise = 0.5 * (1.0 - xp.cos(math.pi * progress(t, self.steps, xp)))
         return self.start + (1.0 - self.start) * rise
 
 
@@ -58,8 +57,8 @@ class PolynomialWarmup(Schedule):
     power: float
     start: float = 0.0
 
-    def _at(self, t: np.ndarray) -> Number:
-        return self.start + (1.0 - self.start) * np.power(progress(t, self.steps), self.power)
+    def _at(self, t: Any, xp: Any) -> Any:
+        return self.start + (1.0 - self.start) * xp.power(progress(t, self.steps, xp), self.power)
 
 
 @dataclass(frozen=True, repr=False)
@@ -94,8 +93,8 @@ class ExponentialWarmup(Schedule):
         """``tau``, or ``1 / (1 - beta2)`` in the untuned form."""
         return self.tau if self.tau is not None else 1.0 / (1.0 - self.beta2)
 
-    def _at(self, t: np.ndarray) -> Number:
-        return 1.0 - np.exp(-(t + 1.0) / self.time_constant)
+    def _at(self, t: Any, xp: Any) -> Any:
+        return 1.0 - xp.exp(-(t + 1.0) / self.time_constant)
 
 
 @dataclass(frozen=True, repr=False)
@@ -122,7 +121,7 @@ class UntunedLinearWarmup(Schedule):
     def length(self) -> int:
         return self.period - 1
 
-    def _at(self, t: np.ndarray) -> Number:
+    def _at(self, t: Any, xp: Any) -> Any:
         return (t + 1.0) / self.period
 
 
@@ -157,15 +156,15 @@ class RAdamWarmup(Schedule):
         """The SMA length limit ``2 / (1 - beta2) - 1``."""
         return 2.0 / (1.0 - self.beta2) - 1.0
 
-    def _at(self, t: np.ndarray) -> Number:
+    def _at(self, t: Any, xp: Any) -> Any:
         k = t + 1.0
-        beta_k = np.power(self.beta2, k)
+        beta_k = xp.power(self.beta2, k)
         rho = self.rho_inf - 2.0 * k * beta_k / (1.0 - beta_k)
         on = rho > 5.0
-        safe = np.where(on, rho, 6.0)
+        safe = xp.where(on, rho, 6.0)
         inf = self.rho_inf
-        rect = np.sqrt((safe - 4.0) * (safe - 2.0) * inf / ((inf - 4.0) * (inf - 2.0) * safe))
-        return np.where(on, rect, 0.0)
+        rect = xp.sqrt((safe - 4.0) * (safe - 2.0) * inf / ((inf - 4.0) * (inf - 2.0) * safe))
+        return xp.where(on, rect, 0.0)
 
 
 linear_warmup = LinearWarmup
