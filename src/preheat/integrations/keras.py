@@ -1,8 +1,9 @@
 """Keras 3 adapter: a preheat schedule as a ``keras.optimizers.schedules.LearningRateSchedule``.
 
-``to_keras(schedule, peak)(step) == peak * schedule(step)``, written with ``keras.ops`` (the
-formulas of :data:`preheat.integrations.optax.FORMULAS` over the ``keras.ops`` namespace), so it
-runs on every Keras 3 backend (JAX, TensorFlow, PyTorch) and inside compiled train steps.
+``to_keras(schedule, peak)(step) == peak * schedule(step)``, computed with ``keras.ops`` (each
+family's one formula, evaluated over the ``keras.ops`` namespace by
+:meth:`~preheat.schedules.Schedule.held`), so it runs on every Keras 3 backend (JAX, TensorFlow,
+PyTorch) and inside compiled train steps.
 
 Keras calls a ``LearningRateSchedule`` with ``optimizer.iterations``, the number of updates
 already applied: 0 for the first update, as preheat's step (the number of completed updates).
@@ -33,7 +34,7 @@ except ImportError as error:  # pragma: no cover - exercised only without keras
         "(or keras>=3 with the backend of your choice)"
     ) from error
 
-from preheat.integrations.optax import check, held
+from preheat.integrations.optax import check
 from preheat.schedules import Schedule, from_dict
 
 __all__ = ["PreheatSchedule", "to_keras"]
@@ -55,7 +56,7 @@ class PreheatSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step: Any) -> Any:
         t = keras.ops.cast(step, keras.config.floatx())
-        return self.peak * held(self.schedule, keras.ops, t)
+        return self.peak * self.schedule.held(t, keras.ops)
 
     def get_config(self) -> dict[str, Any]:
         return {"schedule": self.schedule.to_dict(), "peak": self.peak}
