@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
 from preheat import schedules as S
+from preheat.schedules import Schedule
+from preheat.schedules.validate import Check, check_real
 
 NAN, INF = float("nan"), float("inf")
 
@@ -242,3 +246,35 @@ def test_huge_python_int_steps_hold_the_final_value():
     assert S.linear_warmup(10)(10**30) == 1.0
     assert S.cosine_decay(10, end=0.1)(10**30) == pytest.approx(0.1)
     assert S.step_decay(milestones=[5])(10**30) == pytest.approx(0.1)
+
+
+def _floor(owner: str, name: str, value: Any) -> float:
+    return check_real(owner, name, value, 0.0, 1.0)
+
+
+def test_a_family_declares_the_check_of_a_field_name_it_brings(monkeypatch):
+    monkeypatch.setattr(Schedule, "registry", dict(Schedule.registry))  # this test's family only
+
+    @dataclass(frozen=True, repr=False)
+    class Floored(Schedule):
+        name: ClassVar[str] = "floored_example"
+        field_checks: ClassVar[dict[str, Check]] = {"floor": _floor}
+        steps: int
+        floor: float = 0.1
+
+        def _at(self, t: Any, xp: Any) -> Any:
+            return xp.maximum(1.0 - t / self.steps, self.floor)
+
+    assert Floored(10, floor=0.5)(8) == 0.5
+    assert Floored(10, floor=1).floor == 1.0  # normalised by its check
+    with pytest.raises(ValueError, match=r"floored_example: floor=2 is invalid; expected a finite number in \[0.0, 1.0\]"):
+        Floored(10, floor=2)
+    with pytest.raises(ValueError, match="floored_example: steps=-1"):  # shared names keep their rule
+        Floored(-1)
+
+
+def test_a_family_cannot_redefine_the_check_of_a_shared_field_name():
+    with pytest.raises(TypeError, match=r"field_checks redefines \['start'\]"):
+
+        class Loose(Schedule):
+            field_checks: ClassVar[dict[str, Check]] = {"start": _floor}

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, overload
 
 import numpy as np
 
-from preheat.schedules.validate import FIELD_CHECKS, check_step
+from preheat.schedules.validate import FIELD_CHECKS, Check, check_step
 
 _MAX_STEP = int(np.iinfo(np.int64).max)
 
@@ -25,8 +25,9 @@ class Schedule:
 
     Subclasses are frozen dataclasses that set ``name`` (the function name users write) and
     implement ``_at(t, xp)``, their formula written once against an array namespace (NumPy,
-    ``jax.numpy``, ``keras.ops``); fields are checked by name (``FIELD_CHECKS``) and ``length``
-    is the ``steps`` field unless a family says otherwise.
+    ``jax.numpy``, ``keras.ops``); fields are checked by name (``FIELD_CHECKS``, or the family's
+    own ``field_checks`` for a name it introduces) and ``length`` is the ``steps`` field unless a
+    family says otherwise.
 
     - ``schedule(t)`` takes an int >= 0 and returns a float, or an integer NumPy array and
       returns a float array of the same shape. Steps past ``length`` get the value at ``length``.
@@ -38,20 +39,28 @@ class Schedule:
 
     name: ClassVar[str]
     registry: ClassVar[dict[str, type[Schedule]]] = {}
+    #: Checks for the field names a family introduces (not in ``FIELD_CHECKS``), by name.
+    field_checks: ClassVar[dict[str, Check]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        shared = sorted(FIELD_CHECKS.keys() & cls.field_checks.keys())
+        if shared:
+            raise TypeError(
+                f"{cls.__name__}.field_checks redefines {shared}; expected only new field names "
+                "(a name in FIELD_CHECKS has one rule for every family)"
+            )
         if "name" in cls.__dict__:
             Schedule.registry[cls.name] = cls
 
     def __post_init__(self) -> None:
-        """Check and normalise every field by its name (``FIELD_CHECKS``).
+        """Check and normalise every field by its name (``FIELD_CHECKS``, then ``field_checks``).
 
         ``None`` passes only where it is the field's default. Families with rules across fields
         check those first, then call this.
         """
         for field in dataclasses.fields(self):  # type: ignore[arg-type]
-            check = FIELD_CHECKS.get(field.name)
+            check = FIELD_CHECKS.get(field.name, self.field_checks.get(field.name))
             value = getattr(self, field.name)
             if check is not None and not (value is None and field.default is None):
                 object.__setattr__(self, field.name, check(self.name, field.name, value))

@@ -89,8 +89,12 @@ def _every(owner: str, name: str, value: Any) -> int:
     return check_int(owner, name, value, minimum=1)
 
 
+#: A field check: ``check(owner, name, value)`` returns the normalised value or raises.
+Check = Callable[[str, str, Any], Any]
+
 #: How a schedule field is checked, by its name: the same name means the same rule everywhere.
-FIELD_CHECKS: dict[str, Callable[[str, str, Any], Any]] = {
+#: A family that brings a new field name declares its check itself (``Schedule.field_checks``).
+FIELD_CHECKS: dict[str, Check] = {
     "steps": check_int,
     "every": _every,
     "start": _unit,
