@@ -7,6 +7,7 @@ import importlib.util
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -43,8 +44,8 @@ def test_the_tuned_row_is_the_best_length_per_peak() -> None:
     for peak, losses in ((0.1, {"linear 0%": 3.0, "linear 5%": 1.0, "linear 10%": 2.0}),
                          (1.0, {"linear 0%": math.inf, "linear 5%": 4.0, "linear 10%": 0.5})):
         for name, loss in losses.items():
-            rows.append({"name": name, "peak_lr": peak, "final_val_loss": loss, "steps_to_target": None,
-                         "diverged": math.isinf(loss), "wall_time": 1.0})
+            rows.append(SimpleNamespace(method=name, config=SimpleNamespace(peak_lr=peak), final_val_loss=loss,
+                                        steps_to_target=None, diverged=math.isinf(loss), wall_time=1.0))
     cells = bench.summarise(rows)
     tuned = {c["peak_lr"]: c for c in cells if c["method"] == bench.TUNED}
     assert tuned[0.1]["mean"] == 1.0 and tuned[0.1]["note"] == "best of the grid: 5%"

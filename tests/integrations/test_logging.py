@@ -272,9 +272,9 @@ def test_a_lab_sweep_logs_every_run_to_tensorboard_and_mlflow(tmp_path):
     mlflow_runs = {r.data.tags["preheat.run_id"]: r.info.run_id
                    for r in client.search_runs([experiment.experiment_id])}
     for run in store.runs():
-        lrs = list(store.steps(run["id"])["lr"])
-        events = _tb(out / "tensorboard" / run["id"])
+        lrs = list(store.steps(run.id)["lr"])
+        events = _tb(out / "tensorboard" / run.id)
         assert [e.value for e in events.Scalars("lr/group0")] == pytest.approx(lrs, rel=1e-6)
-        history = client.get_metric_history(mlflow_runs[run["id"]], "lr/group0")
+        history = client.get_metric_history(mlflow_runs[run.id], "lr/group0")
         assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(lrs, rel=1e-12)
         assert [e.step for e in events.Scalars("val/val_loss")] == [0, 5, 10]

@@ -4,6 +4,7 @@ interrupted driver resumes."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -57,12 +58,11 @@ def test_ray_gives_the_local_backends_metrics(tmp_path: Path) -> None:
     runs = sweep.runs() + [RunConfig(**sweep.base, controller="smoothness_warmup()")]
     local = run_sweep(runs, tmp_path / "local", workers=2)  # one torch thread per run, like cpus=1
     on_ray = run_sweep(runs, tmp_path / "ray", backend=RayBackend(cpus=1))
-    assert [r["status"] for r in on_ray.runs()] == ["finished"] * len(runs)
+    assert [r.status for r in on_ray.runs()] == ["finished"] * len(runs)
     for a, b in zip(run_metrics(local), run_metrics(on_ray), strict=True):
-        assert a.keys() == b.keys()
-        for key in a.keys() - {"wall_time"}:
-            assert np.array_equal(a[key], b[key], equal_nan=True) if isinstance(a[key], np.ndarray) else \
-                a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key
+        for field in dataclasses.fields(a):
+            x, y = getattr(a, field.name), getattr(b, field.name)
+            assert field.name == "wall_time" or x == y or (x != x and y != y), field.name  # NaN == NaN
     for config in runs:
         a, b = local.steps(config.fingerprint()), on_ray.steps(config.fingerprint())
         assert all(np.array_equal(a[c], b[c], equal_nan=True) for c in a)

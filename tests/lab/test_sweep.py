@@ -157,8 +157,8 @@ def test_sweep_stores_every_run_once_and_skips_done_runs(tmp_path: Path) -> None
     runs = grid()
     store = run_sweep(runs, tmp_path)
     stored = store.runs()
-    assert [r["id"] for r in stored] == [c.fingerprint() for c in runs]
-    assert all(r["status"] == "finished" and r["versions"]["torch"] for r in stored)
+    assert [r.id for r in stored] == [c.fingerprint() for c in runs]
+    assert all(r.status == "finished" and r.versions["torch"] for r in stored)
     for config in runs:
         steps = store.steps(config.fingerprint())
         assert np.array_equal(steps["step"], np.arange(config.steps))
@@ -214,3 +214,17 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) ->
     assert {k: ended[k] for k in finished} == finished
     counts = sqlite3.connect(db).execute("SELECT run_id, COUNT(*) FROM steps GROUP BY run_id").fetchall()
     assert sorted(n for _, n in counts) == [40] * 4
+
+
+def test_configs_stored_before_after_existed_read_as_meant() -> None:
+    import json
+
+    old = RunConfig(task="digits", controller="nars_warmup()", after="cosine_decay({steps})").model_dump()
+    old["schedule"] = old.pop("after")  # how a controller's handover schedule was stored
+    assert RunConfig.from_stored(json.dumps(old)).after == "cosine_decay({steps})"
+    peer = RunConfig(task="digits", optimizer="adam", peer="untuned_warmup").model_dump()
+    peer["schedule"] = "constant()"
+    del peer["after"]
+    assert RunConfig.from_stored(json.dumps(peer)).schedule is None
+    unparsable = RunConfig(schedule="linear_warmup(5)").model_dump() | {"schedule": "gone_warmup(5)"}
+    assert RunConfig.from_stored(json.dumps(unparsable)).schedule == "gone_warmup(5)"

@@ -128,8 +128,17 @@ class RunConfig(BaseModel):
 
     @classmethod
     def from_stored(cls, text: str) -> RunConfig:
-        """A config read back from a store's JSON: fields checked, expressions not parsed."""
-        return cls.model_validate_json(text, context={STORED: True})
+        """A config read back from a store's JSON: fields checked, expressions not parsed.
+
+        A config stored before ``after`` existed held a controller's after-handover schedule in
+        ``schedule``, and ``"constant()"`` there for a peer: both read as they are meant now.
+        """
+        data = json.loads(text)
+        if isinstance(data, dict) and "after" not in data and (data.get("controller") or data.get("peer")):
+            schedule = data.pop("schedule", None)
+            if data.get("controller") and schedule is not None:
+                data["after"] = schedule
+        return cls.model_validate(data, context={STORED: True})
 
     @property
     def schedule_text(self) -> str:
