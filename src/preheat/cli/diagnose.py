@@ -21,6 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from preheat.cli.app import app, positive_int
+from preheat.lab.catalog import BUILTIN
+from preheat.lab.optimizers import OPTIMIZERS
 
 if TYPE_CHECKING:
     from preheat.lab.diagnose import Diagnosis
@@ -37,9 +39,9 @@ OPTION_OF = {"task": "--task", "task_options": "--task-option", "optimizer": "--
 
 
 TaskOption = Annotated[str, typer.Option(
-    "--task", "-t", help="river-valley, digits, shakespeare-char, cifar10 or package.module:function.")]
+    "--task", "-t", help=f"{', '.join(BUILTIN)} or package.module:function.")]
 OptimizerOption = Annotated[Optional[str], typer.Option(
-    help="sgd, momentum, adam, adamw, radam, giadam or giadamw [default: the task's in preheat compare, else adamw].")]
+    help=f"{', '.join(OPTIMIZERS)} [default: the task's in preheat compare, else adamw].")]
 PeakOption = Annotated[Optional[float], typer.Option(
     help="Peak learning rate [default: the lower of the task's two in preheat compare, else 1e-3].")]
 ScheduleOption = Annotated[str, typer.Option(help="Schedule expression; update t uses peak-lr * schedule(t).")]

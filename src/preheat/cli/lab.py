@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from preheat.cli.app import app, positive_int
+from preheat.lab.catalog import BUILTIN
 
 if TYPE_CHECKING:
     from preheat.lab.config import RunConfig
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 # The lab (torch, pydantic, matplotlib, the lab extra) is imported inside the commands, so
 # `preheat plot` starts fast and works without the lab's dependencies.
-TASKS = ("shakespeare-char", "digits", "river-valley", "cifar10")
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -186,7 +186,7 @@ def _summarise(store: Store, target: float | None, figures: Path | None = None) 
 
 @app.command()
 def compare(
-    task: Annotated[str, typer.Option("--task", "-t", help=f"One of {', '.join(TASKS)}.")] = "shakespeare-char",
+    task: Annotated[str, typer.Option("--task", "-t", help=f"One of {', '.join(BUILTIN)}.")] = "shakespeare-char",
     quick: Annotated[bool, typer.Option("--quick", help="Short runs, fewer warmups, one seed (minutes).")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory (store and report).")] = None,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per setting.")] = None,

@@ -5,22 +5,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from preheat.lab.catalog import BUILTIN
 from preheat.lab.tasks.base import Task
-
-#: Built-in tasks: name -> "module:class", imported only when used.
-BUILTIN: dict[str, str] = {
-    "river-valley": "preheat.lab.tasks.river_valley:RiverValley",
-    "digits": "preheat.lab.tasks.digits:Digits",
-    "shakespeare-char": "preheat.lab.tasks.shakespeare:ShakespeareChar",
-    "cifar10": "preheat.lab.tasks.cifar10:Cifar10",
-}
 
 
 def make_task(name: str, options: dict[str, Any] | None = None) -> Task:
     """Build the task ``name`` with keyword ``options``.
 
-    ``name`` is a built-in (``river-valley``, ``digits``, ``shakespeare-char``, ``cifar10``) or
-    ``package.module:function``, a callable that takes the options as keywords and returns a
+    ``name`` is a built-in (:data:`preheat.lab.catalog.BUILTIN`: ``river-valley``, ``digits``,
+    ``shakespeare-char``, ``cifar10``) or ``package.module:function``, a callable that takes the options as keywords and returns a
     :class:`Task` (see ``docs/tasks.md`` for an example).
     """
     target = BUILTIN.get(name, name)
