@@ -4,10 +4,13 @@ A run is a :class:`~preheat.lab.config.RunConfig` (task + optimizer + peak LR + 
 controller + steps + seed). The map, in the order data flows:
 
 - :mod:`~preheat.lab.config`: run and sweep configs (pydantic), read from TOML/YAML or flags;
+- :mod:`~preheat.lab.optimizers`: the optimizer registry (factory, family, preconditioned,
+  stability threshold);
 - :mod:`~preheat.lab.tasks`: the built-in tasks (river valley, digits, shakespeare-char,
-  CIFAR-10) and the loader for users' own; :mod:`~preheat.lab.models` their models;
-- :mod:`~preheat.lab.run`: the one training loop (:func:`~preheat.lab.run.train`);
-  :mod:`~preheat.lab.signals` what it measures for a controller; :mod:`~preheat.lab.peers`
+  CIFAR-10; their names in :mod:`~preheat.lab.catalog`) and the loader for users' own;
+  :mod:`~preheat.lab.models` their models;
+- :mod:`~preheat.lab.run`: the one training loop (:func:`~preheat.lab.run.train`), with
+  observers; :mod:`~preheat.lab.signals` the registry of what it measures for a controller; :mod:`~preheat.lab.peers`
   other packages' schedules and optimizers; :mod:`~preheat.lab.distributed` torchrun;
 - :mod:`~preheat.lab.record`: a run's record (plain data, no torch);
   :mod:`~preheat.lab.store`: the SQLite store of one sweep directory;
