@@ -166,7 +166,7 @@ def check_keras(floatx: str, schedule: Schedule, got: np.ndarray, cosine_dtype: 
 
     float32 is checked on ``MORE`` only: on some of the cases' steps a float32 rounding lands a
     ``cosine_restarts`` restart on the wrong side of the jump (``cosine_restarts(25, cycles=2.5)``
-    at step 10: XLA gives ``2.5 * 10 / 25 = 0.99999994``, so ``end`` instead of 1).
+    at step 10: compiled float32 gives ``2.5 * (10 / 25) = 0.99999994``, so ``end``, not 1).
     """
     family = names(schedule)
     if floatx == "float64" and not (family & COSINE and cosine_dtype == "float32"):
