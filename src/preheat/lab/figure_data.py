@@ -20,7 +20,7 @@ from preheat.lab.store import DONE, Store
 
 SMOOTH = 40  # a training-loss curve is averaged over windows of len / SMOOTH steps
 LEGEND = 60  # characters of a legend label
-FIXED = "methods without a warmup"  # the heatmap panel of runs that have no warmup length
+FIXED = "methods not swept over warmup"  # the heatmap panel of runs without a warmup length field
 
 
 @dataclass(frozen=True)
