@@ -68,10 +68,9 @@ def test_compare_quick_on_the_river_valley(tmp_path: Path) -> None:
 
 
 def test_every_task_has_a_curated_comparison() -> None:
-    from preheat.cli.lab import TASKS
-    from preheat.lab.tasks import BUILTIN
+    from preheat.lab.catalog import BUILTIN
 
-    assert set(SETUPS) == set(TASKS) == set(BUILTIN)
+    assert set(SETUPS) == set(BUILTIN)  # the CLI's --task help reads BUILTIN too
     for task in SETUPS:
         runs = comparison(task, quick=True, data="x" if SETUPS[task].data_option else None)
         assert {r.peak_lr for r in runs} == set(SETUPS[task].peak_lrs)
