@@ -15,9 +15,11 @@ from typing import Any, ClassVar, overload
 
 import numpy as np
 
-from preheat.schedules.validate import FIELD_CHECKS, Check, check_step
+from preheat.schedules.validate import FIELD_CHECKS, MAX_STEP, Check, check_step, shorten
 
-_MAX_STEP = int(np.iinfo(np.int64).max)
+#: How deep schedules may nest (a join inside a product inside a join ...). Deeper ones are
+#: refused where they are built, so evaluating, printing and serialising never recurse too far.
+MAX_NESTING = 50
 
 
 class Schedule:
@@ -75,6 +77,12 @@ class Schedule:
         """
         return self.steps  # type: ignore[attr-defined]
 
+    @property
+    def nesting(self) -> int:
+        """How many schedules deep this one is: 1 for a family, one more than its deepest part
+        for a composition (at most :data:`MAX_NESTING`)."""
+        return 1
+
     def _at(self, t: Any, xp: Any) -> Any:
         """The family's formula: the values at steps ``t``, ``0 <= t <= length``.
 
@@ -107,8 +115,8 @@ class Schedule:
             # Held here, in Python, so that a huge step of a finite schedule fits int64.
             n = self.length
             t = t if n is None else min(t, n)
-            if t > _MAX_STEP:
-                raise ValueError(f"step={t} is invalid; expected an integer below 2**63")
+            if t > MAX_STEP:
+                raise ValueError(f"step={shorten(t)} is invalid; expected an integer below 2**63")
             return float(self._at(np.array([t], dtype=np.int64), np)[0])
         out = np.empty(t.shape, dtype=np.float64)
         out[...] = self.held(t, np)
@@ -176,28 +184,55 @@ def format_value(value: Any) -> str:
 
 
 def from_dict(data: dict[str, Any]) -> Schedule:
-    """Rebuild a schedule from :meth:`Schedule.to_dict` output (validated like any other build)."""
+    """Rebuild a schedule from :meth:`Schedule.to_dict` output (validated like any other build).
+
+    Anything else raises ``ValueError`` naming what is wrong: not a dict, an unknown ``type``,
+    a missing or unknown field, a bad value, or data nested deeper than any schedule can be.
+    """
+    return _from_dict(data, 0)
+
+
+#: Dicts and lists a schedule's dict may nest: each level of schedules is a dict in a list.
+_MAX_CONTAINERS = 2 * MAX_NESTING + 2
+
+
+def _from_dict(data: Any, level: int) -> Schedule:
     if not isinstance(data, dict) or "type" not in data:
-        raise ValueError(f"from_dict: {data!r} is not a schedule dict; expected a dict with a 'type' key")
+        raise ValueError(f"from_dict: {shorten(data)} is not a schedule dict; expected a dict with a 'type' key")
     kind = data["type"]
-    cls = Schedule.registry.get(kind)
+    cls = Schedule.registry.get(kind) if isinstance(kind, str) else None
     if cls is None:
         known = ", ".join(sorted(Schedule.registry))
-        raise ValueError(f"from_dict: type={kind!r} is unknown; expected one of {known}")
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    extra = set(data) - names - {"type"}
+        raise ValueError(f"from_dict: type={shorten(kind)} is unknown; expected one of {known}")
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = sorted(f.name for f in fields)
+    extra = set(data) - set(names) - {"type"}
     if extra:
+        shown = sorted(shorten(k) if not isinstance(k, str) else k for k in extra)
+        raise ValueError(f"from_dict: {kind} has no field(s) {shown}; its fields are {names}")
+    missing = [
+        f.name for f in fields
+        if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"from_dict: {kind} needs field(s) {missing}; its fields are {names}")
+    values = {k: _rebuild(v, level + 1) for k, v in data.items() if k != "type"}
+    try:
+        return cls(**values)
+    except TypeError as err:  # a family's own rule that did not expect the value's type
+        raise ValueError(f"from_dict: {kind}: {err}") from None
+
+
+def _rebuild(value: Any, level: int) -> Any:
+    if isinstance(value, (dict, list)) and level > _MAX_CONTAINERS:
         raise ValueError(
-            f"from_dict: {kind} has no field(s) {sorted(extra)}; its fields are {sorted(names)}"
+            f"from_dict: the data nests dicts and lists more than {_MAX_CONTAINERS} levels deep; "
+            f"expected a schedule dict from to_dict() (schedules nest at most {MAX_NESTING} deep)"
         )
-    return cls(**{k: _rebuild(v) for k, v in data.items() if k != "type"})
-
-
-def _rebuild(value: Any) -> Any:
     if isinstance(value, dict):
-        return from_dict(value)
+        return _from_dict(value, level)
     if isinstance(value, list):
-        return tuple(_rebuild(v) for v in value)
+        return tuple(_rebuild(v, level + 1) for v in value)
     return value
 
 

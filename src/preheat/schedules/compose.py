@@ -9,8 +9,19 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from preheat.schedules.base import Schedule, format_value
-from preheat.schedules.validate import check_int
+from preheat.schedules.base import MAX_NESTING, Schedule, format_value
+from preheat.schedules.validate import MAX_STEP, check_sequence, check_steps, shorten
+
+
+def _nesting(owner: str, parts: tuple[Schedule, ...]) -> int:
+    """One more than the deepest part, refused beyond :data:`MAX_NESTING`."""
+    depth = 1 + max(part.nesting for part in parts)
+    if depth > MAX_NESTING:
+        raise ValueError(
+            f"{owner}: schedules nested {depth} deep are invalid; expected at most {MAX_NESTING} "
+            "levels (write the phases in one join([...], [...]) instead of nesting them)"
+        )
+    return depth
 
 
 @dataclass(frozen=True, repr=False)
@@ -29,23 +40,34 @@ class Join(Schedule):
     boundaries: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        schedules = tuple(self.schedules)
+        expected = "at least two schedules"
+        schedules = check_sequence("join", "schedules", self.schedules, expected)
         if len(schedules) < 2 or not all(isinstance(s, Schedule) for s in schedules):
-            raise ValueError(
-                f"join: schedules={list(schedules)!r} is invalid; expected a list of at least two schedules"
-            )
-        boundaries = tuple(check_int("join", "boundaries", b, minimum=1) for b in self.boundaries)
+            raise ValueError(f"join: schedules={shorten(list(schedules))} is invalid; expected a list of {expected}")
+        boundaries = check_sequence("join", "boundaries", self.boundaries, "steps")
+        boundaries = tuple(check_steps("join", "boundaries", b, minimum=1) for b in boundaries)
         if len(boundaries) != len(schedules) - 1:
             raise ValueError(
-                f"join: boundaries={list(boundaries)!r} is invalid; expected {len(schedules) - 1} "
+                f"join: boundaries={shorten(list(boundaries))} is invalid; expected {len(schedules) - 1} "
                 f"boundaries for {len(schedules)} schedules"
             )
         if any(b <= a for a, b in zip(boundaries, boundaries[1:])):
             raise ValueError(
-                f"join: boundaries={list(boundaries)!r} is invalid; expected strictly increasing steps"
+                f"join: boundaries={shorten(list(boundaries))} is invalid; expected strictly increasing steps"
+            )
+        last = schedules[-1].length
+        if last is not None and boundaries[-1] + last > MAX_STEP:
+            raise ValueError(
+                f"join: the last phase starts at step {boundaries[-1]} and lasts {last} steps, so the "
+                f"join ends at step {boundaries[-1] + last}; expected it to end below step 2**63"
             )
         object.__setattr__(self, "schedules", schedules)
         object.__setattr__(self, "boundaries", boundaries)
+        object.__setattr__(self, "_depth", _nesting("join", schedules))
+
+    @property
+    def nesting(self) -> int:
+        return self._depth  # type: ignore[attr-defined, no-any-return]
 
     @cached_property
     def length(self) -> int | None:
@@ -101,15 +123,18 @@ class Product(Schedule):
 
     def __post_init__(self) -> None:
         flat: list[Schedule] = []
-        for factor in self.factors:
+        for factor in check_sequence("product", "factors", self.factors, "at least two schedules"):
             if not isinstance(factor, Schedule):
-                raise ValueError(
-                    f"product: factors contains {factor!r}; expected schedules only"
-                )
+                raise ValueError(f"product: factors contains {shorten(factor)}; expected schedules only")
             flat.extend(factor.factors if isinstance(factor, Product) else (factor,))
         if len(flat) < 2:
-            raise ValueError(f"product: factors={flat!r} is invalid; expected at least two schedules")
+            raise ValueError(f"product: factors={shorten(flat)} is invalid; expected at least two schedules")
         object.__setattr__(self, "factors", tuple(flat))
+        object.__setattr__(self, "_depth", _nesting("product", self.factors))
+
+    @property
+    def nesting(self) -> int:
+        return self._depth  # type: ignore[attr-defined, no-any-return]
 
     @cached_property
     def length(self) -> int | None:
@@ -135,7 +160,7 @@ def then(first: Schedule, second: Schedule) -> Schedule:
     """
     if first.length is None:
         raise ValueError(
-            f"{first} >> ...: the left side never ends (no steps), so nothing can follow it; "
+            f"{shorten(first)} >> ...: the left side never ends (no steps), so nothing can follow it; "
             "give it steps=..., or multiply it onto the rest with *"
         )
     phases: list[Schedule] = []
@@ -156,4 +181,4 @@ def then(first: Schedule, second: Schedule) -> Schedule:
 
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Join:
     """Phases at explicit boundaries; see :class:`Join` for the formula."""
-    return Join(tuple(schedules), tuple(boundaries))
+    return Join(schedules, boundaries)  # type: ignore[arg-type]  # Join checks and makes tuples

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from preheat.schedules.base import Schedule, progress
-from preheat.schedules.validate import check_int
+from preheat.schedules.validate import check_sequence, check_steps, shorten
 
 
 @dataclass(frozen=True, repr=False)
@@ -119,7 +119,7 @@ class ExponentialDecay(Schedule):
     def __post_init__(self) -> None:
         if (self.rate is None) == (self.half_life is None):
             raise ValueError(
-                f"{self.name}: rate={self.rate!r}, half_life={self.half_life!r} is invalid; "
+                f"{self.name}: rate={shorten(self.rate)}, half_life={shorten(self.half_life)} is invalid; "
                 "expected exactly one of rate (per step, in (0, 1]) or half_life (steps, > 0)"
             )
         super().__post_init__()
@@ -145,18 +145,17 @@ class StepDecay(Schedule):
     milestones: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if (self.every is None) == (not self.milestones):
+        given = check_sequence(self.name, "milestones", self.milestones, "increasing steps >= 1")
+        if (self.every is None) == (not given):
             raise ValueError(
-                f"{self.name}: every={self.every!r}, milestones={self.milestones!r} is invalid; "
+                f"{self.name}: every={shorten(self.every)}, milestones={shorten(list(given))} is invalid; "
                 "expected exactly one of every (steps, >= 1) or milestones (increasing steps >= 1)"
             )
         super().__post_init__()
-        milestones = tuple(
-            check_int(self.name, "milestones", m, minimum=1) for m in self.milestones
-        )
+        milestones = tuple(check_steps(self.name, "milestones", m, minimum=1) for m in given)
         if any(b <= a for a, b in zip(milestones, milestones[1:])):
             raise ValueError(
-                f"{self.name}: milestones={list(milestones)!r} is invalid; expected strictly "
+                f"{self.name}: milestones={shorten(list(milestones))} is invalid; expected strictly "
                 "increasing steps"
             )
         object.__setattr__(self, "milestones", milestones)

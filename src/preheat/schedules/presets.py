@@ -18,13 +18,13 @@ from preheat.schedules.decays import (
     OneMinusSqrtDecay,
     PolynomialDecay,
 )
-from preheat.schedules.validate import check_choice, check_int, check_real
+from preheat.schedules.validate import check_choice, check_real, check_steps
 from preheat.schedules.warmups import CosineWarmup, LinearWarmup
 
 
 def _warmup_and_total(owner: str, warmup: Any, total: Any) -> tuple[int, int]:
-    warmup = check_int(owner, "warmup", warmup)
-    total = check_int(owner, "total", total)
+    warmup = check_steps(owner, "warmup", warmup)
+    total = check_steps(owner, "total", total)
     if warmup > total:
         raise ValueError(
             f"{owner}: warmup={warmup} is longer than total={total}; expected 0 <= warmup <= total"
@@ -139,6 +139,7 @@ def _ratio(owner: str, absolute: str, rate: str, kwargs: dict[str, Any], default
     value = kwargs.get(absolute, default)
     if value is None:
         raise ValueError(f"{owner}: expected {absolute}=... (with peak=...) or {rate}=... (a fraction of the peak)")
+    value = check_real(owner, absolute, value, 0.0)
     peak = kwargs.get("peak")
     if peak is None:
         raise ValueError(
@@ -168,14 +169,14 @@ def from_hf_name(
     ``cosine_with_min_lr`` hold their final value where HF's curve climbs back.
     ``warmup_stable_decay`` supports ``warmup_type`` ``linear`` and ``cosine``.
     """
-    owner = f"from_hf_name({name!r})"
     check_choice("from_hf_name", "name", name, HF_NAMES)
+    owner = f"from_hf_name({name!r})"
     unknown = set(kwargs) - set(_HF_KWARGS[name])
     if unknown:
         raise ValueError(
             f"{owner}: unexpected argument(s) {sorted(unknown)}; expected any of {list(_HF_KWARGS[name])}"
         )
-    warmup = check_int(owner, "num_warmup_steps", num_warmup_steps)
+    warmup = check_steps(owner, "num_warmup_steps", num_warmup_steps)
     ramp = LinearWarmup(warmup)
     if name == "constant":
         return Constant()
@@ -213,13 +214,13 @@ def from_hf_name(
 def _hf_wsd(owner: str, warmup: int, total: int | None, kwargs: dict[str, Any]) -> Schedule:
     if "num_decay_steps" not in kwargs:
         raise ValueError(f"{owner}: num_decay_steps is required")
-    decay = check_int(owner, "num_decay_steps", kwargs["num_decay_steps"])
+    decay = check_steps(owner, "num_decay_steps", kwargs["num_decay_steps"])
     stable = kwargs.get("num_stable_steps")
     if stable is None:
         if total is None:
             raise ValueError(f"{owner}: give num_training_steps or num_stable_steps")
-        stable = total - warmup - decay
-    stable = check_int(owner, "num_stable_steps (num_training_steps - warmup - decay)", stable)
+        stable = check_steps(owner, "num_training_steps", total) - warmup - decay
+    stable = check_steps(owner, "num_stable_steps (num_training_steps - warmup - decay)", stable)
     ratio = check_real(owner, "min_lr_ratio", kwargs.get("min_lr_ratio", 0.0), 0.0, 1.0)
     warmup_type = check_choice(owner, "warmup_type", kwargs.get("warmup_type", "linear"), ("linear", "cosine"))
     decay_type = check_choice(owner, "decay_type", kwargs.get("decay_type", "cosine"), ("linear", "cosine", "1-sqrt"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from preheat.schedules.base import Schedule, progress
+from preheat.schedules.validate import shorten
 
 
 @dataclass(frozen=True, repr=False)
@@ -83,7 +84,7 @@ class ExponentialWarmup(Schedule):
     def __post_init__(self) -> None:
         if (self.tau is None) == (self.beta2 is None):
             raise ValueError(
-                f"{self.name}: tau={self.tau!r}, beta2={self.beta2!r} is invalid; "
+                f"{self.name}: tau={shorten(self.tau)}, beta2={shorten(self.beta2)} is invalid; "
                 "expected exactly one of tau (steps) or beta2 (untuned form)"
             )
         super().__post_init__()
