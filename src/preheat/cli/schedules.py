@@ -3,7 +3,9 @@
 ``preheat plot EXPR ...`` draws one or more schedules (a figure with ``--out``, else a terminal
 view); ``preheat show EXPR`` prints the learning rate of every step. EXPR is the text form of a
 schedule, e.g. ``"linear_warmup(2000) >> cosine_decay(98000, end=0.1)"``. Update ``t`` uses
-``peak * schedule(t)``. Mistakes in EXPR or the options exit with status 2 and a message.
+``peak * schedule(t)``. A mistake in EXPR exits with status 2 and the message, the expression
+with a caret under the problem and a hint; a bad option (``--total``, ``--peak``, ``--every``,
+``--out``) exits with status 2 and one line naming it, before any work and without writing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich import box
@@ -22,12 +24,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from preheat.cli.app import app, positive_float, positive_int
-from preheat.plotting import key_steps, learning_rates, plot_schedules, sparkline
+from preheat.cli.app import app
+from preheat.plotting import check_figure_path, curve, key_steps, plot_schedules, sparkline
 from preheat.schedules import ParseError, Schedule, parse
+from preheat.schedules.validate import MAX_STEP, shorten
 
 SPARK_WIDTH = 60
-FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+#: The most rows ``preheat show`` prints (steps ``0, K, 2K, ...`` below N).
+MAX_ROWS = 1_000_000
 
 
 class Format(str, Enum):
@@ -39,19 +43,48 @@ class Format(str, Enum):
 # -- options -------------------------------------------------------------------------------
 
 
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` as one line on stderr and exit with ``code``."""
+    Console(stderr=True, highlight=False).print(Text(f"error: {message}", style="red"), soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _invalid(option: str, value: object, expected: str) -> NoReturn:
+    _fail(f"Invalid value for {option}: {shorten(value)}; expected {expected}")
+
+
+def _total(value: int) -> int:
+    if not 1 <= value <= MAX_STEP:
+        _invalid("--total", value, "an integer from 1 to 2**63 - 1")
+    return value
+
+
+def _every(value: int) -> int:
+    if value < 1:
+        _invalid("--every", value, "an integer >= 1")
+    return value
+
+
+def _peak(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        _invalid("--peak", value, "a finite number > 0")
+    return value
+
+
 def _figure_path(value: Optional[Path]) -> Optional[Path]:
-    if value is not None and value.suffix.lower() not in FIGURE_SUFFIXES:
-        raise typer.BadParameter(
-            f"{str(value)!r} has an unknown extension; expected one of {', '.join(FIGURE_SUFFIXES)}"
-        )
+    if value is not None:
+        try:
+            check_figure_path(value)
+        except ValueError as err:
+            _fail(f"Invalid value for --out: {err}")
     return value
 
 
 Total = Annotated[
-    int, typer.Option("--total", "-n", callback=positive_int, help="Number of updates: steps 0 .. N-1.")
+    int, typer.Option("--total", "-n", callback=_total, help="Number of updates: steps 0 .. N-1.")
 ]
 Peak = Annotated[
-    float, typer.Option("--peak", "-p", callback=positive_float, help="Peak learning rate (multiplier 1).")
+    float, typer.Option("--peak", "-p", callback=_peak, help="Peak learning rate (multiplier 1).")
 ]
 
 
@@ -63,10 +96,11 @@ def _parse(text: str) -> Schedule:
     try:
         return parse(text)
     except ParseError as err:
+        shown, column = err.excerpt()
         message = Text(style="red")
         message.append(f"error: {err.message} (column {err.position + 1})\n", style="bold red")
-        message.append(f"  {err.expression}\n")
-        message.append("  " + " " * err.position + "^")
+        message.append(f"  {shown}\n")
+        message.append("  " + " " * column + "^")
         if err.hint:
             message.append(f"\nhint: {err.hint}")
         Console(stderr=True, highlight=False).print(message, soft_wrap=True)
@@ -95,7 +129,8 @@ def plot(
     """Draw the learning rate of each schedule over steps 0 .. N-1.
 
     With --out: one matplotlib figure of all curves, phase boundaries dotted. Without it: per
-    schedule, a sparkline and a table of the values around each phase boundary.
+    schedule, a sparkline and a table of the values around each phase boundary. A run longer
+    than 100,000 steps is drawn from 100,000 evenly spaced steps and every phase boundary.
     """
     schedules = [_parse(text) for text in expressions]
     labels = [text.strip() for text in expressions]
@@ -104,15 +139,18 @@ def plot(
         try:
             path = plot_schedules(schedules, labels, total, peak, out, title=title, log=log)
         except ImportError as err:
-            Console(stderr=True, highlight=False).print(Text(f"error: {err}", style="red"), soft_wrap=True)
-            raise typer.Exit(1) from None
+            _fail(str(err), code=1)
+        except ValueError as err:  # --out became unusable since it was checked
+            _fail(f"Invalid value for --out: {err}")
+        except OSError as err:  # the disk is full, say: nothing is left behind
+            _fail(f"cannot write {shorten(str(out))}: {err.strerror or err}", code=1)
         console.print(f"wrote {path}")
         return
     if title:
         console.print(Text(title, style="bold"))
     width = max(8, min(SPARK_WIDTH, console.width - 2))
     for schedule, label in zip(schedules, labels):
-        lr = learning_rates(schedule, total, peak)
+        _, lr = curve(schedule, total, peak)
         console.print(Text(label, style="bold cyan"), soft_wrap=True)
         console.print(Text(sparkline(lr, width, log=log), style="cyan"))
         axis = f"steps 0..{total - 1}, lr {_number(lr.min())}..{_number(lr.max())}"
@@ -136,15 +174,21 @@ def show(
     peak: Peak,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     every: Annotated[
-        int, typer.Option("--every", "-k", callback=positive_int, help="Print every K-th step only.")
+        int, typer.Option("--every", "-k", callback=_every, help="Print every K-th step only.")
     ] = 1,
 ) -> None:
     """Print step, multiplier and learning rate for steps 0, K, 2K, ... below N.
 
     json: one object with the keys schedule, peak, steps, multiplier and lr. csv: the header
     step,multiplier,lr, then one row per step. Both keep full float precision; the table
-    rounds to 6 digits.
+    rounds to 6 digits. At most 1,000,000 rows: a longer run needs a larger --every.
     """
+    rows = -(-total // every)
+    if rows > MAX_ROWS:
+        _fail(
+            f"--total {total} with --every {every} makes {rows} rows; expected at most {MAX_ROWS} "
+            f"(give --every {-(-total // MAX_ROWS)} or more)"
+        )
     schedule = _parse(expression)
     steps = list(range(0, total, every))
     multipliers = [float(m) for m in schedule(steps)] if steps else []

@@ -190,7 +190,8 @@ def from_hf_name(
 
     if num_training_steps is None:
         raise ValueError(f"{owner}: num_training_steps=None is invalid; expected an integer >= num_warmup_steps")
-    _, total = _warmup_and_total(owner, warmup, num_training_steps)
+    total = check_steps(owner, "num_training_steps", num_training_steps)
+    _, total = _warmup_and_total(owner, warmup, total)
     decay = total - warmup
     # HF's cosine family divides by max(1, total - warmup): with warmup == total, step `total`
     # still gets 1 there, while HF's linear gets 0.
