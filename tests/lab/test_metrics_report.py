@@ -46,7 +46,7 @@ from preheat.lab.metrics import (
 )
 from preheat.lab.record import RunResult
 from preheat.lab.report import write_report
-from preheat.lab.store import Store
+from preheat.lab.store import Store, StoreError
 
 from browser import chromium, rendered_images
 
@@ -386,23 +386,22 @@ def test_the_lr_figure_draws_the_lr_each_run_recorded(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_store_from_before_method_and_chance_accuracy_still_reads(tmp_path: Path) -> None:
+def test_a_store_from_before_schema_versions_is_refused_unchanged(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    config = RUNS[10][0]  # below chance where the chance accuracy is known
+    config = RUNS[10][0]
     store.add([config])
     store.save(config, RUNS[10][1])
-    with store.db:
+    with store.db:  # what a store written before schema versions looked like
         store.db.execute("ALTER TABLE runs DROP COLUMN chance_accuracy")
         store.db.execute("ALTER TABLE runs RENAME COLUMN method TO name")
+        store.db.execute("PRAGMA application_id = 0")
+        store.db.execute("PRAGMA user_version = 0")
     store.close()
-    older = Store(tmp_path)
-    (run,) = older.runs()
-    assert (run.method, run.status, run.chance_accuracy) == (config.method, "finished", None)
-    (row,) = run_metrics(older)
-    assert row.below_chance is None and row.final_val_loss == 2.3  # chance unknown
-    older.save(config, RUNS[10][1])  # and it takes new records
-    assert older.runs()[0].chance_accuracy == CHANCE
-    older.close()
+    before = store.path.read_bytes()
+    for read_only in (True, False):
+        with pytest.raises(StoreError, match="before stores had a schema version"):
+            Store(tmp_path, read_only=read_only)
+    assert store.path.read_bytes() == before
 
 
 def test_reading_a_store_and_writing_its_report_imports_no_torch(store: Store, tmp_path: Path) -> None:

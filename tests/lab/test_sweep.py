@@ -188,7 +188,8 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) ->
     config.write_text(SweepConfig(name="k", base=runs[0].model_dump(exclude={"seed"}),
                                   grid={"seed": [0, 1, 2, 3]}).model_dump_json())
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    command = [sys.executable, "-m", "preheat.cli", "sweep", str(config), "--out", str(tmp_path / "k"), "--quiet"]
+    command = [sys.executable, "-m", "preheat.cli", "sweep", str(config), "--out", str(tmp_path / "k"), "--quiet",
+               "--trust-tasks"]  # the file names a task of ours
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = tmp_path / "k" / "runs.sqlite"
     deadline = time.time() + 120

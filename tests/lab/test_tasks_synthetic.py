@@ -362,7 +362,9 @@ def user_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     (tmp_path / package).mkdir()
     (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / package / "mytask.py").write_text(
-        example + "\n\ndef not_a_task(**options):\n    return 42\n\n\ndef broken(**options):\n    return None.x\n"
+        example + "\n\ndef not_a_task(**options) -> LeastSquares:\n    return 42\n\n\n"
+        "def broken(**options) -> LeastSquares:\n    return None.x\n\n\n"
+        "def undeclared(**options):\n    raise SystemExit('called')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in (package, f"{package}.mytask"):
@@ -394,11 +396,17 @@ def test_user_task_errors(user_package: str) -> None:
         make_task(f"{user_package}.mytask:missing")
     with pytest.raises(ValueError, match="returned int; expected a preheat.lab.tasks.Task"):
         make_task(f"{user_package}.mytask:not_a_task")
+    with pytest.raises(ValueError, match="does not declare that it returns a preheat.lab.tasks.Task"):
+        make_task(f"{user_package}.mytask:undeclared")  # refused before it is called
+    with pytest.raises(ValueError, match="does not declare"):
+        make_task("os:system", {"command": "echo never"})
     with pytest.raises(ValueError, match="bad task_options"):
         make_task(f"{user_package}.mytask:make", {"colour": "red"})
     with pytest.raises(ValueError, match=r"features=0 is invalid"):
         make_task(f"{user_package}.mytask:make", {"features": 0})
-    failed = train(RunConfig(task="no-such-task"))
-    assert failed.status == "failed" and "no-such-task" in failed.error
+    with pytest.raises(ValueError, match="task='no-such-task' is unknown"):
+        RunConfig(task="no-such-task")  # refused when the config is made, before any run
+    failed = train(RunConfig(task="preheat_no_such_module_xyz:make"))
+    assert failed.status == "failed" and "preheat_no_such_module_xyz" in failed.error
     crashed = train(RunConfig(task=f"{user_package}.mytask:broken"))  # the factory's own error
     assert crashed.status == "failed" and crashed.error.startswith("AttributeError")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -52,15 +51,14 @@ OutOption = Annotated[Optional[Path], typer.Option(
 
 def _task_options(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` items as a dict; each value read as YAML (``width=32`` is the int 32)."""
+    from preheat.lab.config import parse_yaml
+
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--task-option {item!r} is invalid; expected KEY=VALUE, e.g. width=32")
-        try:
-            options[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ValueError(f"--task-option {item!r} is invalid; expected a YAML value after '='") from None
+        options[key.strip()] = parse_yaml(value, f"--task-option {item!r}")
     return options
 
 

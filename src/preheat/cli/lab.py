@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -32,27 +31,38 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="One log line per run
 
 
 class _Bars:
-    """Progress bars: one for the sweep, one for each run in flight."""
+    """Progress bars: one for the sweep, one for each run in flight.
+
+    A display only: a worker's progress event may arrive after its run ended (the queue is
+    drained late), and such an event is ignored, never an error.
+    """
 
     def __init__(self) -> None:
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TimeElapsedColumn(), console=console, transient=False)
         self.sweep = self.bars.add_task("runs", total=0)
         self.active: dict[str, Any] = {}
+        self.ended: set[str] = set()
 
     def sweep_started(self, total: int, todo: int) -> None:
         self.bars.update(self.sweep, total=total, completed=total - todo)
         self.bars.start()
 
     def run_started(self, config: RunConfig) -> None:
-        label = f"  {config.method} @ {config.peak_lr:g} seed {config.seed}"
-        self.active[config.fingerprint()] = self.bars.add_task(label, total=config.steps)
+        key = config.fingerprint()
+        if key not in self.active and key not in self.ended:
+            label = f"  {config.method} @ {config.peak_lr:g} seed {config.seed}"
+            self.active[key] = self.bars.add_task(label, total=config.steps)
 
     def run_step(self, config: RunConfig, step: int) -> None:
-        self.bars.update(self.active[config.fingerprint()], completed=step)
+        bar = self.active.get(config.fingerprint())
+        if bar is not None:
+            self.bars.update(bar, completed=step)
 
     def run_ended(self, config: RunConfig, result: RunResult) -> None:
-        bar = self.active.pop(config.fingerprint(), None)
+        key = config.fingerprint()
+        self.ended.add(key)
+        bar = self.active.pop(key, None)
         if bar is not None:
             self.bars.remove_task(bar)
         self.bars.advance(self.sweep)
@@ -147,9 +157,16 @@ def _ray(backend: str, address: str | None, cpus: float, gpus: float, retries: i
         raise typer.BadParameter(str(err), param_hint="--cpus-per-run/--gpus-per-run/--retries") from None
 
 
-def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[str], ray: Any) -> Store | None:
-    """Run the sweep with progress; the store, or None on a torchrun rank other than 0."""
-    from preheat.lab.sweep import SweepIncomplete, run_sweep
+Leftovers = Annotated[bool, typer.Option(
+    "--run-leftovers", help="Also run the unfinished runs another (killed) sweep left in --out.")]
+
+
+def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[str], ray: Any,
+         leftovers: bool) -> Store | None:
+    """Run the sweep with progress; the store, or None on a torchrun rank other than 0. A store
+    that cannot be used exits 2 before any run starts."""
+    from preheat.lab.store import StoreError
+    from preheat.lab.sweep import SweepConflict, SweepIncomplete, run_sweep
 
     unknown = set(log) - set(LOGS)
     if unknown:
@@ -158,7 +175,10 @@ def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[
     if log:
         progress = _Export(progress, log, out)
     try:
-        return run_sweep(runs, out, workers=workers, progress=progress, backend=ray)
+        return run_sweep(runs, out, workers=workers, progress=progress, backend=ray, leftovers=leftovers)
+    except (StoreError, SweepConflict) as err:  # checked before any run starts
+        errors.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
     except SweepIncomplete as err:
         errors.print(f"[red]error:[/] {err}")
         raise typer.Exit(1) from None
@@ -166,13 +186,32 @@ def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[
         progress.stop()
 
 
+def _finish(store: Store | None, runs: list[RunConfig]) -> None:
+    """Rank and report the sweep; exit 1, saying how many, if any of ``runs`` failed (crashed)."""
+    if store is None:
+        return
+    _summarise(store, target=None)
+    ours = {config.fingerprint() for config in runs}
+    failed = [run for run in store.runs() if run.id in ours and run.status == "failed"]
+    if failed:
+        errors.print(f"[red]error:[/] {len(failed)} of {len(runs)} runs failed; the first: "
+                     f"{failed[0].method} @ {failed[0].config.peak_lr:g} seed {failed[0].config.seed}: "
+                     f"{failed[0].error}", soft_wrap=True)
+        raise typer.Exit(1)
+
+
 def _summarise(store: Store, target: float | None, figures: Path | None = None) -> None:
     """Print the ranking table and write the report next to the store (metrics computed once,
     from the store alone)."""
     from preheat.lab.metrics import format_ranking, sweep_metrics
     from preheat.lab.report import write_report
+    from preheat.lab.store import StoreError
 
-    metrics = sweep_metrics(store, target=target)
+    try:
+        metrics = sweep_metrics(store, target=target)
+    except StoreError as err:
+        errors.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
     headers, cells = format_ranking(metrics.ranking)
     table = Table(title="ranking (best first)")
     for header in headers:
@@ -200,6 +239,7 @@ def compare(
     cpus_per_run: Cpus = 1.0,
     gpus_per_run: Gpus = 0.0,
     retries: Retries = 3,
+    leftovers: Leftovers = False,
 ) -> None:
     """Run the curated warmup comparison on a task, print the ranking and write the report.
 
@@ -223,23 +263,25 @@ def compare(
         raise typer.Exit(2) from None
     out = out or Path("runs") / f"compare-{task}{'-quick' if quick else ''}"
     started = time.perf_counter()
-    store = _run(runs, out, workers, quiet, log, ray)
+    store = _run(runs, out, workers, quiet, log, ray, leftovers)
     if store is not None:
         console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)", soft_wrap=True)
-        _summarise(store, target=None)
-
-
-def _yaml_value(text: str) -> Any:
-    return yaml.safe_load(text)
+    _finish(store, runs)
 
 
 def _pairs(items: list[str], option: str) -> dict[str, Any]:
+    from preheat.lab.config import parse_yaml
+
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is invalid; expected KEY=VALUE", param_hint=option)
-        pairs[key.strip()] = _yaml_value(value)
+        if not sep or not key or not value.strip():
+            raise typer.BadParameter(f"{item!r} is invalid; expected KEY=VALUE (KEY=null for none)",
+                                     param_hint=option)
+        try:
+            pairs[key.strip()] = parse_yaml(value, f"{option} {item!r}")
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint=option) from None
     return pairs
 
 
@@ -257,6 +299,10 @@ def sweep(
     cpus_per_run: Cpus = 1.0,
     gpus_per_run: Gpus = 0.0,
     retries: Retries = 3,
+    leftovers: Leftovers = False,
+    trust_tasks: Annotated[bool, typer.Option(
+        "--trust-tasks", help="Let the sweep file name tasks of your own (package.module:function), "
+        "which imports and runs that code.")] = False,
 ) -> None:
     """Run a grid of runs from a file and/or flags into a store, then write its report.
 
@@ -271,7 +317,7 @@ def sweep(
     ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
 
     try:
-        spec = load_config(config) if config else SweepConfig()
+        spec = load_config(config, trust_tasks=trust_tasks) if config else SweepConfig()
         base, axes = _pairs(set_, "--set"), _pairs(grid, "--grid")
         for key, values in axes.items():
             if not isinstance(values, list):
@@ -282,9 +328,7 @@ def sweep(
         errors.print(f"[red]error:[/] {err}")
         raise typer.Exit(2) from None
     out = out or Path("runs") / spec.name
-    store = _run(runs, out, workers, quiet, log, ray)
-    if store is not None:
-        _summarise(store, target=None)
+    _finish(_run(runs, out, workers, quiet, log, ray, leftovers), runs)
 
 
 @app.command()
@@ -293,11 +337,15 @@ def report(
     target: Annotated[Optional[float], typer.Option(help="Target validation loss for steps-to-target.")] = None,
     figures: Annotated[Optional[Path], typer.Option(help="Also write each figure as a PNG into this folder.")] = None,
 ) -> None:
-    """Print the ranking of a sweep directory's runs and (re)write its report.html."""
-    if not (directory / "runs.sqlite").exists():
-        errors.print(f"[red]error:[/] {directory} holds no runs.sqlite; expected a directory made by "
-                     "preheat sweep or preheat compare")
-        raise typer.Exit(2)
-    from preheat.lab.store import Store
+    """Print the ranking of a sweep directory's runs and (re)write its report.html.
 
-    _summarise(Store(directory), target, figures)
+    The store is opened read-only and nothing named in it is imported or called.
+    """
+    from preheat.lab.store import Store, StoreError
+
+    try:
+        store = Store(directory, read_only=True)
+    except StoreError as err:
+        errors.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    _summarise(store, target, figures)

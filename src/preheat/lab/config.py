@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from preheat.lab.catalog import BUILTIN
 from preheat.lab.optimizers import OPTIMIZERS, OptimizerName
 from preheat.schedules import Schedule, parse
 
@@ -81,6 +82,14 @@ class RunConfig(BaseModel):
     diverge_factor: float = Field(10.0, gt=1)
     device: str = "cpu"
     label: str | None = None
+
+    @field_validator("task")
+    @classmethod
+    def _task_named(cls, task: str) -> str:
+        if task not in BUILTIN and ":" not in task:
+            raise ValueError(f"task={task!r} is unknown; expected one of {', '.join(BUILTIN)} or "
+                             "'package.module:function' returning a preheat.lab.tasks.Task")
+        return task
 
     @field_validator("betas")
     @classmethod
@@ -225,7 +234,8 @@ class SweepConfig(BaseModel):
         seen: dict[str, RunConfig] = {}
         for values in itertools.product(*(self.grid[k] for k in keys)):
             fields = {**self.base, **dict(zip(keys, values))}
-            if not ("{warmup}" in (fields.get("schedule") or "")
+            schedule = fields.get("schedule")
+            if not ((isinstance(schedule, str) and "{warmup}" in schedule)
                     or fields.get("peer") == "hf_cosine" or fields.get("optimizer") == "schedulefree_adamw"):
                 fields["warmup"] = None
             run = RunConfig(**fields)
@@ -233,22 +243,80 @@ class SweepConfig(BaseModel):
         return list(seen.values())
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read a sweep (or a single run: a file without ``base``/``grid`` tables) from TOML or YAML."""
+#: The most values (after YAML aliases are expanded) a config may hold: a sweep file is small,
+#: and a YAML "billion laughs" of aliases must not expand without bound.
+MAX_VALUES = 100_000
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``text`` as YAML data (safe: no tags that build objects), at most :data:`MAX_VALUES`
+    values once aliases are expanded; ``ValueError`` naming ``where`` otherwise."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = str(err).replace("\n", " ")
+        raise ValueError(f"{where} is not valid YAML ({problem}); expected a YAML value") from None
+    _bounded(data, where)
+    return data
+
+
+def _bounded(data: Any, where: str) -> None:
+    """Count the values of ``data`` as a tree (shared parts counted each time), stopping at
+    :data:`MAX_VALUES`."""
+    count, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ValueError(f"{where} expands to more than {MAX_VALUES:,} values (YAML aliases?); "
+                             "expected a sweep file of plain values")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def load_config(path: str | Path, *, trust_tasks: bool = False) -> SweepConfig:
+    """Read a sweep (or a single run: a file without ``base``/``grid`` tables) from TOML or YAML.
+
+    A file is data: one that names a task other than the built-ins (``package.module:function``,
+    which would import and run that code) is refused unless ``trust_tasks`` (the command line's
+    ``--trust-tasks``). Raises ``ValueError`` naming the file for anything it cannot read.
+    """
     path = Path(path)
-    text = path.read_text()
+    where = f"config {str(path)!r}"
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise ValueError(f"{where} has an unknown extension; expected .toml, .yaml or .yml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{where} is not UTF-8 text; expected a TOML or YAML sweep file") from None
     if path.suffix == ".toml":
         try:
             import tomllib
         except ModuleNotFoundError:  # Python 3.10
             import tomli as tomllib  # type: ignore[no-redef]
-        data = tomllib.loads(text)
-    elif path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{where} is not valid TOML: {err}") from None
     else:
-        raise ValueError(f"config={str(path)!r} has an unknown extension; expected .toml, .yaml or .yml")
+        data = parse_yaml(text, where)
+        data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} is a {type(data).__name__}, not a table; expected run fields, or "
+                         "name, base and grid")
     if not {"base", "grid", "name"} & set(data):
         data = {"name": path.stem, "base": data}
-    return SweepConfig(**data)
+    spec = SweepConfig(**data)
+    if not trust_tasks:
+        named = {task for task in (spec.base.get("task"), *spec.grid.get("task", []))
+                 if isinstance(task, str) and ":" in task}  # a module:function; other names are checked as runs
+        if named:
+            raise ValueError(f"{where} names the task(s) {sorted(map(str, named))}, which would import and run "
+                             f"code; expected a built-in task ({', '.join(BUILTIN)}), or --trust-tasks "
+                             "(trust_tasks=True) if you trust this file")
+    return spec

@@ -158,7 +158,15 @@ counts all of them.</li>
 
 
 def _figures(store: Store, metrics: SweepMetrics) -> tuple[dict[str, bytes], list[str]]:
-    """The figures (file stem -> PNG) and their sections, from the done runs."""
+    """The figures (file stem -> PNG) and their sections, from the done runs. Method names and
+    labels are drawn as plain text: a ``$`` in one is never read as matplotlib mathtext."""
+    from matplotlib import rc_context
+
+    with rc_context({"text.parse_math": False}):
+        return _draw(store, metrics)
+
+
+def _draw(store: Store, metrics: SweepMetrics) -> tuple[dict[str, bytes], list[str]]:
     done = [r for r in metrics.runs if r.status in DONE]
     if not (metrics.ranking and done):
         return {}, []

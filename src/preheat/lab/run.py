@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -119,11 +119,11 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
     watchers = [feed, *observers] if feed is not None else list(observers)
     averaged = optimizer if hasattr(optimizer, "train") and hasattr(optimizer, "eval") else None  # schedule-free
     trained = model if world.size == 1 else torch.nn.parallel.DistributedDataParallel(model)
-    updates = _updates(run, trained, world, device)
+    batches = task.batches(config.seed, config.batch_size)
     _evaluate(task, model, 0, result, averaged)
     limit = math.inf  # set from the first update's loss
     for step in range(config.steps):
-        update = next(updates)
+        update = _update(run, trained, step, task.shard(next(batches), world.rank, world.size), device)
         for watcher in watchers:
             watcher.updated(run, update)
         scheduler.step()
@@ -158,30 +158,26 @@ def _scheduler(run: Run) -> tuple[Stepper, signals.Feed | None]:
     return scheduler, signals.Feed(controller, scheduler)
 
 
-def _updates(run: Run, trained: torch.nn.Module, world: distributed.World,
-             device: torch.device) -> Iterator[Update]:
-    """Make update after update on the task's batches (``trained``: the model, DDP-wrapped
+def _update(run: Run, trained: torch.nn.Module, step: int, batch: Any, device: torch.device) -> Update:
+    """Make update ``step`` on ``batch`` (this rank's share; ``trained``: the model, DDP-wrapped
     under ``torchrun``)."""
     config, params, optimizer = run.config, run.params, run.optimizer
-    max_norm = config.grad_clip if config.grad_clip is not None else math.inf
-    for step, batch in enumerate(run.task.batches(config.seed, config.batch_size)):
-        started = time.perf_counter()
-        before = signals.flat([p.detach() for p in params])
-        run.model.train()
-        batch = run.task.shard(batch, world.rank, world.size)
-        loss, accuracy = run.task.loss(trained, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        gradient = signals.flat([torch.zeros_like(p) if p.grad is None else p.grad for p in params])
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        optimizer.step()
-        group = optimizer.param_groups[0]
-        lr = group.get("scheduled_lr", group["lr"])  # the LR this update used (schedule-free's own warmup)
-        after = signals.flat([p.detach() for p in params])
-        value, mean_accuracy = distributed.mean(loss.item(), math.nan if accuracy is None else accuracy.item(),
-                                                device=device)
-        yield Update(step, batch, lr, value, mean_accuracy, grad_norm.item(), before, after, gradient,
-                     time.perf_counter() - started)
+    started = time.perf_counter()
+    before = signals.flat([p.detach() for p in params])
+    run.model.train()
+    loss, accuracy = run.task.loss(trained, batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    gradient = signals.flat([torch.zeros_like(p) if p.grad is None else p.grad for p in params])
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip if config.grad_clip is not None else math.inf)
+    optimizer.step()
+    group = optimizer.param_groups[0]
+    lr = group.get("scheduled_lr", group["lr"])  # the LR this update used (schedule-free's own warmup)
+    after = signals.flat([p.detach() for p in params])
+    value, mean_accuracy = distributed.mean(loss.item(), math.nan if accuracy is None else accuracy.item(),
+                                            device=device)
+    return Update(step, batch, lr, value, mean_accuracy, grad_norm.item(), before, after, gradient,
+                  time.perf_counter() - started)
 
 
 def _evaluate(task: Task, model: torch.nn.Module, step: int, result: RunResult,

@@ -14,9 +14,9 @@ Results come back to this process, which alone writes the store, one run per tra
 killed sweep loses only the runs in flight, and rerunning it does just those.
 """
 
-from preheat.lab.sweep.driver import Progress, Silent, SweepIncomplete
+from preheat.lab.sweep.driver import Progress, Silent, SweepConflict, SweepIncomplete
 from preheat.lab.sweep.local import cores
 from preheat.lab.sweep.runner import run_sweep
 from preheat.lab.sweep.worker import PROGRESS_EVERY
 
-__all__ = ["PROGRESS_EVERY", "Progress", "Silent", "SweepIncomplete", "cores", "run_sweep"]
+__all__ = ["PROGRESS_EVERY", "Progress", "Silent", "SweepConflict", "SweepIncomplete", "cores", "run_sweep"]

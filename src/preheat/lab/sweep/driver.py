@@ -36,6 +36,10 @@ class Silent:
     def run_ended(self, config: RunConfig, result: RunResult) -> None: ...
 
 
+class SweepConflict(ValueError):
+    """The sweep's folder holds unfinished runs of another sweep (see :func:`run_sweep`)."""
+
+
 class SweepIncomplete(RuntimeError):
     """Some runs lost their process; they are ``pending`` in the store and a rerun does them."""
 
@@ -47,10 +51,12 @@ class SweepIncomplete(RuntimeError):
 
 
 def announce(progress: Progress, configs: dict[str, RunConfig], events: Iterable[tuple[str, int]]) -> None:
-    """Pass workers' ``(run id, step)`` reports on to ``progress`` (step 0: the run started)."""
+    """Pass workers' ``(run id, step)`` reports on to ``progress`` (step 0: the run started);
+    a report of a run this sweep does not know is dropped (progress is a display)."""
     for run_id, step in events:
-        config = configs[run_id]
-        progress.run_started(config) if step == 0 else progress.run_step(config, step)
+        config = configs.get(run_id)
+        if config is not None:
+            progress.run_started(config) if step == 0 else progress.run_step(config, step)
 
 
 def collect(
