@@ -40,7 +40,8 @@ class Bounds:
 
     - ``after``: the schedule expression that runs from the handover on, ``{steps}`` replaced
       by the updates left (default ``constant()``: hold the peak);
-    - ``floor``: the lowest multiplier, in ``[0, 1]`` (every multiplier lies in ``[floor, 1]``);
+    - ``floor``: the lowest multiplier, in ``[0, 1]`` (every multiplier during warmup lies in
+      ``[floor, 1]``; the ``after`` schedule is not clipped);
     - ``max_step``: the largest change of the multiplier per update during warmup (absolute,
       either direction), in ``(0, 1]``;
     - ``backoff``: the factor a NaN or infinite signal cuts the multiplier by, in ``(0, 1)``.
@@ -148,8 +149,9 @@ class Controller(ABC):
     - :meth:`observe` takes update ``t``'s signals and advances to ``t + 1``. A NaN or infinite
       signal never reaches the LR: the multiplier is cut by ``backoff`` and the decision says
       which signal was bad. Without signals (none given) the controller holds.
-    - Every multiplier lies in ``[floor, 1]`` (1 is the peak LR) and, during warmup, changes by at
-      most ``max_step`` (absolute) per update in either direction (:class:`Bounds`).
+    - During warmup every multiplier lies in ``[floor, 1]`` (1 is the peak LR) and changes by at
+      most ``max_step`` (absolute) per update in either direction (:class:`Bounds`), whatever
+      the signals: any float, however large or small, gives such a multiplier and a decision.
     - The warmup ends when :meth:`decide` says so (``Proposal.done``), or at update ``total`` at
       the latest; from the handover step ``h`` the multiplier is ``after(t - h)``, where ``after``
       is the schedule expression with ``{steps}`` replaced by ``total - h``. After that the
@@ -253,12 +255,16 @@ class Controller(ABC):
         return self._after[1](state.observed - state.handover)
 
     def observe(self, **signals: float) -> float:
-        """Take update :attr:`observed`'s signals, decide, advance; return the next multiplier."""
+        """Take update :attr:`observed`'s signals, decide, advance; return the next multiplier.
+
+        Raises:
+            ValueError: a signal is not a number (:meth:`signal_values`).
+        """
         state = self.state
         if state.handover is not None:
             state.observed += 1
             return self.multiplier()
-        values = {k: float(v) for k, v in signals.items()}
+        values = self.signal_values(signals)
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if bad:
             proposal = Proposal(state.current * self.bounds.backoff, "backoff", f"non-finite signal(s) {bad}")
@@ -273,6 +279,27 @@ class Controller(ABC):
             action, reason = "handover", (reason if proposal.done else f"{reason}; reached total={self.total}")
         state.decisions.append(Decision(state.observed, self.multiplier(), action, reason, dict(proposal.evidence)))
         return self.multiplier()
+
+    def signal_values(self, signals: Mapping[str, Any]) -> dict[str, float]:
+        """``signals`` as floats: any real number (a NumPy scalar, a one-element tensor, an int
+        too large for a float becomes ``+-inf``), NaN and inf included, which :meth:`observe`
+        backs off.
+
+        Raises:
+            ValueError: a signal is not a number (a string, ``None``, a list, ...), naming it.
+        """
+        values = {}
+        for name, value in signals.items():
+            try:
+                if isinstance(value, (str, bytes)):
+                    raise TypeError(type(value).__name__)
+                values[name] = float(value)
+            except OverflowError:  # an int beyond the float range
+                values[name] = math.inf if value > 0 else -math.inf
+            except (TypeError, ValueError):
+                raise ValueError(f"{self.name}: signal {name}={_short(value)} is invalid; expected a "
+                                 "number (NaN and inf are accepted and backed off)") from None
+        return values
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data: ``{"name": ..., "state": <every field of :attr:`state`>}``."""
@@ -294,6 +321,12 @@ class Controller(ABC):
             raise ValueError(f"{self.name}.load_state_dict: the state does not fit a {self.name}: {err}") from None
         self.state = rebuilt
         self._after = None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _rebuild(cls: type, data: Any) -> Any:

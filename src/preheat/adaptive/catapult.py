@@ -133,14 +133,15 @@ class CatapultWarmup(Controller):
         the peak), before update 0: ``initial = catapult_lr / peak_lr``.
 
         Raises:
-            ValueError: ``initial`` was given, ``catapult_lr`` is missing or the ratio is not
-                in ``(0, 1]``, or an update was observed already.
+            ValueError: ``initial`` was given, ``catapult_lr`` is missing or not a finite
+                number > 0, the ratio is not in ``(0, 1]``, or an update was observed already.
         """
         if set(measurements) != set(self.prepare_needs) or self.observed:
             raise ValueError(f"{self.name}.prepare: {sorted(measurements)} given after {self.observed} "
                              f"update(s); expected {list(self.prepare_needs)} before update 0")
         if measurements:
-            ratio = measurements["catapult_lr"] / self.peak_lr
+            lr = check_real(self.name, "catapult_lr", measurements["catapult_lr"], 0.0, low_open=True)
+            ratio = lr / self.peak_lr
             self.state.initial = check_real(self.name, "initial (catapult_lr / peak_lr)", ratio, 0.0, 1.0,
                                             low_open=True)
             self.state.current = self.bounds.clip(self.start())

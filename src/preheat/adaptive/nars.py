@@ -68,6 +68,9 @@ EMA_BETA = 0.9
 FULL_EVIDENCE_Z = 2.0
 #: Significance values are clipped to +-Z_CAP (a difference with zero standard error gets +-Z_CAP).
 Z_CAP = 100.0
+#: An interval's rate ``d`` and its error ``s`` are clipped to +-RATE_CAP: only losses near the
+#: float range reach it, and it keeps every difference of two rates and its error finite.
+RATE_CAP = 1e300
 
 
 @dataclass(frozen=True)
@@ -166,15 +169,43 @@ def trend(values: Sequence[float]) -> tuple[float, float]:
 
     With ``x_i = i``, ``S = sum (x_i - mean x)^2 = n (n^2 - 1) / 12``:
     ``b = sum (x_i - mean x)(y_i - mean y) / S`` and ``se = sqrt(sum r_i^2 / ((n - 2) S))`` with
-    residuals ``r_i = y_i - mean y - b (x_i - mean x)``. Needs ``n >= 3``.
+    residuals ``r_i = y_i - mean y - b (x_i - mean x)``. Needs ``n >= 3`` finite values.
+
+    Computed on the values divided by a power of two near the largest of them
+    (:func:`_scaled_trend`), so no square overflows: for any finite values the result is finite
+    unless ``b`` or ``se`` itself lies beyond the float range (then it is ``inf``).
     """
-    n = len(values)
+    slope, error, _, exponent = _scaled_trend(values)
+    return _unscale(slope, exponent), _unscale(error, exponent)
+
+
+def _scaled_trend(values: Sequence[float]) -> tuple[float, float, float, int]:
+    """``(b, se, mean)`` of ``values / 2^e`` (see :func:`trend`) and ``e``, where ``2^e`` is just
+    above the largest ``|value|``, so every scaled value lies in ``(-1, 1)``. Dividing by a
+    power of two is exact, so away from the ends of the float range ``b 2^e``, ``se 2^e`` and
+    ``mean 2^e`` are bit for bit those computed on ``values`` themselves."""
+    exponent = math.frexp(max(abs(y) for y in values))[1]
+    scaled = [math.ldexp(y, -exponent) for y in values]
+    n = len(scaled)
     x_mean = (n - 1) / 2.0
-    y_mean = sum(values) / n
+    y_mean = sum(scaled) / n
     s_xx = n * (n * n - 1) / 12.0
-    slope = sum((i - x_mean) * (y - y_mean) for i, y in enumerate(values)) / s_xx
-    residuals = sum((y - y_mean - slope * (i - x_mean)) ** 2 for i, y in enumerate(values))
-    return slope, math.sqrt(residuals / ((n - 2) * s_xx))
+    slope = sum((i - x_mean) * (y - y_mean) for i, y in enumerate(scaled)) / s_xx
+    residuals = sum((y - y_mean - slope * (i - x_mean)) ** 2 for i, y in enumerate(scaled))
+    return slope, math.sqrt(residuals / ((n - 2) * s_xx)), y_mean, exponent
+
+
+def _unscale(value: float, exponent: int) -> float:
+    """``value * 2^exponent``; ``+-inf`` beyond the float range."""
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def _clip_rate(value: float) -> float:
+    """``value`` within ``[-RATE_CAP, RATE_CAP]``."""
+    return max(-RATE_CAP, min(RATE_CAP, value))
 
 
 def _significance(difference: float, error: float) -> float:
@@ -234,7 +265,9 @@ class NARSWarmup(Controller):
     with error ``s = se / mean(y)`` (``d = -b``, ``s = se`` when ``mean(y) <= 0``), so that for a
     loss ``A exp(-a sum(lr))`` ``d`` is about ``a lr`` and the mere slow-down of a shrinking loss
     does not count against a raise; and the trend's significance ``t = d / s`` (clipped to
-    ``+-Z_CAP = 100``; ``t > 0``: the loss fell).
+    ``+-Z_CAP = 100``; ``t > 0``: the loss fell). ``d`` and ``s`` are clipped to
+    ``+-RATE_CAP = 1e300`` (only losses near the float range reach it), so any finite loss
+    gives finite evidence.
 
     A signal is *high* when ``loss > spike_factor * max(L, spike_floor * L0)`` or
     ``grad_norm > spike_factor * max(G, G0)``; ``L``, ``G`` are the EMAs (``EMA_BETA = 0.9``) of
@@ -474,11 +507,13 @@ class NARSWarmup(Controller):
                       notes: list[str]) -> Proposal:
         """A normal interval ended: revise the beliefs with its evidence, then decide."""
         self._forget()
-        slope, error = trend(self.state.losses)
-        mean = sum(self.state.losses) / len(self.state.losses)
-        scale = mean if mean > 0 else 1.0
-        rate, rate_error = -slope / scale, error / scale
-        trend_z = _significance(rate, rate_error)  # > 0: the loss fell
+        slope, error, mean, exponent = _scaled_trend(self.state.losses)  # in units of 2^exponent
+        if mean > 0:  # the scale cancels
+            rate, rate_error = -slope / mean, error / mean
+        else:
+            rate, rate_error = -_unscale(slope, exponent), _unscale(error, exponent)
+        trend_z = _significance(-slope, error)  # t = d / s, whatever the scale; > 0: the loss fell
+        rate, rate_error = _clip_rate(rate), _clip_rate(rate_error)
         measured = {"rate": rate, "rate_se": rate_error, "trend_z": trend_z}
         if self.state.raised:
             if self.state.previous is not None:

@@ -20,6 +20,7 @@ what :class:`SharpnessWarmup` does.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Mapping
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 #: The update rules whose edge of stability is known: gradient descent, heavy ball, Adam.
 STABILITY_KINDS = ("sgd", "momentum", "adam")
+#: The largest float: ``eta*`` and the ratio are capped at it (logged finite; ``lambda`` may be tiny).
+MAX_FLOAT = sys.float_info.max
 
 
 def stability_constant(kind: str, beta: float = 0.9) -> float:
@@ -199,13 +202,13 @@ class SharpnessWarmup(Controller):
         """As :meth:`Controller.observe`; a NaN/inf ``sharpness`` also makes the estimate
         unreliable (fallback until a good measurement) and caps the LR at the backed-off value."""
         state = self.state
-        bad = (state.handover is None and "sharpness" in signals
-               and not math.isfinite(float(signals["sharpness"])))
+        values = self.signal_values(signals)
+        bad = state.handover is None and "sharpness" in values and not math.isfinite(values["sharpness"])
         if bad:
             state.measurements += 1
             state.sharpness = None
-            state.why = f"sharpness was {float(signals['sharpness'])} at update {state.observed}"
-        result = super().observe(**signals)
+            state.why = f"sharpness was {values['sharpness']} at update {state.observed}"
+        result = super().observe(**values)
         if bad:
             state.ceiling = min(state.ceiling, self.current)
         return result
@@ -229,8 +232,8 @@ class SharpnessWarmup(Controller):
         else:
             lam, peak = state.sharpness, self.peak_lr
             eta = self.current * peak
-            ratio = eta * lam / self.threshold
-            target = self.rho_hi * self.threshold / lam
+            ratio = min(eta * lam / self.threshold, MAX_FLOAT)
+            target = self._target(lam)
             evidence.update(sharpness=lam, ratio=ratio, eta=eta, target_eta=target,
                             age=float(t - (state.measured_at or 0)))
             if ratio > self.rho_back:
@@ -252,6 +255,10 @@ class SharpnessWarmup(Controller):
         action = "raise" if proposal > self.current else "lower" if proposal < self.current else "hold"
         return Proposal(proposal, action, reason, evidence, done)
 
+    def _target(self, lam: float) -> float:
+        """``eta* = rho_hi C / lambda``, at most the largest float (a tiny ``lambda`` allows any LR)."""
+        return min(self.rho_hi * self.threshold / lam, MAX_FLOAT)
+
     def _measure(self, lam: float, t: int) -> None:
         """Take a finite sharpness measurement: accept it, or say why it is unreliable."""
         state = self.state
@@ -266,7 +273,7 @@ class SharpnessWarmup(Controller):
             state.why = (f"sharpness jumped from {previous:.4g} to {lam:.4g} at update {t}, "
                          f"by more than max_jump={self.max_jump}")
             if lam > previous:  # it may be real: never run above what it allows
-                state.ceiling = min(state.ceiling, self.rho_hi * self.threshold / (lam * self.peak_lr))
+                state.ceiling = min(state.ceiling, self._target(lam) / self.peak_lr)
             return
         state.sharpness, state.measured_at = lam, t
         state.used += 1

@@ -15,6 +15,7 @@ constants given or fitted online from measured (local smoothness, loss gap) pair
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 #: The smallest spread of ``log(gap)`` over the pairs that lets the fit see an exponent
 #: (``log 1.5``: the largest gap at least 1.5 times the smallest).
 MIN_LOG_SPREAD = math.log(1.5)
+#: Pairs with a smoothness or gap above this are left out of the fit (far beyond any real
+#: measurement; it keeps every step of the fit finite).
+LARGEST = 1e300
 #: Fits whose check loss is within this fraction of the best count as ties; among ties the
 #: largest K0 wins (the most conservative extrapolation to small gaps).
 TIE = 0.05
@@ -221,7 +225,7 @@ class SmoothnessWarmup(Controller):
         state.ema = loss if state.ema is None else (1.0 - self.alpha) * state.ema + self.alpha * loss
         if not math.isfinite(state.ema):  # overflow of huge finite losses: restart the average
             state.ema = loss
-        gap = max(state.ema - self.f_star, 0.0)
+        gap = min(max(state.ema - self.f_star, 0.0), sys.float_info.max)  # ema - f_star may overflow
         evidence: dict[str, float] = {"loss": loss, "ema": state.ema, "gap": gap}
         if "smoothness" in signals:
             self._record(signals["smoothness"], loss - self.f_star)
@@ -296,7 +300,8 @@ def fit_smoothness_law(
 ) -> tuple[float, float, float] | None:
     """Fit ``S = K0 + K_rho gap^rho`` to measured pairs robustly; ``(rho, K0, K_rho)`` or ``None``.
 
-    Pairs with a non-finite or non-positive ``S`` or gap are dropped; ``x = log(gap)``.
+    Pairs with an ``S`` or gap that is not positive, not finite or above ``LARGEST = 1e300``
+    are dropped (so no step of the fit overflows); ``x = log(gap)``.
 
     1. **Exponent and scale for a given K0**: with ``y = log(S - K0)`` over the pairs with
        ``S > K0``, a *quantile regression* of ``y`` on ``x`` at level ``tau = envelope``:
@@ -327,7 +332,7 @@ def fit_smoothness_law(
     """
     s = np.asarray(smoothness, dtype=np.float64).ravel()
     g = np.asarray(gap, dtype=np.float64).ravel()
-    usable = np.isfinite(s) & np.isfinite(g) & (s > 0) & (g > 0)
+    usable = (s > 0) & (g > 0) & (s <= LARGEST) & (g <= LARGEST)  # NaN compares False
     s, g = s[usable], g[usable]
     if s.size < 3:
         return None
@@ -338,13 +343,13 @@ def fit_smoothness_law(
     log_s = np.log(s)
     candidates: list[tuple[float, float, float, float]] = []  # (score, K0, rho, K_rho)
 
-    def score(k0: float, rho: float, k_rho: float) -> float:
-        with np.errstate(over="ignore"):
-            predicted = k0 + k_rho * np.exp(rho * x)
-        return float(_check(log_s - np.log(predicted), tau).mean())
+    def score(k0: float, rho: float, log_k: float) -> float:
+        # log(K0 + K_rho gap^rho) = logaddexp(log K0, log K_rho + rho x): no exp of a large x
+        log_k0 = math.log(k0) if k0 > 0 else -math.inf
+        return float(_check(log_s - np.logaddexp(log_k0, log_k + rho * x), tau).mean())
 
     constant = float(np.quantile(s, tau))
-    candidates.append((score(constant, 1.0, 0.0), constant, 1.0, 0.0))
+    candidates.append((score(constant, 1.0, -math.inf), constant, 1.0, 0.0))
 
     def try_k0(k0: float) -> None:
         keep = s > k0 * (1.0 + 1e-9)
@@ -355,7 +360,7 @@ def fit_smoothness_law(
         if not math.isfinite(log_k) or log_k > 700:
             return
         k_rho = math.exp(log_k)
-        value = score(k0, rho, k_rho)
+        value = score(k0, rho, log_k)
         if math.isfinite(value):
             candidates.append((value, k0, rho, k_rho))
 
