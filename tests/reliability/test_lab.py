@@ -8,8 +8,13 @@ or calls anything named in it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +26,7 @@ from preheat.lab.config import RunConfig
 from preheat.lab.record import RunResult
 from preheat.lab.store import APPLICATION_ID, SCHEMA_VERSION, Store
 
+LAB_TESTS = Path(__file__).parents[1] / "lab"  # slow_task.py
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{b}: &{b} [{', '.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
@@ -254,6 +260,40 @@ def test_a_sweep_whose_runs_fail_exits_1_saying_how_many(tmp_path: Path, monkeyp
                      "--out", tmp_path / "out")
     assert code == 1 and "2 of 2 runs failed" in text and "no data here" in text, text
     assert (tmp_path / "out" / "report.html").exists()  # the report is still written
+
+
+# -- an interrupted sweep leaves no workers behind ------------------------------------------------
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_sweep_ends_its_workers_and_keeps_what_finished(tmp_path: Path, sent: int) -> None:
+    pids = tmp_path / "pids"
+    env = {**os.environ, "PYTHONPATH": f"{LAB_TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    command = [sys.executable, "-m", "preheat.cli", "sweep", "--set", "task=slow_task:make", "--set", "steps=400",
+               "--set", f"task_options={{delay: 0.05, pid_file: {pids}}}", "--grid", "seed=[0, 1, 2]",
+               "--workers", "2", "--quiet", "--out", str(tmp_path / "out")]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not pids.exists() or len(pids.read_text().split("\n")) < 3):
+        time.sleep(0.2)
+    workers = [int(line.split()[0]) for line in pids.read_text().splitlines()]
+    assert len(workers) == 2 and all(alive(pid) for pid in workers)
+    driver.send_signal(sent)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    time.sleep(1.0)
+    assert not any(alive(pid) for pid in workers)
+    runs = {run.status for run in Store(tmp_path / "out", read_only=True).runs()}
+    assert runs <= {"running", "pending", "finished"}  # what was not finished is still to do
 
 
 # -- progress is a display: late or unknown events are ignored ----------------------------------

@@ -187,6 +187,10 @@ def diagnose(
         errors.print(f"[red]error:[/] {escape(_config_error(err, schedule))}", soft_wrap=True)
         raise typer.Exit(2) from None
     out = out if out is not None else Path("runs") / ("diagnose-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", task))
+    if out.exists() and not out.is_dir():  # checked before training, not after
+        errors.print(f"[red]error:[/] --out {escape(str(out))} is a file; expected a folder (made if missing)",
+                     soft_wrap=True)
+        raise typer.Exit(2)
     bars = None if quiet else Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                        TimeElapsedColumn(), console=console, transient=True)
     try:
@@ -197,7 +201,7 @@ def diagnose(
                 bar = bars.add_task(f"{task} ({config.optimizer} @ {config.peak_lr:g})", total=steps)
                 result = run_diagnosis(config, every, task=built, f_star=f_star,
                                        progress=lambda step: bars.update(bar, completed=step))
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:  # RuntimeError: the run itself failed
         errors.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(2) from None
     paths = write(result, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -174,8 +175,13 @@ def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[
     progress: Any = _Log() if quiet else _Bars()
     if log:
         progress = _Export(progress, log, out)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep as Ctrl-C does
     try:
         return run_sweep(runs, out, workers=workers, progress=progress, backend=ray, leftovers=leftovers)
+    except KeyboardInterrupt:
+        errors.print(f"[red]interrupted:[/] the finished runs are kept in {out}; rerun the same command "
+                     "to do the rest", soft_wrap=True)
+        raise typer.Exit(130) from None
     except (StoreError, SweepConflict) as err:  # checked before any run starts
         errors.print(f"[red]error:[/] {err}")
         raise typer.Exit(2) from None
@@ -259,7 +265,7 @@ def compare(
         if runs:
             make_task(runs[0].task, runs[0].task_options)  # a missing data set says so now, once
     except ValueError as err:
-        errors.print(f"[red]error:[/] {err}")
+        errors.print(f"[red]error:[/] {'--data: ' if data is not None else ''}{err}", soft_wrap=True)
         raise typer.Exit(2) from None
     out = out or Path("runs") / f"compare-{task}{'-quick' if quick else ''}"
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -57,7 +58,20 @@ def run_pool(store: Store, todo: list[RunConfig], workers: int, threads: int, pr
             pending[pool.submit(_run, config)] = config
         collect(store, pending, lambda: _drain(events), progress)
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop(pool)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now: after an interrupt (Ctrl-C, or SIGTERM made one) the runs they
+    were training are given up (still to do in the store), not left running as orphans.
+    (``ProcessPoolExecutor`` has no public way to end its workers before Python 3.14.)"""
+    workers = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+    for worker in workers:
+        worker.join(timeout=10)
 
 
 def _drain(events: Any) -> list[tuple[str, int]]:
@@ -78,6 +92,7 @@ def _init(events: Any, threads: int) -> None:
     global _events
     _events = events
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it ends the workers
 
 
 def _run(config: RunConfig) -> RunResult:

@@ -170,4 +170,11 @@ def _read_text(data: str | Path | None) -> str:
     path = Path(data).expanduser()
     if not path.is_file():
         raise ValueError(f"data={str(data)!r} is not a file; expected the path of a UTF-8 text file")
-    return path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"data={str(data)!r} is not UTF-8 text (byte {err.start}); expected the path "
+                         "of a UTF-8 text file") from None
+    if not text:
+        raise ValueError(f"data={str(data)!r} is empty; expected the path of a UTF-8 text file")
+    return text
