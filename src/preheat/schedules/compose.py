@@ -45,7 +45,10 @@ class Join(Schedule):
         if len(schedules) < 2 or not all(isinstance(s, Schedule) for s in schedules):
             raise ValueError(f"join: schedules={shorten(list(schedules))} is invalid; expected a list of {expected}")
         boundaries = check_sequence("join", "boundaries", self.boundaries, "steps")
-        boundaries = tuple(check_steps("join", "boundaries", b, minimum=1) for b in boundaries)
+        boundaries = tuple(
+            b if type(b) is int and 1 <= b <= MAX_STEP else check_steps("join", "boundaries", b, minimum=1)
+            for b in boundaries  # ints in range pass as they are: >> rebuilds long chains often
+        )
         if len(boundaries) != len(schedules) - 1:
             raise ValueError(
                 f"join: boundaries={shorten(list(boundaries))} is invalid; expected {len(schedules) - 1} "

@@ -76,7 +76,7 @@ def wsd(
     fraction = check_real(owner, "decay_fraction", decay_fraction, 0.0, 1.0, low_open=True)
     shape = check_choice(owner, "shape", shape, WSD_SHAPES)
     end = check_real(owner, "end", end, 0.0, 1.0)
-    decay = round(fraction * total)
+    decay = min(round(fraction * total), total)  # float rounding must not pass total (near 2**63)
     stable = total - warmup - decay
     if stable < 0:
         raise ValueError(
