@@ -11,6 +11,7 @@ import ast
 import difflib
 import inspect
 import re
+import warnings
 from typing import Any, Callable, Mapping
 
 from preheat.schedules.base import Schedule
@@ -87,7 +88,9 @@ def parse(text: str, known: Mapping[str, Callable[..., Any]] | None = None) -> S
     source = text.strip()
     deep = "expression nested too deeply", source, 0, "write a very long chain as join([...], [...])"
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # Python's own warnings on odd literals ('1if', '\d'): the
+            warnings.simplefilter("ignore")  # expression is refused or read, nothing is printed
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as err:
         position = _Lines(source).offset(err.lineno or 1, (err.offset or 1) - 1, chars=True)
         raise ParseError(f"syntax error: {err.msg}", source, position, "check brackets, commas and quotes") from None
