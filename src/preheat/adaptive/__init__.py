@@ -4,12 +4,13 @@ Use one in place of a schedule: ``preheat.Scheduler(optimizer, controller)``, an
 update's signals with ``scheduler.step(loss=..., grad_norm=...)``. See ``docs/adaptive.md``.
 
 The contract every controller follows is in :mod:`preheat.adaptive.base` (bounds, proposals,
-state, what it needs measured); each controller is one module: :mod:`~.catapult`,
+state and the rules a loaded state is checked by: :func:`within`, :func:`rule`,
+:func:`any_float`; what it needs measured); each controller is one module: :mod:`~.catapult`,
 :mod:`~.nars`, :mod:`~.sharpness` (with the edge-of-stability thresholds), :mod:`~.smoothness`;
 :mod:`~.text` reads controller expressions.
 """
 
-from preheat.adaptive.base import Bounds, Controller, ControllerState, Decision, Proposal
+from preheat.adaptive.base import Bounds, Controller, ControllerState, Decision, Proposal, any_float, rule, within
 from preheat.adaptive.catapult import CatapultWarmup
 from preheat.adaptive.nars import NARSWarmup, TruthValue
 from preheat.adaptive.sharpness import SharpnessWarmup
@@ -31,6 +32,9 @@ __all__ = [
     "SharpnessWarmup",
     "SmoothnessWarmup",
     "TruthValue",
+    "any_float",
     "fit_smoothness_law",
     "parse_controller",
+    "rule",
+    "within",
 ]

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, TypedDict
+from typing import Any, Callable, ClassVar, Iterator, Mapping, TypedDict
 
 from preheat.schedules import Schedule, parse
-from preheat.schedules.validate import check_int, check_real
+from preheat.schedules.validate import check_int, check_real, shorten
 
 if typing.TYPE_CHECKING:
     from typing import Unpack
@@ -107,6 +108,60 @@ class Proposal:
     done: bool = False
 
 
+#: A rule on one field of a controller's state: ``check(value, controller, state)`` returns
+#: ``None`` when the (type-checked) value is valid, else what would be valid, in words.
+Rule = Callable[[Any, "Controller", Any], "str | None"]
+
+
+def rule(check: Rule) -> dict[str, Any]:
+    """Field metadata for a state dataclass: ``check`` runs on the field when a state is loaded,
+    after the type checks (see :class:`ControllerState`)."""
+    return {"preheat_rule": check}
+
+
+def within(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
+           high_open: bool = False) -> dict[str, Any]:
+    """Field metadata: every number in the field (list items, tuple parts and dict values too)
+    lies between ``low`` and ``high`` (``None`` passes)."""
+    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
+
+    def check(value: Any, controller: Controller, state: Any) -> str | None:
+        for number in _numbers(value):
+            if (number <= low if low_open else number < low) or (number >= high if high_open else number > high):
+                return f"{'numbers' if isinstance(value, (list, tuple, Mapping)) else 'a number'} in {interval}"
+        return None
+
+    return rule(check)
+
+
+def any_float() -> dict[str, Any]:
+    """Field metadata: the field's floats may be NaN or infinite (a log, never decided on)."""
+    return {"preheat_nonfinite": True}
+
+
+def _numbers(value: Any) -> Iterator[float]:
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        yield float(value)
+
+
+def _multiplier(value: float, controller: Controller, state: Any) -> str | None:
+    floor = controller.bounds.floor
+    return None if floor <= value <= 1.0 else f"a multiplier in [floor, 1] = [{floor}, 1.0]"
+
+
+def _handover(value: int | None, controller: Controller, state: Any) -> str | None:
+    last = min(state.observed, controller.total)
+    if value is None:
+        return None if state.observed < controller.total else (
+            f"an integer in [1, {last}]: observed={state.observed} reached total={controller.total}")
+    return None if 1 <= value <= last else f"None or an integer in [1, min(observed, total)] = [1, {last}]"
+
+
 @dataclass
 class Decision:
     """One decision: after update ``step - 1`` the controller set ``multiplier`` for update ``step``.
@@ -116,11 +171,11 @@ class Decision:
     ``evidence`` holds the numbers behind it.
     """
 
-    step: int
-    multiplier: float
+    step: int = field(metadata=within(1))
+    multiplier: float = field(metadata=within(0.0, 1.0))
     action: str
     reason: str
-    evidence: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, float] = field(default_factory=dict, metadata=any_float())
 
 
 @dataclass
@@ -130,12 +185,22 @@ class ControllerState:
     ``observed``: updates observed so far (``t``); ``current``: the multiplier for update ``t``
     during warmup; ``handover``: the update from which ``after`` runs (``None`` during warmup);
     ``peak_lr``: the peak LR the scheduler bound; ``decisions``: one per observed update.
+
+    **Checked when loaded.** :meth:`Controller.load_state_dict` checks every field before it
+    changes anything: first by its type hint (``bool``; ``int``: a count, an integer >= 0;
+    ``float``: a finite number, ints accepted; ``str``; ``X | None``; ``list[X]``;
+    ``tuple[X, Y]``: exactly that many items; ``dict[str, X]``; a nested dataclass, checked the
+    same way), then by the rule in the field's metadata, if any: :func:`within` (a range for
+    every number in the field), :func:`rule` (any check, which may read the controller and the
+    other fields), :func:`any_float` (NaN and inf allowed). So a subclass declares a field's
+    range where it declares the field, e.g. ``rate: float = field(default=0.5,
+    metadata=within(0.0, 1.0))``.
     """
 
     observed: int = 0
-    current: float = 0.0
-    handover: int | None = None
-    peak_lr: float = 1.0
+    current: float = field(default=0.0, metadata=rule(_multiplier))
+    handover: int | None = field(default=None, metadata=rule(_handover))
+    peak_lr: float = field(default=1.0, metadata=within(0.0, low_open=True))
     decisions: list[Decision] = field(default_factory=list)
 
 
@@ -297,7 +362,7 @@ class Controller(ABC):
             except OverflowError:  # an int beyond the float range
                 values[name] = math.inf if value > 0 else -math.inf
             except (TypeError, ValueError):
-                raise ValueError(f"{self.name}: signal {name}={_short(value)} is invalid; expected a "
+                raise ValueError(f"{self.name}: signal {name}={shorten(value)} is invalid; expected a "
                                  "number (NaN and inf are accepted and backed off)") from None
         return values
 
@@ -308,51 +373,132 @@ class Controller(ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output of a controller built with the same arguments.
 
-        The whole state is rebuilt first and then put in place: a state that does not fit
-        raises ``ValueError`` and leaves the controller as it was.
+        The whole state is rebuilt and checked first (:meth:`rebuild_state`) and then put in
+        place: a state that does not fit raises ``ValueError`` and leaves the controller as it
+        was.
         """
-        if not isinstance(state, Mapping) or state.get("name") != self.name:
-            found = state.get("name") if isinstance(state, Mapping) else state
-            raise ValueError(f"{self.name}.load_state_dict: the state is of {found!r}; "
-                             f"expected the state of a {self.name}")
-        try:
-            rebuilt = _rebuild(self.State, state["state"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{self.name}.load_state_dict: the state does not fit a {self.name}: {err}") from None
-        self.state = rebuilt
+        self.state = self.rebuild_state(state)
         self._after = None
 
+    def rebuild_state(self, state: Mapping[str, Any]) -> ControllerState:
+        """The :attr:`State` that :meth:`load_state_dict` would put in place, changing nothing.
 
-def _short(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters for a message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        ``state`` must be ``{"name": <this controller's name>, "state": {...}}`` with exactly
+        the fields of :attr:`State`, each of the right type and within its rule (see
+        :class:`ControllerState`); a handover's ``after`` schedule must build.
+
+        Raises:
+            ValueError: naming the field, its value and what is valid.
+        """
+        owner = f"{self.name}.load_state_dict"
+        if not isinstance(state, Mapping) or state.get("name") != self.name:
+            found = state.get("name") if isinstance(state, Mapping) else state
+            raise ValueError(f"{owner}: the state is of {shorten(found)}; expected the state of a {self.name}")
+        if set(state) != {"name", "state"}:
+            raise ValueError(f"{owner}: the state has the keys {sorted(map(str, state))}; expected "
+                             "['name', 'state'] (Controller.state_dict() output)")
+        try:
+            rebuilt = _rebuild(self.State, state["state"], "")
+            _check_rules(rebuilt, self, rebuilt, "")
+            if rebuilt.handover is not None:
+                try:
+                    self.bounds.handover_schedule(self.total - rebuilt.handover)
+                except ValueError as err:
+                    raise _invalid("handover", rebuilt.handover, f"a step at which after builds: {err}") from None
+        except ValueError as err:
+            raise ValueError(f"{owner}: the state does not fit a {self.name}: {err}") from None
+        return rebuilt
 
 
-def _rebuild(cls: type, data: Any) -> Any:
+def _invalid(path: str, value: Any, expected: str) -> ValueError:
+    return ValueError(f"{path or 'the state'}={shorten(value)} is invalid; expected {expected}")
+
+
+def _rebuild(cls: type, data: Any, path: str) -> Any:
     """An instance of the dataclass ``cls`` from :func:`dataclasses.asdict` output (JSON-safe:
-    lists for tuples), nested dataclasses and lists of them included."""
+    lists for tuples), every field checked by its type hint (see :class:`ControllerState`)."""
     if not isinstance(data, Mapping):
-        raise TypeError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
+        raise _invalid(path, data, f"a mapping of the fields of {cls.__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    if set(data) != names:
-        raise ValueError(f"{cls.__name__} has the fields {sorted(names)}, the state {sorted(data)}")
-    return cls(**{name: _value(hints[name], data[name]) for name in names})
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    missing = [name for name in names if name not in data]
+    unknown = sorted(str(key) for key in data if key not in names)
+    if missing or unknown:
+        found = [f"lacks {missing}"] * bool(missing) + [f"has unknown fields {unknown}"] * bool(unknown)
+        raise ValueError(f"{path or 'the state'} {' and '.join(found)}; expected the fields of "
+                         f"{cls.__name__}: {names}")
+    values = {f.name: _value(hints[f.name], data[f.name], f"{path}.{f.name}" if path else f.name,
+                             f.metadata.get("preheat_nonfinite", False))
+              for f in fields}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:  # a nested dataclass's own checks (__post_init__)
+        raise ValueError(f"{path or cls.__name__}: {err}") from None
 
 
-def _value(hint: Any, value: Any) -> Any:
-    """``value`` as the type ``hint`` (a dataclass, a list or tuple of them, or plain data)."""
-    if value is None:
-        return None
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None: the X
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+def _value(hint: Any, value: Any, path: str, nonfinite: bool) -> Any:
+    """``value`` as the type ``hint``, or ``ValueError`` naming ``path``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if value is None and len(options) < len(args):
+            return None
+        if len(options) != 1:
+            return value  # a union this check does not read
+        hint = options[0]
+        args = typing.get_args(hint)
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return _rebuild(hint, value)  # type: ignore[arg-type]
+        return _rebuild(hint, value, path)  # type: ignore[arg-type]
     if origin in (list, tuple):
-        items = typing.get_args(hint)
-        inner = items[0] if items else Any
-        converted = [_value(inner, v) for v in value]
-        return converted if origin is list else tuple(converted)
-    return value
+        if not isinstance(value, (list, tuple)):
+            raise _invalid(path, value, "a list")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise _invalid(path, value, f"a list of {len(args)} items")
+            return tuple(_value(a, v, f"{path}[{i}]", nonfinite) for i, (a, v) in enumerate(zip(args, value)))
+        items = [_value(args[0] if args else Any, v, f"{path}[{i}]", nonfinite) for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        key_hint, value_hint = args or (Any, Any)
+        if not isinstance(value, Mapping):
+            raise _invalid(path, value, "a mapping")
+        return {_value(key_hint, k, f"{path} key", nonfinite): _value(value_hint, v, f"{path}[{k!r}]", nonfinite)
+                for k, v in value.items()}
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _invalid(path, value, "True or False")
+    if hint is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0:
+            return int(value)
+        raise _invalid(path, value, "an integer >= 0")
+    if hint is float:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond the float range
+                number = math.inf
+            if nonfinite or math.isfinite(number):
+                return number
+        raise _invalid(path, value, "a number" if nonfinite else "a finite number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _invalid(path, value, "a string")
+    return value  # Any, or a type this check does not read
+
+
+def _check_rules(obj: Any, controller: Controller, state: Any, path: str) -> None:
+    """Run the :func:`rule` of every field of the dataclass ``obj``, and of the dataclasses in it."""
+    for f in dataclasses.fields(obj):
+        value, where = getattr(obj, f.name), f"{path}.{f.name}" if path else f.name
+        check = f.metadata.get("preheat_rule")
+        expected = None if check is None else check(value, controller, state)
+        if expected is not None:
+            raise _invalid(where, value, expected)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for i, item in enumerate(items):
+            if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                _check_rules(item, controller, state, f"{where}[{i}]" if item is not value else where)

@@ -14,10 +14,10 @@ which the lab's loop calls before update 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Mapping
 
-from preheat.adaptive.base import Controller, ControllerState, Proposal
+from preheat.adaptive.base import Controller, ControllerState, Proposal, within
 from preheat.schedules.validate import check_int, check_real
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class CatapultState(ControllerState):
     prepared), the persistent variant's loss EMA, reference, updates since the last change and
     raises, and whether the first decision has reported ``saved_steps``."""
 
-    initial: float | None = None
+    initial: float | None = field(default=None, metadata=within(0.0, 1.0, low_open=True))
     ema: float | None = None
     reference: float | None = None
     since_change: int = 0

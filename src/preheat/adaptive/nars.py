@@ -54,7 +54,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
-from preheat.adaptive.base import Controller, ControllerState, Proposal
+from preheat.adaptive.base import Controller, ControllerState, Proposal, Rule, rule
 from preheat.schedules.validate import check_int, check_real
 
 if TYPE_CHECKING:
@@ -221,6 +221,21 @@ def _graded(z: float) -> float:
     return max(0.0, min(1.0, 0.5 + z / (2.0 * FULL_EVIDENCE_Z)))
 
 
+def _same_horizon(value: TruthValue, controller: NARSWarmup, state: NARSState) -> str | None:
+    """A loaded belief has the controller's horizon (revision needs one scale)."""
+    return None if value.horizon == controller.horizon else f"a truth value with horizon={controller.horizon}"
+
+
+def _set_with(*others: str) -> Rule:
+    """An EMA is set (a number) exactly when its first value and reference are."""
+    def check(value: float | None, controller: NARSWarmup, state: NARSState) -> str | None:
+        together = [value, *(getattr(state, name) for name in others)]
+        if all(v is None for v in together) or all(v is not None for v in together):
+            return None
+        return f"{' and '.join(others)} set as well, or all of them None"
+    return check
+
+
 @dataclass
 class NARSState(ControllerState):
     """:class:`NARSWarmup`'s state: the beliefs ``gain`` (B1) and ``instability`` (B2), the
@@ -230,11 +245,11 @@ class NARSState(ControllerState):
     scanned for the base's backoffs (``seen``), the high updates in a row, whether the interval
     had a high signal (``unsettled``) and the updates left of the cooldown after a spike."""
 
-    gain: TruthValue = field(default_factory=TruthValue)
-    instability: TruthValue = field(default_factory=TruthValue)
+    gain: TruthValue = field(default_factory=TruthValue, metadata=rule(_same_horizon))
+    instability: TruthValue = field(default_factory=TruthValue, metadata=rule(_same_horizon))
     losses: list[float] = field(default_factory=list)
-    loss_ema: float | None = None
-    grad_ema: float | None = None
+    loss_ema: float | None = field(default=None, metadata=rule(_set_with("loss_first", "loss_ref")))
+    grad_ema: float | None = field(default=None, metadata=rule(_set_with("grad_first", "grad_ref")))
     loss_first: float | None = None
     grad_first: float | None = None
     loss_ref: float | None = None

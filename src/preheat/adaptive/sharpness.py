@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Mapping
 
-from preheat.adaptive.base import Controller, ControllerState, Proposal
+from preheat.adaptive.base import Controller, ControllerState, Proposal, within
 from preheat.schedules import UntunedLinearWarmup
 from preheat.schedules.validate import check_choice, check_int, check_real
 
@@ -81,10 +81,10 @@ class SharpnessState(ControllerState):
     ``ceiling`` (the last multiplier set on a reliable sharpness, capping the fallback), why the
     estimate is unreliable, and the counts of measurements received and used."""
 
-    sharpness: float | None = None
+    sharpness: float | None = field(default=None, metadata=within(0.0, low_open=True))
     measured_at: int | None = None
-    previous: float | None = None
-    ceiling: float = 1.0
+    previous: float | None = field(default=None, metadata=within(0.0, low_open=True))
+    ceiling: float = field(default=1.0, metadata=within(0.0, 1.0))
     why: str = "no sharpness measured yet"
     measurements: int = 0
     used: int = 0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
 
-from preheat.adaptive.base import Controller, ControllerState, Proposal
+from preheat.adaptive.base import Controller, ControllerState, Proposal, within
 from preheat.schedules.validate import check_int, check_real
 
 if TYPE_CHECKING:
@@ -42,14 +42,14 @@ TIE = 0.05
 
 @dataclass
 class SmoothnessState(ControllerState):
-    """:class:`SmoothnessWarmup`'s state: the loss EMA, the ``[smoothness, gap]`` pairs of the
+    """:class:`SmoothnessWarmup`'s state: the loss EMA, the ``(smoothness, gap)`` pairs of the
     last ``window`` updates, the last ``guard`` smoothness measurements, the last fit
-    ``[rho, K0, K_rho]`` and the updates since it."""
+    ``(rho, K0, K_rho)`` and the updates since it."""
 
     ema: float | None = None
-    pairs: list[list[float]] = field(default_factory=list)
-    recent: list[float] = field(default_factory=list)
-    fit: list[float] | None = None
+    pairs: list[tuple[float, float]] = field(default_factory=list, metadata=within(0.0, low_open=True))
+    recent: list[float] = field(default_factory=list, metadata=within(0.0, low_open=True))
+    fit: tuple[float, float, float] | None = field(default=None, metadata=within(0.0))
     since_fit: int = 0
 
 
@@ -202,12 +202,11 @@ class SmoothnessWarmup(Controller):
         """``(rho, K0, K_rho)`` in use: the given ones, the last fit, or ``None`` (fallback)."""
         if self.fixed:
             return self.rho, self.K0, self.K_rho  # type: ignore[return-value]
-        fit = self.state.fit
-        return None if fit is None else (fit[0], fit[1], fit[2])
+        return self.state.fit
 
     @property
-    def fit(self) -> list[float] | None:
-        """``[rho, K0, K_rho]`` of the last successful online fit (``None`` before one)."""
+    def fit(self) -> tuple[float, float, float] | None:
+        """``(rho, K0, K_rho)`` of the last successful online fit (``None`` before one)."""
         return self.state.fit
 
     def smoothness_at(self, gap: float) -> float:
@@ -278,7 +277,7 @@ class SmoothnessWarmup(Controller):
         if self.fixed:
             return
         if smoothness > 0 and gap > 0:
-            state.pairs = (state.pairs + [[smoothness, gap]])[-self.window:]
+            state.pairs = (state.pairs + [(smoothness, gap)])[-self.window:]
         state.since_fit += 1
         if len(state.pairs) >= self.min_pairs and (state.fit is None or state.since_fit >= self.refit_every):
             state.since_fit = 0
@@ -286,7 +285,7 @@ class SmoothnessWarmup(Controller):
             fitted = fit_smoothness_law(data[:, 0], data[:, 1], envelope=self.envelope,
                                         k0_quantile=self.k0_quantile, max_rho=self.max_rho)
             if fitted is not None:
-                state.fit = list(fitted)
+                state.fit = fitted
 
 
 def fit_smoothness_law(

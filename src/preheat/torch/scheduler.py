@@ -6,9 +6,11 @@ chained from what the optimizer holds, so resuming needs only the step count.
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from torch import Tensor
@@ -16,6 +18,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from preheat.schedules import Schedule, from_dict
+from preheat.schedules.validate import shorten
 
 #: Hyperparameters ``hyperparams`` may schedule: name -> (param group key, tuple index or None).
 HYPERPARAMS: dict[str, tuple[str, int | None]] = {
@@ -25,7 +28,17 @@ HYPERPARAMS: dict[str, tuple[str, int | None]] = {
     "beta2": ("betas", 1),
 }
 
+#: The range of each hyperparameter's initial value: (low, high, whether high is excluded).
+HYPER_RANGES: dict[str, tuple[float, float, bool]] = {
+    "weight_decay": (0.0, math.inf, False),
+    "momentum": (0.0, 1.0, False),
+    "beta1": (0.0, 1.0, True),
+    "beta2": (0.0, 1.0, True),
+}
+
 BLOCK = 256  # steps of each schedule evaluated at once
+#: The largest step a checkpoint may hold (a block of steps after it still fits in int64).
+MAX_STEP = int(np.iinfo(np.int64).max) - BLOCK
 
 _STATE_KEYS = ("last_epoch", "_step_count", "base_lrs", "schedules", "hyperparams", "initial_values", "controller")
 
@@ -81,9 +94,10 @@ class Scheduler(LRScheduler):
             raise ValueError(
                 f"Scheduler: optimizer={optimizer!r} is invalid; expected a torch.optim.Optimizer"
             )
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or not -1 <= last_epoch <= MAX_STEP:
             raise ValueError(
-                f"Scheduler: last_epoch={last_epoch!r} is invalid; expected an integer >= -1"
+                f"Scheduler: last_epoch={shorten(last_epoch)} is invalid; expected an integer >= -1 "
+                f"and <= 2**63 - {BLOCK + 1}"
             )
         if hyperparams is None:
             hyperparams = {}
@@ -183,52 +197,105 @@ class Scheduler(LRScheduler):
         The checkpoint's schedules, peaks and initial values replace the ones this scheduler was
         built with (resume reproduces the checkpointed run); the groups' ``initial_*`` entries
         are set to match. The optimizer's param groups must correspond to the checkpoint's.
+
+        Everything is checked before anything changes: the keys (exactly those of
+        :meth:`state_dict`), ``last_epoch`` and ``_step_count`` (integers, not bools, in
+        ``[0, MAX_STEP]``), one peak per group (a finite number >= 0, or a one-element float
+        tensor), one schedule per group rebuilt with ``from_dict`` (none with a controller),
+        each scheduled hyperparameter's name, schedules and initial values (finite, in the
+        hyperparameter's range), and the controller's state (rebuilt without being put in place,
+        its ``peak_lr`` the first group's peak). A checkpoint that does not fit raises
+        ``ValueError`` naming the key and leaves the scheduler, its controller and every param
+        group exactly as they were.
         """
-        missing = [key for key in _STATE_KEYS if key not in state_dict]
-        if missing:
-            raise ValueError(
-                f"Scheduler.load_state_dict: state_dict lacks {missing}; expected the output of "
-                f"Scheduler.state_dict() with keys {list(_STATE_KEYS)}"
-            )
-        groups = self.optimizer.param_groups
-        schedules = [from_dict(d) for d in state_dict["schedules"]]
-        hyperparams = {
-            name: [from_dict(d) for d in ds] for name, ds in state_dict["hyperparams"].items()
-        }
-        if (self.controller is None) != (state_dict["controller"] is None):
-            raise ValueError(
-                "Scheduler.load_state_dict: the checkpoint was made with "
-                f"{'a schedule' if state_dict['controller'] is None else 'a controller'}; expected a "
-                "scheduler built the same way"
-            )
-        lists = {"base_lrs": state_dict["base_lrs"]} if self.controller else {
-            "schedules": schedules, "base_lrs": state_dict["base_lrs"]}
-        for name in hyperparams:
-            lists[f"hyperparams[{name!r}]"] = hyperparams[name]
-            lists[f"initial_values[{name!r}]"] = state_dict["initial_values"].get(name, [])
-        for what, values in lists.items():
-            if len(values) != len(groups):
-                raise ValueError(
-                    f"Scheduler.load_state_dict: state_dict {what} has {len(values)} entries; "
-                    f"expected {len(groups)}, one per param group of this optimizer"
-                )
-        _check_names(hyperparams, self.optimizer)
-        self.schedules = schedules
-        self.hyperparams = hyperparams
-        self.base_lrs = [_copy(v) for v in state_dict["base_lrs"]]
-        self.initial_values = {
-            name: [_copy(v) for v in state_dict["initial_values"][name]] for name in hyperparams
-        }
-        for i, group in enumerate(groups):
+        loaded = self._checked(state_dict)
+        if self.controller is not None:
+            self.controller.load_state_dict(state_dict["controller"])  # checked above: cannot fail
+        self.schedules = loaded.schedules
+        self.hyperparams = loaded.hyperparams
+        self.base_lrs = loaded.base_lrs
+        self.initial_values = loaded.initial_values
+        for i, group in enumerate(self.optimizer.param_groups):
             group["initial_lr"] = _copy(self.base_lrs[i])
             for name, values in self.initial_values.items():
                 group[f"initial_{name}"] = _copy(values[i])
-        if self.controller is not None:
-            self.controller.load_state_dict(state_dict["controller"])
-        self.last_epoch = state_dict["last_epoch"]
-        self._step_count = state_dict["_step_count"]
+        self.last_epoch = loaded.last_epoch
+        self._step_count = loaded.step_count
         self._index()
         self._apply()
+
+    def _checked(self, state_dict: Any) -> _Loaded:
+        """Everything :meth:`load_state_dict` puts in place, checked, copied, and nothing changed."""
+        owner = "Scheduler.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"{owner}: state_dict={shorten(state_dict)} is invalid; expected the output of "
+                             "Scheduler.state_dict()")
+        missing = [key for key in _STATE_KEYS if key not in state_dict]
+        if missing:
+            raise ValueError(
+                f"{owner}: state_dict lacks {missing}; expected the output of "
+                f"Scheduler.state_dict() with keys {list(_STATE_KEYS)}"
+            )
+        unknown = sorted(str(key) for key in state_dict if key not in _STATE_KEYS)
+        if unknown:
+            raise ValueError(f"{owner}: state_dict has unknown keys {unknown}; expected the output of "
+                             f"Scheduler.state_dict() with keys {list(_STATE_KEYS)}")
+        count = len(self.optimizer.param_groups)
+        last_epoch = _step(owner, "last_epoch", state_dict["last_epoch"])
+        step_count = _step(owner, "_step_count", state_dict["_step_count"])
+        if (self.controller is None) != (state_dict["controller"] is None):
+            raise ValueError(
+                f"{owner}: the checkpoint was made with "
+                f"{'a schedule' if state_dict['controller'] is None else 'a controller'}; expected a "
+                "scheduler built the same way (state_dict controller)"
+            )
+        if self.controller is None:
+            raw = _per_group_list(owner, "schedules", state_dict["schedules"], count)
+            schedules = [_schedule(owner, f"schedules[{i}]", d) for i, d in enumerate(raw)]
+        elif not isinstance(state_dict["schedules"], (list, tuple)) or len(state_dict["schedules"]):
+            raise ValueError(f"{owner}: state_dict schedules={shorten(state_dict['schedules'])} is invalid; "
+                             "expected [] (a controller sets the LR)")
+        else:
+            schedules = []
+        base_lrs = [_number(owner, f"base_lrs[{i}]", v, "a peak LR")
+                    for i, v in enumerate(_per_group_list(owner, "base_lrs", state_dict["base_lrs"], count))]
+        hyperparams, initial_values = self._checked_hyperparams(state_dict, count)
+        if self.controller is not None:
+            rebuild = getattr(self.controller, "rebuild_state", None)
+            try:
+                rebuilt = None if rebuild is None else rebuild(state_dict["controller"])
+            except ValueError as err:
+                raise ValueError(f"{owner}: state_dict controller: {err}") from None
+            peak = float(base_lrs[0])
+            if rebuilt is not None and rebuilt.peak_lr != peak:
+                raise ValueError(f"{owner}: state_dict controller peak_lr={rebuilt.peak_lr!r} is invalid; "
+                                 f"expected base_lrs[0] = {peak!r}, the peak the controller was bound to")
+        return _Loaded(last_epoch, step_count, base_lrs, schedules, hyperparams, initial_values)
+
+    def _checked_hyperparams(self, state_dict: Mapping[str, Any],
+                             count: int) -> tuple[dict[str, list[Schedule]], dict[str, list[float | Tensor]]]:
+        """``hyperparams`` and ``initial_values`` of a checkpoint, checked (see :meth:`load_state_dict`)."""
+        owner = "Scheduler.load_state_dict"
+        given, initial = state_dict["hyperparams"], state_dict["initial_values"]
+        for key, value in (("hyperparams", given), ("initial_values", initial)):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{owner}: state_dict {key}={shorten(value)} is invalid; expected a mapping "
+                                 f"from a name ({', '.join(HYPERPARAMS)}) to one entry per param group")
+        if set(given) != set(initial):
+            raise ValueError(f"{owner}: state_dict hyperparams names {sorted(map(str, given))} and "
+                             f"initial_values names {sorted(map(str, initial))} differ; expected the same names")
+        _check_names(given, self.optimizer)
+        hyperparams = {
+            name: [_schedule(owner, f"hyperparams[{name!r}][{i}]", d)
+                   for i, d in enumerate(_per_group_list(owner, f"hyperparams[{name!r}]", ds, count))]
+            for name, ds in given.items()
+        }
+        initial_values = {
+            name: [_number(owner, f"initial_values[{name!r}][{i}]", v, f"an initial {name}", HYPER_RANGES[name])
+                   for i, v in enumerate(_per_group_list(owner, f"initial_values[{name!r}]", initial[name], count))]
+            for name in given
+        }
+        return hyperparams, initial_values
 
     def _index(self) -> None:
         """Evaluate each distinct schedule once per step: map every use to a slot in ``_unique``."""
@@ -279,6 +346,67 @@ class Scheduler(LRScheduler):
             for group, initial, k in zip(groups, self.initial_values[name], slots):
                 _write(group, name, initial * values[k])
         self._last_lr = lrs
+
+
+class _Loaded(NamedTuple):
+    """What :meth:`Scheduler.load_state_dict` puts in place, checked and copied."""
+
+    last_epoch: int
+    step_count: int
+    base_lrs: list[float | Tensor]
+    schedules: list[Schedule]
+    hyperparams: dict[str, list[Schedule]]
+    initial_values: dict[str, list[float | Tensor]]
+
+
+def _step(owner: str, key: str, value: Any) -> int:
+    """A checkpoint's step count: an integer (not a bool, not a float) in ``[0, MAX_STEP]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_STEP:
+        raise ValueError(f"{owner}: state_dict {key}={shorten(value)} is invalid; expected an integer in "
+                         f"[0, 2**63 - {BLOCK + 1}]")
+    return int(value)
+
+
+def _per_group_list(owner: str, key: str, value: Any, count: int) -> list[Any]:
+    """``value`` as a list with one entry per param group."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{owner}: state_dict {key}={shorten(value)} is invalid; expected a list with "
+                         f"{count} entries, one per param group")
+    if len(value) != count:
+        raise ValueError(
+            f"{owner}: state_dict {key} has {len(value)} entries; "
+            f"expected {count}, one per param group of this optimizer"
+        )
+    return list(value)
+
+
+def _number(owner: str, key: str, value: Any, what: str,
+            limits: tuple[float, float, bool] = (0.0, math.inf, False)) -> float | Tensor:
+    """A peak or initial value: a finite number in ``limits`` (a float, or a copy of a
+    one-element float tensor)."""
+    low, high, high_open = limits
+    interval = f"[{low}, {high}{')' if high_open or high == math.inf else ']'}"
+    if isinstance(value, Tensor) and value.is_floating_point() and value.numel() == 1:
+        number = float(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+    else:
+        number = math.nan
+    if not math.isfinite(number) or not (low <= number < high if high_open else low <= number <= high):
+        raise ValueError(f"{owner}: state_dict {key}={shorten(value)} is invalid; expected {what}, a finite "
+                         f"number in {interval} (or a one-element float tensor)")
+    return _copy(value) if isinstance(value, Tensor) else number
+
+
+def _schedule(owner: str, key: str, data: Any) -> Schedule:
+    """A schedule rebuilt with ``from_dict``, its errors prefixed with ``key``."""
+    try:
+        return from_dict(data)
+    except ValueError as err:
+        raise ValueError(f"{owner}: state_dict {key}: {err}") from None
 
 
 def _is_controller(value: Any) -> bool:
