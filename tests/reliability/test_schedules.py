@@ -179,12 +179,16 @@ WORKS = [
     pytest.param(lambda: S.wsd(0, MAX, decay_fraction=1.0, shape="cosine"), id="wsd-all-decay-2**63-1"),
     pytest.param(lambda: S.from_hf_name("linear", MAX, MAX), id="hf-total=2**63-1"),
     pytest.param(lambda: _nested_joins(50), id="nested-50"),
+    pytest.param(lambda: S.exponential_warmup(tau=5e-324, steps=10), id="tau=5e-324"),
+    pytest.param(lambda: S.exponential_decay(half_life=5e-324), id="half_life=5e-324"),
+    pytest.param(lambda: S.polynomial_warmup(10, 5e-324) * S.exponential_decay(rate=5e-324), id="power-rate=5e-324"),
     pytest.param(lambda: parse("linear_warmup(" + "-+" * 1000 + "10)"), id="2000-signs"),
     pytest.param(lambda: parse("linear_warmup(9223372036854775807)"), id="text-steps=2**63-1"),
     pytest.param(lambda: parse("constant(\n  5\n) >> linear_decay(\r\n 10)"), id="text-line-breaks"),
 ]
 
 
+@pytest.mark.filterwarnings("error")  # not even a NumPy overflow warning
 @pytest.mark.parametrize("build", WORKS)
 def test_valid_extremes_evaluate_everywhere_and_round_trip(build):
     schedule = build()
@@ -259,6 +263,11 @@ CLI = [
     pytest.param(["show", EXPR, "--total", "100", "--peak", "inf"], ["--peak", "inf"], id="show-peak=inf"),
     pytest.param(["show", EXPR, "--total", "100", "--peak", "1e-400"], ["--peak", "0.0"], id="show-peak-underflows"),
     pytest.param(["show", EXPR, "--total", "100", "--peak", "1", "--every", "0"], ["--every", "0", "integer >= 1"], id="show-every=0"),
+    # click's own conversions: one line too (their wording is click's or typer's)
+    pytest.param(["show", EXPR, "--total", "abc", "--peak", "1"], ["Invalid value for '--total'", "integer"], id="show-total=abc"),
+    pytest.param(["plot", EXPR, "--total", "100", "--peak", "x", "--out", "{out}"], ["Invalid value for '--peak'"], id="plot-peak=x"),
+    pytest.param(["show", EXPR, "--total", "100", "--peak", "1", "-f", "xml"], ["Invalid value for '--format'", "'xml'"], id="show-format=xml"),
+    pytest.param(["plot", EXPR, "--peak", "1", "--out", "{out}"], ["Missing option '--total'"], id="plot-no-total"),
 ]
 
 
@@ -376,6 +385,7 @@ def _outcome(read, value) -> None:
         assert from_dict(json.loads(json.dumps(schedule.to_dict()))) == schedule
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a NumPy warning while evaluating fails too
 @FUZZ
 @given(st.text(max_size=200))
 def test_parse_any_text(text):
@@ -456,6 +466,7 @@ def _grow(children):
 EXPRESSIONS = st.recursive(_calls(st.one_of(NUMBERS, STRINGS)), _grow, max_leaves=8)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 @FUZZ
 @given(st.one_of(EXPRESSIONS, mutated_texts()))
 def test_parse_schedule_like_text(text):
@@ -511,6 +522,7 @@ def mutated_dicts(draw) -> dict:
     return data
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 @FUZZ
 @given(st.one_of(JSON_LIKE, mutated_dicts()))
 def test_from_dict_any_data(data):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
+from typer.core import TyperCommand
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -49,25 +50,36 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _invalid(option: str, value: object, expected: str) -> NoReturn:
-    _fail(f"Invalid value for {option}: {shorten(value)}; expected {expected}")
+class _OneLineErrors(TyperCommand):
+    """A command whose bad or missing option values (``BadParameter``: a check below, a number
+    that is not one, a --format that is not a choice) print as one line and exit 2."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except typer.BadParameter as err:
+            _fail(f"{err.format_message()} (see: preheat {ctx.info_name} --help)")
+
+
+def _invalid(value: object, expected: str) -> NoReturn:
+    raise typer.BadParameter(f"{shorten(value)}; expected {expected}")
 
 
 def _total(value: int) -> int:
     if not 1 <= value <= MAX_STEP:
-        _invalid("--total", value, "an integer from 1 to 2**63 - 1")
+        _invalid(value, "an integer from 1 to 2**63 - 1")
     return value
 
 
 def _every(value: int) -> int:
     if value < 1:
-        _invalid("--every", value, "an integer >= 1")
+        _invalid(value, "an integer >= 1")
     return value
 
 
 def _peak(value: float) -> float:
     if not (math.isfinite(value) and value > 0):
-        _invalid("--peak", value, "a finite number > 0")
+        _invalid(value, "a finite number > 0")
     return value
 
 
@@ -76,7 +88,7 @@ def _figure_path(value: Optional[Path]) -> Optional[Path]:
         try:
             check_figure_path(value)
         except ValueError as err:
-            _fail(f"Invalid value for --out: {err}")
+            raise typer.BadParameter(str(err)) from None
     return value
 
 
@@ -114,7 +126,7 @@ def _number(value: float) -> str:
 # -- commands ------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_OneLineErrors)
 def plot(
     expressions: Annotated[list[str], typer.Argument(metavar="EXPR", help="Schedule expression(s).")],
     total: Total,
@@ -141,7 +153,7 @@ def plot(
         except ImportError as err:
             _fail(str(err), code=1)
         except ValueError as err:  # --out became unusable since it was checked
-            _fail(f"Invalid value for --out: {err}")
+            _fail(f"Invalid value for '--out' / '-o': {err}")
         except OSError as err:  # the disk is full, say: nothing is left behind
             _fail(f"cannot write {shorten(str(out))}: {err.strerror or err}", code=1)
         console.print(f"wrote {path}")
@@ -167,7 +179,7 @@ def plot(
         console.print()
 
 
-@app.command()
+@app.command(cls=_OneLineErrors)
 def show(
     expression: Annotated[str, typer.Argument(metavar="EXPR", help="Schedule expression.")],
     total: Total,

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from preheat.schedules.base import Schedule, progress
 from preheat.schedules.validate import check_sequence, check_steps, shorten
 
@@ -127,7 +129,8 @@ class ExponentialDecay(Schedule):
     def _at(self, t: Any, xp: Any) -> Any:
         if self.rate is not None:
             return xp.power(self.rate, t)
-        return xp.power(0.5, t / self.half_life)
+        with np.errstate(over="ignore"):  # a tiny half_life: t / half_life is inf, 0.5 ** inf is 0
+            return xp.power(0.5, t / self.half_life)
 
 
 @dataclass(frozen=True, repr=False)

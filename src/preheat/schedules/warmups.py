@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from preheat.schedules.base import Schedule, progress
 from preheat.schedules.validate import shorten
 
@@ -95,7 +97,8 @@ class ExponentialWarmup(Schedule):
         return self.tau if self.tau is not None else 1.0 / (1.0 - self.beta2)
 
     def _at(self, t: Any, xp: Any) -> Any:
-        return 1.0 - xp.exp(-(t + 1.0) / self.time_constant)
+        with np.errstate(over="ignore"):  # a tiny tau: (t + 1) / tau is inf, exp(-inf) is 0
+            return 1.0 - xp.exp(-(t + 1.0) / self.time_constant)
 
 
 @dataclass(frozen=True, repr=False)
