@@ -125,3 +125,10 @@ def test_an_int_beyond_the_float_range_is_backed_off_as_infinite() -> None:
     controller = BUILDS[0][1]()
     controller.observe(loss=10**400)
     assert controller.decisions[-1].action == "backoff" and "loss" in controller.decisions[-1].reason
+
+
+@pytest.mark.parametrize("after", ["inverse_sqrt({steps})", "warmup_cosine(1, {steps})", "exponential_decay({steps})"])
+def test_an_after_schedule_that_a_handover_could_not_build_is_refused_when_built(after: str) -> None:
+    # each builds for {steps}=1 but not for 0 (a handover at total) or for total - 1
+    with pytest.raises(ValueError, match=r"after=.*for \{steps\}="):
+        CONTROLLERS[0](TOTAL, after=after, **REQUIRED.get(CONTROLLERS[0].name, {}))

@@ -80,7 +80,8 @@ class Bounds:
             return parse(self.after.format(steps=remaining))
         except (KeyError, IndexError, ValueError) as err:
             raise ValueError(f"bounds: after={self.after!r} is invalid; expected a schedule expression, "
-                             f"optionally with {{steps}} (the steps left): {err}") from None
+                             f"optionally with {{steps}} (the steps left), that builds for {{steps}}={remaining}: "
+                             f"{err}") from None
 
 
 class BoundsKeywords(TypedDict, total=False):
@@ -231,7 +232,9 @@ class Controller(ABC):
 
     Args:
         total: the latest update at which the warmup hands over (>= 1).
-        after, floor, max_step, backoff: the :class:`Bounds`, kept as :attr:`bounds`.
+        after, floor, max_step, backoff: the :class:`Bounds`, kept as :attr:`bounds`; ``after``
+            must build for the updates left at the first and the last possible handover
+            (``{steps}`` = ``total - 1`` and 0), so a handover never fails on it.
 
     A subclass sets its own arguments before calling ``super().__init__`` (``start`` may read
     them) and keeps what changes in ``self.state``, an instance of its ``State``.
@@ -254,6 +257,11 @@ class Controller(ABC):
             raise ValueError(f"{self.name}: {err}; expected the keywords after, floor, max_step, backoff") from None
         except ValueError as err:
             raise ValueError(str(err).replace("bounds:", f"{self.name}:", 1)) from None
+        for left in sorted({0, self.total - 1}):  # a handover at total, and at update 1
+            try:
+                self.bounds.handover_schedule(left)
+            except ValueError as err:
+                raise ValueError(str(err).replace("bounds:", f"{self.name}:", 1)) from None
         self._after: tuple[int, Schedule] | None = None  # (handover step, the schedule built for it)
         self.state = self.State()
         self.state.current = self.bounds.clip(self.start())
