@@ -132,3 +132,22 @@ def test_an_after_schedule_that_a_handover_could_not_build_is_refused_when_built
     # each builds for {steps}=1 but not for 0 (a handover at total) or for total - 1
     with pytest.raises(ValueError, match=r"after=.*for \{steps\}="):
         CONTROLLERS[0](TOTAL, after=after, **REQUIRED.get(CONTROLLERS[0].name, {}))
+
+
+@pytest.mark.parametrize("value", [None, "x", [1.0], 10**400])
+def test_a_scheduler_passes_on_a_signal_the_controller_refuses_by_name_or_backs_off(value: Any) -> None:
+    import torch
+
+    from preheat.torch import Scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    scheduler = Scheduler(optimizer, BUILDS[0][1]())
+    optimizer.step()
+    if value == 10**400:  # a number beyond the float range: backed off
+        scheduler.step(loss=value)
+        assert scheduler.controller.decisions[-1].action == "backoff"
+        return
+    before = (scheduler.state_dict(), optimizer.param_groups[0]["lr"])
+    with pytest.raises(ValueError, match="signal loss="):
+        scheduler.step(loss=value)
+    assert (scheduler.state_dict(), optimizer.param_groups[0]["lr"]) == before

@@ -161,10 +161,15 @@ class Scheduler(LRScheduler):
         Under ``torch.distributed`` the signals are averaged over all ranks first, so every rank
         takes the same decision. A NaN or inf signal on any rank reaches every rank as NaN: the
         controller backs off everywhere.
+
+        Raises:
+            ValueError: a signal is not a number (the controller's ``signal_values`` names it).
         """
         if self.controller is None:
             raise ValueError("Scheduler.observe: this scheduler drives a schedule; expected a controller")
-        self.controller.observe(**_all_reduce(signals))
+        convert = getattr(self.controller, "signal_values", None)
+        values = convert(signals) if convert is not None else {k: float(v) for k, v in signals.items()}
+        self.controller.observe(**_all_reduce(values))
 
     def get_lr(self) -> list[float | Tensor]:
         """Each group's LR at the current step ``last_epoch``: ``peak * schedule(last_epoch)``."""
@@ -416,12 +421,12 @@ def _is_controller(value: Any) -> bool:
 
 
 def _all_reduce(signals: Mapping[str, float]) -> dict[str, float]:
-    """The signals averaged over all ranks when ``torch.distributed`` is initialised, else as given
-    (reduced on the current GPU under NCCL, which reduces CUDA tensors only)."""
+    """The signals (floats) averaged over all ranks when ``torch.distributed`` is initialised, else
+    as given (reduced on the current GPU under NCCL, which reduces CUDA tensors only)."""
     import torch
     import torch.distributed as dist
 
-    values = {k: float(v) for k, v in signals.items()}
+    values = dict(signals)
     if not values or not (dist.is_available() and dist.is_initialized()):
         return values
     keys = sorted(values)
