@@ -81,7 +81,7 @@ def test_every_controller_is_fuzzed_and_needs_only_the_listed_arguments() -> Non
 
 @pytest.mark.filterwarnings("error")  # no RuntimeWarning from NumPy either: nothing overflows
 @pytest.mark.parametrize(("case", "make"), BUILDS, ids=[case for case, _ in BUILDS])
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=st.lists(signal_dicts, max_size=TOTAL + 5), peak=st.sampled_from(PEAKS))
 def test_any_float_for_any_signal_gives_a_multiplier_in_bounds(
         case: str, make: Callable[[], Controller], stream: list[dict[str, float]], peak: float) -> None:
