@@ -3,11 +3,13 @@
 For each controller in :data:`preheat.adaptive.CONTROLLERS`, built with its default arguments
 and with a few non-default ones, random sequences of signal dicts (``loss``, ``grad_norm``,
 ``smoothness``, ``sharpness``; any float, NaN and infinities included, mixed with the extremes
-1e308, -1e308, 5e-324, 0.0 and -0.0) are observed one by one. After every observation the
-multiplier is a float in ``[floor, 1]`` (never NaN), the warmup logged a decision with a
-reason, and the only exception ever raised is ``ValueError`` (a NARS warmup refuses signals
-without ``loss``, as documented); nothing else (no OverflowError, ZeroDivisionError, nor a
-NumPy warning). Whatever state a stream leaves, its checkpoint loads and resumes exactly.
+1e308, -1e308, 5e-324, 0.0 and -0.0) are observed one by one, with peak LRs from 5e-324 to
+1e308. After every observation the multiplier is a float in ``[floor, 1]`` during warmup (never
+NaN), the warmup logged a decision with a reason and finite evidence, and the only exception
+ever raised is ``ValueError`` (a NARS warmup refuses signals without ``loss``, as documented);
+nothing else (no OverflowError, ZeroDivisionError, nor a NumPy warning). Whatever state a
+stream leaves, its checkpoint loads and resumes exactly. Signals that are not numbers are
+refused by name; an ``after`` schedule that a handover could not build is refused when built.
 """
 
 from __future__ import annotations
