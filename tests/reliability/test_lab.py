@@ -319,3 +319,31 @@ def test_progress_events_out_of_order_are_ignored() -> None:
 def test_config_json_round_trip_is_what_the_store_reads() -> None:
     config = RunConfig(task="digits", controller="nars_warmup()", after="cosine_decay({steps})")
     assert RunConfig.from_stored(json.dumps(config.model_dump(mode="json"))) == config
+
+
+# -- files the other commands are given ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "words"), [(b"", "is empty"), (bytes(range(128, 256)) * 8, "is not UTF-8 text")])
+def test_compare_data_that_is_empty_or_not_text_names_data_and_the_file(tmp_path: Path, content: bytes,
+                                                                         words: str) -> None:
+    (tmp_path / "corpus.txt").write_bytes(content)
+    code, text = cli("compare", "--task", "shakespeare-char", "--quick", "--data", tmp_path / "corpus.txt",
+                     "--out", tmp_path / "out")
+    assert code == 2 and text.startswith("error: --data: data=") and "corpus.txt" in text and words in text, text
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["compare", "--task", "river-valley", "--quick"],
+                                     ["diagnose", "--task", "river-valley", "--steps", "3", "--every", "1"]])
+def test_out_that_is_a_file_is_refused_before_any_training(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "file").write_text("mine")
+    code, text = cli(*command, "--out", tmp_path / "file")
+    assert code == 2 and "is a file" in text, text
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_label_with_broken_mathtext_is_reported_as_written(tmp_path: Path) -> None:
+    code, text = cli("sweep", *TINY, "--set", "label=$\\frac{ 100% $x", "--out", tmp_path / "out")
+    assert code == 0, text
+    assert "$\\frac{ 100% $x" in (tmp_path / "out" / "report.html").read_text()
