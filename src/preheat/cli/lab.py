@@ -175,7 +175,8 @@ def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[
     progress: Any = _Log() if quiet else _Bars()
     if log:
         progress = _Export(progress, log, out)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep as Ctrl-C does
+    for stop in (signal.SIGINT, signal.SIGTERM):  # either stops the sweep (even where a parent ignored SIGINT)
+        signal.signal(stop, signal.default_int_handler)
     try:
         return run_sweep(runs, out, workers=workers, progress=progress, backend=ray, leftovers=leftovers)
     except KeyboardInterrupt:
