@@ -3,6 +3,12 @@
 Imports NumPy only. Each family's formula is written once, against an array namespace, so
 ``schedule(t)`` (NumPy), optax (``jax.numpy``) and Keras (``keras.ops``) give the same numbers.
 See ``docs/schedules.md`` for every formula and a figure of each family.
+
+The map: :mod:`~.base` (the ``Schedule`` contract: evaluation, the hold after ``length``, the
+dict and text forms, the fingerprint, ``>>`` and ``*``), :mod:`~.warmups` and :mod:`~.decays`
+(one class per family), :mod:`~.compose` (``join``, ``Product``), :mod:`~.presets`
+(``warmup_cosine``, ``wsd``, Hugging Face names), :mod:`~.text` (the safe parser) and
+:mod:`~.validate` (every argument check, by field name).
 """
 
 from preheat.schedules.base import Schedule, from_dict
