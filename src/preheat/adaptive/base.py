@@ -253,15 +253,12 @@ class Controller(ABC):
         self.total = check_int(self.name, "total", total, minimum=1)
         try:
             self.bounds = Bounds(**bounds)
+            for left in sorted({0, self.total - 1}):  # a handover at total, and at update 1
+                self.bounds.handover_schedule(left)
         except TypeError as err:
             raise ValueError(f"{self.name}: {err}; expected the keywords after, floor, max_step, backoff") from None
         except ValueError as err:
             raise ValueError(str(err).replace("bounds:", f"{self.name}:", 1)) from None
-        for left in sorted({0, self.total - 1}):  # a handover at total, and at update 1
-            try:
-                self.bounds.handover_schedule(left)
-            except ValueError as err:
-                raise ValueError(str(err).replace("bounds:", f"{self.name}:", 1)) from None
         self._after: tuple[int, Schedule] | None = None  # (handover step, the schedule built for it)
         self.state = self.State()
         self.state.current = self.bounds.clip(self.start())

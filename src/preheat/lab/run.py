@@ -59,7 +59,8 @@ class Run:
 class Update:
     """Update ``step``, just made: on ``batch`` (this rank's share), at LR ``lr``, from the flat
     parameters ``before`` (``theta_t``) to ``after`` (``theta_{t+1}``), with the gradient
-    ``gradient`` (``g(theta_t)``, flat, before any clipping; under ``torchrun`` the ranks' mean).
+    ``gradient`` (``g(theta_t)``, flat, before any clipping; under ``torchrun`` the ranks' mean;
+    kept only when the run has observers, ``None`` otherwise).
     ``loss`` and ``accuracy`` (NaN if the task has none) are the batch's at ``theta_t``, averaged
     over ranks; ``grad_norm`` is the norm before clipping; ``seconds`` the forward, backward and
     optimizer step."""
@@ -72,7 +73,7 @@ class Update:
     grad_norm: float
     before: torch.Tensor
     after: torch.Tensor
-    gradient: torch.Tensor
+    gradient: torch.Tensor | None
     seconds: float
 
 
@@ -123,7 +124,8 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
     _evaluate(task, model, 0, result, averaged)
     limit = math.inf  # set from the first update's loss
     for step in range(config.steps):
-        update = _update(run, trained, step, task.shard(next(batches), world.rank, world.size), device)
+        batch = task.shard(next(batches), world.rank, world.size)
+        update = _update(run, trained, step, batch, device, keep_gradient=bool(watchers))
         for watcher in watchers:
             watcher.updated(run, update)
         scheduler.step()
@@ -158,9 +160,10 @@ def _scheduler(run: Run) -> tuple[Stepper, signals.Feed | None]:
     return scheduler, signals.Feed(controller, scheduler)
 
 
-def _update(run: Run, trained: torch.nn.Module, step: int, batch: Any, device: torch.device) -> Update:
+def _update(run: Run, trained: torch.nn.Module, step: int, batch: Any, device: torch.device,
+            keep_gradient: bool) -> Update:
     """Make update ``step`` on ``batch`` (this rank's share; ``trained``: the model, DDP-wrapped
-    under ``torchrun``)."""
+    under ``torchrun``); a copy of the gradient is kept only if ``keep_gradient``."""
     config, params, optimizer = run.config, run.params, run.optimizer
     started = time.perf_counter()
     before = signals.flat([p.detach() for p in params])
@@ -168,7 +171,9 @@ def _update(run: Run, trained: torch.nn.Module, step: int, batch: Any, device: t
     loss, accuracy = run.task.loss(trained, batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    gradient = signals.flat([torch.zeros_like(p) if p.grad is None else p.grad for p in params])
+    gradient = None
+    if keep_gradient:  # before clipping changes .grad
+        gradient = signals.flat([torch.zeros_like(p) if p.grad is None else p.grad for p in params])
     grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip if config.grad_clip is not None else math.inf)
     optimizer.step()
     group = optimizer.param_groups[0]

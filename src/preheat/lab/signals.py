@@ -52,6 +52,7 @@ def smoothness(run: Run, update: Update) -> float:
         return math.nan
     fresh = torch.autograd.grad(run.loss(run.model, update.batch), run.params, allow_unused=True)
     new = flat([torch.zeros_like(p) if g is None else g for g, p in zip(fresh, run.params)])
+    assert update.gradient is not None  # kept for every run with observers, which measure here
     return torch.linalg.vector_norm(distributed.mean_tensor(new) - update.gradient).item() / moved
 
 
