@@ -236,6 +236,8 @@ def compare(
     quick: Annotated[bool, typer.Option("--quick", help="Short runs, fewer warmups, one seed (minutes).")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory (store and report).")] = None,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per setting.")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        "--steps", help="Updates per run, instead of the task's (warmup lengths scale with it).")] = None,
     data: Annotated[Optional[Path], typer.Option(
         "--data", help="shakespeare-char: a text file to train on; cifar10: the CIFAR-10 folder.")] = None,
     workers: Workers = 2,
@@ -261,8 +263,8 @@ def compare(
 
     ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
     try:
-        runs = comparison(task, quick=quick, seeds=seeds,
-                          data=str(data) if data is not None else None)
+        runs = comparison(task, quick=quick, seeds=seeds, data=str(data) if data is not None else None,
+                          steps=steps)
         if runs:
             make_task(runs[0].task, runs[0].task_options)  # a missing data set says so now, once
     except ValueError as err:

@@ -31,6 +31,7 @@ from preheat.lab.optimizers import OPTIMIZERS
 from preheat.schedules import UntunedLinearWarmup
 
 WARMUP_TEMPLATE = "warmup_cosine({warmup}, {steps})"
+MIN_STEPS = 10  # the shortest run whose 10% ramps are a step long
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,13 @@ SETUPS: dict[str, Setup] = {
 
 
 def comparison(task: str, quick: bool = False, seeds: int | None = None,
-               data: str | None = None) -> list[RunConfig]:
-    """The runs of ``preheat compare --task TASK [--quick] [--seeds N] [--data PATH]``.
+               data: str | None = None, steps: int | None = None) -> list[RunConfig]:
+    """The runs of ``preheat compare --task TASK [--quick] [--seeds N] [--data PATH] [--steps N]``.
 
     ``quick`` uses the short run length, two warmup lengths and one seed (made to finish in a
     few minutes on 2 CPU cores); ``seeds`` overrides the seed count; ``data`` is the task's
-    data path (shakespeare-char: any text file; cifar10: the CIFAR-10 folder).
+    data path (shakespeare-char: any text file; cifar10: the CIFAR-10 folder); ``steps``
+    overrides the run length (every warmup length and the evaluation interval scale with it).
     """
     setup = SETUPS.get(task)
     if setup is None:
@@ -86,7 +88,9 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
     if data is not None and setup.data_option is None:
         raise ValueError(f"data={data!r} is invalid for task={task!r}, which makes its own data")
     task_options = {setup.data_option: data} if data is not None else {}
-    steps = setup.quick_steps if quick else setup.steps
+    if steps is not None and steps < MIN_STEPS:
+        raise ValueError(f"steps={steps} is invalid; expected an integer >= {MIN_STEPS}")
+    steps = steps if steps is not None else (setup.quick_steps if quick else setup.steps)
     fractions = setup.quick_warmup_fractions if quick else setup.warmup_fractions
     count = seeds if seeds is not None else (1 if quick else setup.seeds)
     if count < 1:
