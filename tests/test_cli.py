@@ -252,3 +252,37 @@ def test_compare_help_names_every_method_it_runs():
         assert name.lower() in words, label
     for name in ("no warmup", "linear warmup", "exponential warmup", "wsd", "untuned", "radam"):
         assert name in words, name
+
+
+# -- defaults and help -------------------------------------------------------------------------
+
+
+def test_peak_defaults_to_1_the_multipliers():
+    """Without --peak, plot and show give the schedule's multipliers (peak 1)."""
+    result, text = run("show", "linear_warmup(4)", "--total", "6", "-f", "json")
+    assert result.exit_code == 0, text
+    data = json.loads(text)
+    assert data["peak"] == 1.0 and data["lr"] == data["multiplier"] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    result, text = run("plot", "linear_warmup(4)", "--total", "6")
+    assert result.exit_code == 0, text
+    assert "lr 0..1" in text and table_rows(text)[4] == (1.0, 1.0)
+    result, text = run("show", "--help")
+    assert "[default: 1.0]" in " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("command", [[], ["compare"], ["plot"], ["show"], ["sweep"], ["report"], ["diagnose"]],
+                         ids=lambda command: command[0] if command else "preheat")
+def test_help_shows_flags_without_a_value_type(command):
+    """A flag (--quick, --log of plot, --help, --version) takes no value, so its help row shows no
+    type: typer's rich help would print `<bool>` there."""
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    text = ANSI.sub("", result.output)
+    assert result.exit_code == 0, text
+    assert "<bool>" not in text and "bool" not in text.lower().replace("boolean", "")
+    assert re.search(r"│\s+--help\s+Show this message and exit\.", text), text
+    flags = {"compare": "--quick", "plot": "--log", "sweep": "--trust-tasks", "diagnose": "--quiet"}
+    if command and command[0] in flags:
+        assert re.search(rf"│\s+{flags[command[0]]}\s+(-q\s+)?[A-Z]", text), text
+    # options that take a value still show its type
+    if command and command[0] in ("plot", "show"):
+        assert "<int>" in text and "<float>" in text

@@ -3,9 +3,10 @@
 ``preheat plot EXPR ...`` draws one or more schedules (a figure with ``--out``, else a terminal
 view); ``preheat show EXPR`` prints the learning rate of every step. EXPR is the text form of a
 schedule, e.g. ``"linear_warmup(2000) >> cosine_decay(98000, end=0.1)"``. Update ``t`` uses
-``peak * schedule(t)``. A mistake in EXPR exits with status 2 and the message, the expression
-with a caret under the problem and a hint; a bad option (``--total``, ``--peak``, ``--every``,
-``--out``) exits with status 2 and one line naming it, before any work and without writing.
+``peak * schedule(t)``; ``--peak`` defaults to 1, which shows the schedule's multipliers. A
+mistake in EXPR exits with status 2 and the message, the expression with a caret under the
+problem and a hint; a bad option (``--total``, ``--peak``, ``--every``, ``--out``) exits with
+status 2 and one line naming it, before any work and without writing.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
-from typer.core import TyperCommand
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from preheat.cli.app import app
+from preheat.cli.app import Command, app
 from preheat.plotting import check_figure_path, curve, key_steps, plot_schedules, sparkline
 from preheat.schedules import ParseError, Schedule, parse
 from preheat.schedules.validate import MAX_STEP, shorten
@@ -50,7 +50,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-class _OneLineErrors(TyperCommand):
+class _OneLineErrors(Command):
     """A command whose bad or missing option values (``BadParameter``: a check below, a number
     that is not one, a --format that is not a choice) print as one line and exit 2."""
 
@@ -96,7 +96,8 @@ Total = Annotated[
     int, typer.Option("--total", "-n", callback=_total, help="Number of updates: steps 0 .. N-1.")
 ]
 Peak = Annotated[
-    float, typer.Option("--peak", "-p", callback=_peak, help="Peak learning rate (multiplier 1).")
+    float, typer.Option("--peak", "-p", callback=_peak,
+                        help="Peak learning rate (multiplier 1); the default, 1, shows the schedule's multipliers."),
 ]
 
 
@@ -130,7 +131,7 @@ def _number(value: float) -> str:
 def plot(
     expressions: Annotated[list[str], typer.Argument(metavar="EXPR", help="Schedule expression(s).")],
     total: Total,
-    peak: Peak,
+    peak: Peak = 1.0,
     out: Annotated[
         Optional[Path],
         typer.Option("--out", "-o", callback=_figure_path, help="Write a figure (.png, .svg, .pdf) instead."),
@@ -183,7 +184,7 @@ def plot(
 def show(
     expression: Annotated[str, typer.Argument(metavar="EXPR", help="Schedule expression.")],
     total: Total,
-    peak: Peak,
+    peak: Peak = 1.0,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     every: Annotated[
         int, typer.Option("--every", "-k", callback=_every, help="Print every K-th step only.")
