@@ -1,5 +1,8 @@
 """The peer benchmark end to end at a smoke scale: every method runs, the linear grid collapses to
-its best length per peak LR, and the summary compares each method with that tuned warmup."""
+its best length per peak LR, and the summary compares each method with that tuned warmup.
+
+At its full size (marked ``slow``, left out of the default run; run it with
+``.venv/bin/python -m pytest -m slow``) every run of every task finishes."""
 
 from __future__ import annotations
 
@@ -64,3 +67,25 @@ def test_a_ratio_within_two_standard_errors_is_marked_a_tie() -> None:
     # 2 * sqrt(0.3^2/3 + 0.3^2/3) = 0.49: 1.4 vs 1.0 is a tie, 1.6 vs 1.0 is not
     table = bench.summary({"t": [cell(bench.TUNED, 1.0, 0.3), cell("a", 1.4, 0.3), cell("b", 1.6, 0.3)]})
     assert "| a | 1.4x ≈ | 1.4x | 0 |" in table and "| b | 1.6x | 1.6x | 0 |" in table
+
+
+@pytest.mark.slow
+def test_warmup_bench_full(tmp_path: Path) -> None:
+    """The benchmark at its real size (every task, 3 seeds, the 6-point warmup grid), as
+    docs/results.md runs it: every run finishes or diverges (none fails), and every table is there."""
+    from preheat.lab.store import Store
+
+    bench = load_bench()
+    out = tmp_path / "bench.md"
+    bench.main(["--workers", "2", "--out", str(tmp_path / "runs"), "--markdown", str(out)])
+    text = out.read_text()
+    for name, task in bench.TASKS.items():
+        assert f"{name} ({task.steps} updates, 3 seeds)" in text, name
+        runs = Store(tmp_path / "runs" / "full" / name, read_only=True).runs()
+        assert len(runs) == 2 * len(bench.menu(task.steps, bench.WARMUP_GRID)) * 3, name
+        assert {run.status for run in runs} <= {"finished", "diverged"}, name
+    methods = [label for label, _ in bench.menu(400, bench.WARMUP_GRID) if not label.startswith("linear ")]
+    for method in methods + ["no warmup", bench.TUNED]:
+        # 2 peak LRs in each of the 3 task tables, and a summary row (the tuned warmup is its basis)
+        assert text.count(f"| {method}") == 6 + (method != bench.TUNED), method
+    assert "### Summary" in text and "wall time" in text

@@ -1,8 +1,12 @@
 """Every study in studies/ runs end to end at its --smoke size (a few runs of a few steps) and
-writes its figure, its table file, and the table into its page between the markers."""
+writes its figure, its table file, and the table into its page between the markers.
+
+At its full size (the tests marked ``slow``, left out of the default run; run them with
+``.venv/bin/python -m pytest -m slow``) each study trains the runs its page's table shows."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -82,3 +86,37 @@ def test_each_study_has_a_page_its_run_updates(study: ModuleType) -> None:
     page = (Path(__file__).resolve().parents[1] / "docs" / "studies" / f"{study.NAME}.md").read_text()
     assert BEGIN.format(name=study.NAME) in page and END in page
     assert f"({study.NAME}.png)" in page and f"-m studies.{study.NAME}" in page
+
+
+# -- full size: marked slow --------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def trained(table: str) -> str:
+    """The 'N runs trained by this invocation' of a table's provenance line."""
+    match = re.search(r"(\d+) runs trained by this invocation", table)
+    assert match, table[:300]
+    return match[1]
+
+
+def first_cells(table: str) -> list[str]:
+    """The first cell of every table row (headers included), in order: the settings, not the results."""
+    return [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", list(EXPECTED), ids=lambda module: module.NAME)
+def test_full_run_trains_what_its_page_shows(study: ModuleType, tmp_path: Path) -> None:
+    """The study at its real size (no --smoke), into a fresh store: it trains as many runs as the
+    table on its page (docs/studies/NAME_table.md) says, and writes a table with the same rows."""
+    docs = tmp_path / "docs"
+    study.main(["--out", str(tmp_path / "runs"), "--docs", str(docs)])
+
+    figure = docs / f"{study.NAME}.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (docs / f"{study.NAME}_table.md").read_text()
+    page = (ROOT / "docs" / "studies" / f"{study.NAME}_table.md").read_text()
+    assert "--smoke" not in table.splitlines()[0]
+    assert trained(table) == trained(page)
+    assert first_cells(table) == first_cells(page)
