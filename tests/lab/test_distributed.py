@@ -77,7 +77,7 @@ def test_preheat_sweep_under_torchrun_writes_the_store_once(tmp_path: Path) -> N
     done = torchrun("-m", "preheat.cli", "sweep", "--set", "task=digits", "--set", "steps=20",
                     "--set", "task_options={width: 16}", "--set", "schedule=warmup_linear(5, {steps})",
                     "--quiet", "--out", str(tmp_path / "sweep"), cwd=tmp_path)
-    assert done.stdout.count("ranking (best first)") == 1
+    assert done.stdout.count("ranking, best first") == 1
     with sqlite3.connect(tmp_path / "sweep" / "runs.sqlite") as db:
         runs = db.execute("SELECT status, config FROM runs").fetchall()
         steps = db.execute("SELECT COUNT(*) FROM steps").fetchone()[0]

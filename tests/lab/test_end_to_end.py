@@ -14,7 +14,7 @@ from preheat.cli import app
 from preheat.lab.compare import SETUPS, comparison
 from preheat.lab.store import Store
 
-from browser import rendered_images
+from browser import rendered
 from cifar_files import write_fake_cifar
 
 TINY = {
@@ -50,21 +50,32 @@ def test_a_sweep_on_each_task_is_stored_and_reported(task: str, tmp_path: Path) 
     assert all(r.method == r.config.method for r in runs)
     (chance,) = {r.chance_accuracy for r in runs}  # the task's, kept for metrics that build no task
     assert chance is None if task == "river-valley" else 0 < chance < 1
-    done, total = rendered_images(out / "report.html", tmp_path)
-    assert done == total >= 3
+    seen = rendered(out / "report.html", tmp_path)
+    assert seen.loaded == seen.images >= 3
 
 
-def test_compare_quick_on_the_river_valley(tmp_path: Path) -> None:
-    out = tmp_path / "compare"
+def test_compare_quick_on_the_river_valley(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranking, every method explained, the verdict with its next commands, and the
+    report's absolute path, at 80 columns (rich's width where the output is not a terminal)."""
+    monkeypatch.chdir(tmp_path)
+    out = Path("compare")  # relative: the summary prints it absolute
     result = CliRunner().invoke(app, ["compare", "--task", "river-valley", "--quick", "--out", str(out),
                                       "--quiet", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "ranking" in result.output and "report.html" in result.output
+    text = result.output
+    assert text.index("ranking, best first") < text.index("methods") < text.index("verdict")
+    words = " ".join(text.split())  # rich wraps the verdict's sentences at 80 columns
+    assert "from one seed" in words and "not yet a winner" in words  # --quick: one seed
+    assert f"$ preheat compare --task river-valley --quick --out {out} --seeds 3" in text
+    assert f"report: {(tmp_path / 'compare' / 'report.html').resolve()}" in text
+    summary = text[text.index("ranking, best first"):text.index("verdict")]
+    assert max(len(line) for line in summary.splitlines()) <= 80
     runs = Store(out).runs()
     assert len(runs) == len(comparison("river-valley", quick=True))
     labels = {r.method for r in runs}
-    assert {"no warmup", "exponential warmup + cosine"} <= labels
+    assert {"no warmup", "exponential"} <= labels
     assert not any("radam" in label or "untuned" in label for label in labels)  # SGD task: Adam methods left out
+    assert all(label in summary for label in labels)  # ranked and explained
 
 
 def test_every_task_has_a_curated_comparison() -> None:

@@ -29,6 +29,7 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from preheat.lab.config import RunConfig
 from preheat.lab.figure_data import heatmap, lr_curves, representative_runs
@@ -48,7 +49,7 @@ from preheat.lab.record import RunResult
 from preheat.lab.report import write_report
 from preheat.lab.store import Store, StoreError
 
-from browser import chromium, rendered_images
+from browser import chromium, rendered
 
 A, B, C = "constant()", "warmup_cosine({warmup}, {steps})", "cosine_decay({steps})"
 STEPS, EVAL_STEPS = 100, [0, 25, 50, 75, 100]
@@ -261,12 +262,37 @@ def test_ranking_order_and_columns(rows: list[RunMetrics]) -> None:
     assert [r.largest_stable_lr for r in table] == [0.1, None, 1.0, 0.01]
     assert b.title == NAME_B10  # the name shows its warmup already
 
-    headers, cells = format_ranking(table)
-    assert len(headers) == len(cells[0]) == 10
-    assert cells[0][:7] == ["1", NAME_B10, "10", "0.1", "0.41 ± 0.014", "62.5", "0 / 6"]
+    headers, cells, numeric = format_ranking(table)
+    assert headers[4] == "final val loss (mean ± 95% CI, 1-2 seeds)"
+    assert headers[-1] == "good LR range"  # every run took 15 ms / step: a constant column, left out
+    assert len(headers) == len(cells[0]) == 9 and numeric == {0, 2, 3, 4, 5, 6, 7, 8}
+    half = scipy.stats.t.ppf(0.975, 1) * 0.02 / math.sqrt(2) / math.sqrt(2)  # two seeds 0.40, 0.42
+    assert cells[0][:7] == ["1", NAME_B10, "10", "0.1", f"0.41 ± {half:.2g}", "62.5", "0 / 6"]
     assert cells[2][4] == "0.43" and cells[2][8] == "0.1 – 1"  # one seed: no ± ; the good range
-    assert cells[3][4] == "0.95 ± 0.071" and cells[3][5] == "—" and cells[3][7] == "0.01"
+    assert cells[3][4].startswith("0.95 ± ") and cells[3][5] == "—" and cells[3][7] == "0.01"
     assert cells[1][7] == "—"
+
+
+def test_the_narrow_ranking_drops_constant_columns_and_fits_80_columns(rows: list[RunMetrics]) -> None:
+    """A column that is the same in every row is left out; the narrow table keeps what the
+    terminal shows; the CLI prints it at 80 columns without cutting a cell."""
+    from rich.console import Console
+
+    from preheat.cli.lab import ranking_table
+
+    table = ranking(rows)
+    headers, cells, _ = format_ranking(table, narrow=True)
+    assert headers[:2] == ["#", "method"] and "good LR range" not in headers and "warmup" not in headers
+    same = [dataclasses.replace(row, ms_per_step=1.0) for row in table]
+    assert "ms / step" not in format_ranking(same)[0]
+    console = Console(width=80, record=True)
+    console.print(ranking_table(table))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for row in cells:
+        for cell in row[2:]:  # every number whole, on one line
+            assert cell in text, cell
+    assert "…" not in text
 
 
 def test_ranking_of_one_method_over_several_warmups(rows: list[RunMetrics]) -> None:
@@ -297,7 +323,7 @@ def test_report_is_self_contained(report: Path, store: Store) -> None:
     assert report == store.directory / "report.html"
     page = report.read_text(encoding="utf-8")
     images = re.findall(r"<img\b[^>]*>", page)
-    assert len(images) == 4  # LR curves, training loss, validation loss, stability heatmap
+    assert len(images) == 5  # final loss by method, LR curves, training and validation loss, stability
     for image in images:
         assert re.search(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"', image)
         assert re.search(r'alt="[^"]{10,}"', image)
@@ -309,7 +335,7 @@ def test_report_is_self_contained(report: Path, store: Store) -> None:
     ranking_table = page.split('<table id="ranking">')[1].split("</table>")[0]
     assert ranking_table.index("warmup_cosine") < ranking_table.index("cosine_decay") < ranking_table.index("constant()")
     assert "preheat sweep CONFIG" in page and f"preheat report {store.directory}" in page
-    assert page.count("<details>") == len(RUNS) + 1  # one config per run, pending included
+    assert page.count("<details>") == len(RUNS) + 2  # the runs, folded; one config per run, pending included
     assert '"peak_lr": 0.01' in page and "torch" in page  # configs and versions
 
 
@@ -325,8 +351,13 @@ def test_report_of_an_empty_store(tmp_path: Path) -> None:
     store.close()
 
 
-def test_report_renders_in_a_browser(report: Path, tmp_path: Path) -> None:
-    assert rendered_images(report, tmp_path) == (4, 4)
+@pytest.mark.parametrize("width", [1400, 800])
+def test_report_renders_in_a_browser(report: Path, tmp_path: Path, width: int) -> None:
+    """Every figure decodes and fits the window, and the page never scrolls sideways: at a
+    desktop width and at a laptop's half screen (wide tables scroll inside their own box)."""
+    seen = rendered(report, tmp_path, width)
+    assert seen.loaded == seen.images == seen.inside == 5
+    assert seen.scroll_width <= seen.width == width
 
     shot = tmp_path / "report.png"
     chromium(f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri(), profile=tmp_path / "p2")
@@ -419,7 +450,8 @@ def test_reading_a_store_and_writing_its_report_imports_no_torch(store: Store, t
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "no torch", done.stderr
-    assert rendered_images(tmp_path / "report.html", tmp_path) == (4, 4)
+    seen = rendered(tmp_path / "report.html", tmp_path)
+    assert seen.loaded == seen.images == 5
 
 
 def test_sweep_metrics_are_the_runs_and_their_ranking(store: Store, rows: list[RunMetrics]) -> None:

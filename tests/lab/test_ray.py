@@ -157,7 +157,7 @@ def test_preheat_sweep_backend_ray_starts_a_local_instance(tmp_path: Path) -> No
                "--backend", "ray", "--cpus-per-run", "1", "--quiet", "--out", str(tmp_path / "sweep")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("finished ") == 2 and "ranking (best first)" in done.stdout
+    assert done.stdout.count("finished ") == 2 and "ranking, best first" in done.stdout
     assert set(statuses(tmp_path / "sweep").values()) == {"finished"}
     assert (tmp_path / "sweep" / "report.html").exists()
 

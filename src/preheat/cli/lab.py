@@ -6,18 +6,23 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from preheat.cli.app import app, positive_int
 from preheat.lab.catalog import BUILTIN
 
 if TYPE_CHECKING:
     from preheat.lab.config import RunConfig
+    from preheat.lab.metrics import RankedMethod, SweepMetrics
     from preheat.lab.record import RunResult
     from preheat.lab.store import Store
 
@@ -193,11 +198,13 @@ def _run(runs: list[RunConfig], out: Path, workers: int, quiet: bool, log: list[
         progress.stop()
 
 
-def _finish(store: Store | None, runs: list[RunConfig]) -> None:
-    """Rank and report the sweep; exit 1, saying how many, if any of ``runs`` failed (crashed)."""
+def _finish(store: Store | None, runs: list[RunConfig], title: str | None = None,
+            rerun: str | None = None, full: str | None = None) -> None:
+    """Rank, judge and report the sweep; exit 1, saying how many, if any of ``runs`` failed
+    (crashed). ``title``, ``rerun`` and ``full`` go to :func:`_summarise`."""
     if store is None:
         return
-    _summarise(store, target=None)
+    _summarise(store, target=None, title=title, rerun=rerun, full=full)
     ours = {config.fingerprint() for config in runs}
     failed = [run for run in store.runs() if run.id in ours and run.status == "failed"]
     if failed:
@@ -207,27 +214,82 @@ def _finish(store: Store | None, runs: list[RunConfig]) -> None:
         raise typer.Exit(1)
 
 
-def _summarise(store: Store, target: float | None, figures: Path | None = None) -> None:
-    """Print the ranking table and write the report next to the store (metrics computed once,
-    from the store alone)."""
-    from preheat.lab.metrics import format_ranking, sweep_metrics
+def ranking_table(ranking: Sequence[RankedMethod]) -> Table:
+    """The ranking for the terminal: the narrow columns, no number ever cut or wrapped (a
+    numeric column is exactly as wide as its widest cell or its header's longest word; headers
+    and method names wrap)."""
+    from preheat.lab.metrics import format_ranking
+
+    headers, cells, numeric = format_ranking(ranking, narrow=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="ranking, best first (each method at its best peak LR)",
+                  title_justify="left")
+    for i, header in enumerate(headers):
+        widest = max((len(row[i]) for row in cells), default=1)
+        if i in numeric:  # as wide as its widest number or the header's longest word, no wider
+            width = max(widest, *(len(word) for word in header.split()))
+            table.add_column(header, justify="right", min_width=width, max_width=width)
+        else:
+            table.add_column(header, overflow="fold", min_width=min(widest, 20))
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def _legend(metrics: SweepMetrics) -> Table:
+    """Each ranked method and its one-line note (:func:`preheat.lab.methods.describe`)."""
+    from preheat.lab.methods import describe
+
+    configs = {r.method: r.config for r in metrics.runs}
+    legend = Table.grid(padding=(0, 2, 0, 0))
+    legend.add_column(no_wrap=True)
+    legend.add_column(overflow="fold")
+    for row in metrics.ranking:
+        legend.add_row(Text(row.title), Text(describe(configs[row.method]).note))
+    return legend
+
+
+def _summarise(store: Store, target: float | None, figures: Path | None = None, title: str | None = None,
+               rerun: str | None = None, full: str | None = None) -> None:
+    """Print the ranking, the methods, the verdict and the report's path, and write the
+    report (titled ``title``) next to the store; metrics computed once, from the store alone.
+
+    The next commands the verdict and the report show, each a ``# why`` line and the command:
+    ``rerun`` (the same comparison) with more seeds where the verdict is unsure (one seed, or a
+    tie), and ``full``.
+    """
+    from preheat.lab.metrics import sweep_metrics
     from preheat.lab.report import write_report
     from preheat.lab.store import StoreError
+    from preheat.lab.verdict import MORE_SEEDS, verdict
 
     try:
         metrics = sweep_metrics(store, target=target)
     except StoreError as err:
         errors.print(f"[red]error:[/] {err}")
         raise typer.Exit(2) from None
-    headers, cells = format_ranking(metrics.ranking)
-    table = Table(title="ranking (best first)")
-    for header in headers:
-        table.add_column(header)
-    for row in cells:
-        table.add_row(*row)
-    console.print(table)
-    path = write_report(store, metrics, figures_dir=figures)
-    console.print(f"report: {path}", soft_wrap=True)
+    judged = verdict(metrics)
+    commands = []
+    if rerun is not None and judged.best is not None and (judged.seeds < 2 or judged.tied):
+        commands.append(f"# more seeds (the finished runs are kept)\n{rerun} --seeds {max(MORE_SEEDS, judged.seeds + 2)}")
+    if full is not None:
+        commands.append(full)
+    console.print(ranking_table(metrics.ranking))
+    if metrics.ranking:
+        console.print("[dim]ms / step: wall time per update on this machine under its load at the "
+                      "time; compare it only within one sweep.[/]\n")
+        console.print("[bold]methods[/]")
+        console.print(Padding(_legend(metrics), (0, 0, 0, 2)))
+        console.print("\n[bold]verdict[/]")
+        lines = Table.grid()
+        lines.add_column(overflow="fold")
+        for line in judged.lines():
+            lines.add_row(Text(line))
+        console.print(Padding(lines, (0, 0, 0, 2)))
+        for line in "\n".join(commands).splitlines():
+            console.print(f"  [dim]{escape(line)}[/]" if line.startswith("#") else f"  $ {escape(line)}",
+                          soft_wrap=True)
+    path = write_report(store, metrics, figures_dir=figures, title=title, judged=judged, commands=commands).resolve()
+    console.print(f"\nreport: [link={path.as_uri()}]{escape(str(path))}[/link]", soft_wrap=True)
 
 
 @app.command()
@@ -250,13 +312,14 @@ def compare(
     retries: Retries = 3,
     leftovers: Leftovers = False,
 ) -> None:
-    """Run the curated warmup comparison on a task, print the ranking and write the report.
+    """Run the curated warmup comparison on a task; print the ranking, the verdict (what to
+    use, how sure, what next) and the report's path.
 
-    No warmup, linear warmup + cosine at several lengths, exponential warmup, WSD, untuned
-    warmup, RAdam and GI-Adam (the last three on Adam tasks only), and the adaptive warmups
-    (smoothness-guided, sharpness-guided, catapult initial LR + linear, persistent catapult,
-    NARS), each at a moderate and an aggressive peak LR. Rerunning with the same --out resumes:
-    finished runs are not redone.
+    Schedules: no warmup, linear warmup + cosine at several lengths, exponential warmup, WSD,
+    untuned warmup (Adam). Optimizers standing in for a warmup: RAdam, GI-Adam (Adam tasks).
+    Adaptive warmups: smoothness-guided, sharpness-guided, catapult initial LR, persistent
+    catapult, NARS. Each at a moderate and an aggressive peak LR. Rerunning with the same --out
+    resumes: finished runs are not redone.
     """
     from preheat.lab.compare import comparison
     from preheat.lab.tasks import make_task
@@ -275,7 +338,11 @@ def compare(
     store = _run(runs, out, workers, quiet, log, ray, leftovers)
     if store is not None:
         console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)", soft_wrap=True)
-    _finish(store, runs)
+    rerun = (f"preheat compare --task {task}{' --quick' if quick else ''}{f' --steps {steps}' if steps else ''}"
+             f"{f' --data {data}' if data else ''} --out {out}")
+    full = ("# full size: longer runs, more warmups, 3 seeds\n"
+            f"preheat compare --task {task}{f' --data {data}' if data else ''}") if quick or steps else None
+    _finish(store, runs, title=f"preheat compare: {task}{' (quick)' if quick else ''}", rerun=rerun, full=full)
 
 
 def _pairs(items: list[str], option: str) -> dict[str, Any]:

@@ -15,9 +15,11 @@ controller + steps + seed). The map, in the order data flows:
 - :mod:`~preheat.lab.record`: a run's record (plain data, no torch);
   :mod:`~preheat.lab.store`: the SQLite store of one sweep directory;
 - :mod:`~preheat.lab.sweep`: many runs into one store, resumably (local processes, Ray);
-- :mod:`~preheat.lab.metrics`, :mod:`~preheat.lab.figure_data` (what the figures show, pure
-  NumPy), :mod:`~preheat.lab.figures` (drawing it), :mod:`~preheat.lab.report`: what a sweep
-  showed, read from the store alone;
+- :mod:`~preheat.lab.metrics` (per run, per method, the ranking with intervals),
+  :mod:`~preheat.lab.verdict` (what to use, how sure, what next), :mod:`~preheat.lab.methods`
+  (what each method is), :mod:`~preheat.lab.figure_data` (what the figures show, pure NumPy),
+  :mod:`~preheat.lab.figures` (drawing it), :mod:`~preheat.lab.report_figures` (the report's
+  figures), :mod:`~preheat.lab.report`: what a sweep showed, read from the store alone;
 - :mod:`~preheat.lab.compare`: the curated comparison behind ``preheat compare``;
   :mod:`~preheat.lab.diagnose`: one run's sharpness and smoothness (``preheat diagnose``).
 

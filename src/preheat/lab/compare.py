@@ -112,21 +112,28 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
 
 def _menu(steps: int, fractions: tuple[float, ...], beta2: float | None, radam: str) -> list[tuple[str, dict[str, Any]]]:
     """(label, run fields) of every schedule in the comparison, for runs of ``steps`` updates; with
-    ``beta2`` (an Adam-type base) the untuned warmup and RAdam (``radam``: its optimizer name) too."""
-    menu: list[tuple[str, dict[str, Any]]] = [("no warmup", {"schedule": WARMUP_TEMPLATE, "warmup": 0})]
+    ``beta2`` (an Adam-type base) the untuned warmup and RAdam (``radam``: its optimizer name) too.
+    A schedule's label is short (the ranking's method column); its ``note`` says what it is."""
+    menu: list[tuple[str, dict[str, Any]]] = [("no warmup", {
+        "schedule": WARMUP_TEMPLATE, "warmup": 0, "note": "cosine decay from the peak LR at update 0"})]
     for fraction in fractions:
-        menu.append((f"linear warmup {fraction:.0%} + cosine",
-                     {"schedule": WARMUP_TEMPLATE, "warmup": max(1, round(fraction * steps))}))
+        warmup = max(1, round(fraction * steps))
+        menu.append((f"linear {fraction:.0%}", {
+            "schedule": WARMUP_TEMPLATE, "warmup": warmup,
+            "note": f"linear warmup over {warmup} updates ({fraction:.0%} of the run), then cosine decay"}))
     tau = round(0.1 * steps / 3, 1)  # 1 - exp(-3) = 95% of the peak at 10% of the run
-    menu.append(("exponential warmup + cosine",
-                 {"schedule": f"exponential_warmup(tau={tau}) * cosine_decay({{steps}})"}))
-    menu.append(("wsd (10% warmup, 20% cooldown)", {"schedule": f"wsd({round(0.1 * steps)}, {{steps}})"}))
+    menu.append(("exponential", {
+        "schedule": f"exponential_warmup(tau={tau}) * cosine_decay({{steps}})",
+        "note": f"exponential warmup 1 - exp(-(t+1)/{tau}) (95% at 10% of the run), times cosine decay"}))
+    menu.append(("wsd", {"schedule": f"wsd({round(0.1 * steps)}, {{steps}})",
+                         "note": "warmup-stable-decay: 10% linear warmup, constant, 20% linear cooldown"}))
     if beta2 is not None:
         length = UntunedLinearWarmup(beta2).length
         if length < steps:
-            menu.append((f"untuned linear warmup (beta2={beta2})",
-                         {"schedule": f"untuned_linear_warmup({beta2}) >> cosine_decay({steps - length})"}))
-        menu.append(("radam + cosine", {"schedule": "cosine_decay({steps})", "optimizer": radam}))
+            menu.append(("untuned", {
+                "schedule": f"untuned_linear_warmup({beta2}) >> cosine_decay({steps - length})",
+                "note": f"linear warmup over 2 / (1 - beta2) = {length} updates (Ma & Yarats 2021), then cosine decay"}))
+        menu.append(("radam", {"schedule": "cosine_decay({steps})", "optimizer": radam}))
     return menu
 
 
@@ -138,12 +145,12 @@ def adaptive_menu(steps: int, betas: tuple[float, float] | None) -> list[tuple[s
     every = max(10, steps // 6)  # a sharpness measurement costs ~40 gradient evaluations
     menu: list[tuple[str, dict[str, Any]]] = []
     if betas is not None:
-        menu.append(("gi-adam + cosine", {"schedule": "cosine_decay({steps})", "optimizer": "giadamw"}))
+        menu.append(("gi-adam", {"schedule": "cosine_decay({steps})", "optimizer": "giadamw"}))
     menu += [
-        ("smoothness-guided warmup", {**after, "controller": "smoothness_warmup()"}),
-        ("sharpness-guided warmup", {**after, "controller": f"sharpness_warmup({kind}, every={every})"}),
-        ("catapult initial LR + linear", {**after, "controller": f"catapult_warmup(steps={ramp})"}),
+        ("smoothness", {**after, "controller": "smoothness_warmup()"}),
+        ("sharpness", {**after, "controller": f"sharpness_warmup({kind}, every={every})"}),
+        ("catapult", {**after, "controller": f"catapult_warmup(steps={ramp})"}),
         ("persistent catapult", {**after, "controller": f"catapult_warmup(steps={ramp}, persistent=True)"}),
-        ("nars warmup", {**after, "controller": "nars_warmup()"}),
+        ("nars", {**after, "controller": "nars_warmup()"}),
     ]
     return menu

@@ -53,7 +53,9 @@ class RunConfig(BaseModel):
     - ``diverge_factor``: the run stops as diverged when the training loss is NaN/inf or above
       ``diverge_factor`` times the larger of the initial validation loss and the first
       training loss.
-    - ``label``: the method's name in a comparison (see :attr:`method`).
+    - ``label``: the method's name in a comparison (see :attr:`method`); ``note``: one line
+      saying what the method is, shown beside it in the ranking's legend and the report
+      (default: made from the config, see :func:`preheat.lab.methods.describe`).
 
     Expressions are checked when a config is made; :meth:`from_stored` reads one back from a
     store without parsing them again (so a store whose expressions no longer parse still reads).
@@ -82,6 +84,15 @@ class RunConfig(BaseModel):
     diverge_factor: float = Field(10.0, gt=1)
     device: str = "cpu"
     label: str | None = None
+    note: str | None = None
+
+    @field_validator("note")
+    @classmethod
+    def _note_one_line(cls, note: str | None) -> str | None:
+        if note is not None and ("\n" in note or "\r" in note or len(note) > 300):
+            raise ValueError(f"note={note[:40]!r}... is not one line of at most 300 characters; "
+                             "write what the method is in one short line")
+        return note
 
     @field_validator("task")
     @classmethod

@@ -45,6 +45,11 @@ Aggregates use only done runs (``finished``, ``diverged``, ``failed``). A mean f
 over seeds is ``inf`` as soon as one seed diverged, so an LR where any seed diverged is never a
 method's best; crashed runs (NaN) are left out of the means but still make an LR unstable.
 Standard deviations are over seeds (``ddof = 1``; NaN for one seed).
+
+- **interval**: the 95% confidence interval of a mean final val loss over ``n`` seeds,
+  ``mean ± t(0.975, n - 1) * std / sqrt(n)`` (Student's t); none for one seed or an infinite
+  mean. Two means are **within noise** when their intervals overlap; with one seed either way,
+  whether they are is unknown (see :func:`within_noise`).
 """
 
 
@@ -64,11 +69,7 @@ SPIKE_SKIP = 10
 SPIKE_MIN_RISE = 0.25
 ACCURACY_TAIL = 0.1
 CHANCE_FACTOR = 1.5
-
-RANKING_HEADERS = (
-    "rank", "method", "warmup", "best peak LR", "final val loss", "steps to target",
-    "diverged / runs", "largest stable LR", "good LR range", "ms / step",
-)
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class RunMetrics:
 @dataclass(frozen=True)
 class LrCell:
     """The done runs of one (method, warmup, peak LR), over seeds: how many ``runs`` (``seeds``),
-    their mean and std final val loss, how many ``diverged``, were ``below_chance`` or
+    their mean, std and interval half-width (``ci_final_val_loss``, NaN: no interval) of the
+    final val loss, how many ``diverged``, were ``below_chance`` or
     ``crashed``, whether all were ``stable``, and the mean steps to target over the ``reached``
     seeds that reached it (None if none did)."""
 
@@ -115,6 +117,7 @@ class LrCell:
     seeds: tuple[int, ...]
     mean_final_val_loss: float
     std_final_val_loss: float
+    ci_final_val_loss: float
     diverged: int
     below_chance: int
     crashed: int
@@ -157,8 +160,9 @@ class MethodWarmup:
 class RankedMethod:
     """A row of the ranking: a method at its best warmup (see :func:`ranking`).
 
-    ``title`` is the method with ``(warmup=W)`` added where its name does not show the warmup
-    (a label, a controller); ``final_val_loss_mean``/``_std``, ``steps_to_target`` (mean over the
+    ``title`` is the method with ``(warmup=W)`` added where it spans several warmups and its
+    name does not show them (a label over a warmup sweep); ``final_val_loss_mean``/``_ci`` (the
+    interval's half-width, NaN for none), ``steps_to_target`` (mean over the
     ``reached`` seeds that reached it), ``seeds`` (runs at the best LR) are its best cell's;
     ``diverged`` and ``runs`` count every done run of the method; ``warmups`` are all it swept;
     ``ms_per_step`` is the mean wall time per update of its finished runs.
@@ -170,7 +174,7 @@ class RankedMethod:
     warmup: int | None
     best_peak_lr: float | None
     final_val_loss_mean: float
-    final_val_loss_std: float
+    final_val_loss_ci: float
     steps_to_target: float | None
     reached: int
     seeds: int
@@ -180,6 +184,21 @@ class RankedMethod:
     good_lr_range: tuple[float, float] | None
     warmups: tuple[int, ...]
     ms_per_step: float
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The 95% interval of the mean final val loss over seeds (None: one seed, or diverged)."""
+        if math.isnan(self.final_val_loss_ci):
+            return None
+        return (self.final_val_loss_mean - self.final_val_loss_ci, self.final_val_loss_mean + self.final_val_loss_ci)
+
+
+def within_noise(a: RankedMethod, b: RankedMethod) -> bool | None:
+    """Whether the 95% intervals of ``a`` and ``b`` overlap (their difference is within the seed
+    noise); None when either has no interval (one seed: the noise is unknown)."""
+    if a.interval is None or b.interval is None:
+        return None
+    return a.interval[0] <= b.interval[1] and b.interval[0] <= a.interval[1]
 
 
 @dataclass(frozen=True)
@@ -322,6 +341,15 @@ def _std(values: np.ndarray) -> float:
     return float(values.std(ddof=1))
 
 
+def half_width(values: np.ndarray, confidence: float = CONFIDENCE) -> float:
+    """``t((1 + confidence) / 2, n - 1) * std / sqrt(n)``, the half-width of the Student-t
+    interval of the mean of ``values``; NaN for fewer than two values or any inf."""
+    from scipy.stats import t
+
+    std = _std(values)
+    return math.nan if math.isnan(std) else float(t.ppf((1 + confidence) / 2, values.size - 1) * std / math.sqrt(values.size))
+
+
 def _lr_cell(peak_lr: float, runs: list[RunMetrics]) -> LrCell:
     """Aggregate the done runs of one (method, warmup, peak LR) over seeds."""
     finals = np.array([r.final_val_loss for r in runs if not np.isnan(r.final_val_loss)])
@@ -332,6 +360,7 @@ def _lr_cell(peak_lr: float, runs: list[RunMetrics]) -> LrCell:
         seeds=tuple(sorted(r.config.seed for r in runs)),
         mean_final_val_loss=float(finals.mean()) if finals.size else math.nan,
         std_final_val_loss=_std(finals),
+        ci_final_val_loss=half_width(finals),
         diverged=sum(r.diverged for r in runs),
         below_chance=sum(r.below_chance is True for r in runs),
         crashed=sum(r.crashed for r in runs),
@@ -388,12 +417,12 @@ def _shows_warmup(row: RunMetrics) -> bool:
 def _ranked(rank: int, method: str, groups: list[MethodWarmup], rows: list[RunMetrics]) -> RankedMethod:
     chosen = min(groups, key=_sort_key)
     best = chosen.best
-    named = chosen.warmup is None or any(_shows_warmup(r) for r in rows)
+    named = len(groups) == 1 or any(_shows_warmup(r) for r in rows)
     return RankedMethod(
         rank=rank, method=method, title=method if named else f"{method} (warmup={chosen.warmup})",
         warmup=chosen.warmup, best_peak_lr=chosen.best_peak_lr,
         final_val_loss_mean=best.mean_final_val_loss if best else math.nan,
-        final_val_loss_std=best.std_final_val_loss if best else math.nan,
+        final_val_loss_ci=best.ci_final_val_loss if best else math.nan,
         steps_to_target=best.mean_steps_to_target if best else None,
         reached=best.reached if best else 0, seeds=best.runs if best else 0,
         diverged=sum(g.diverged for g in groups), runs=sum(g.runs for g in groups),
@@ -454,24 +483,52 @@ def _range(good: tuple[float, float] | None) -> str:
     return _number(good[0], 3) if good[0] == good[1] else f"{_number(good[0], 3)} – {_number(good[1], 3)}"
 
 
-def format_ranking(table: Sequence[RankedMethod]) -> tuple[tuple[str, ...], list[list[str]]]:
-    """The :func:`ranking` table as text cells, with :data:`RANKING_HEADERS`, for the CLI and report.
+def loss_text(row: RankedMethod) -> str:
+    """``mean ± half-width`` of the 95% interval (``mean`` alone without one), the mean to 4
+    significant digits and the half-width to 2."""
+    loss = _number(row.final_val_loss_mean)
+    return loss if math.isnan(row.final_val_loss_ci) else f"{loss} ± {_number(row.final_val_loss_ci, 2)}"
 
-    The loss is ``mean ± std`` (``mean`` alone for one seed); steps to target gets ``(k/n)``
+
+def seeds_text(table: Sequence[RankedMethod]) -> str:
+    """How many seeds the ranked losses are over: ``3 seeds``, ``1 seed`` or ``1-3 seeds``."""
+    counts = sorted({row.seeds for row in table if row.seeds})
+    if not counts:
+        return "no seeds"
+    span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{span} seed{'' if counts[-1] == 1 else 's'}"
+
+
+# (header, cell of a row, numeric, in the narrow table): the ranking's columns, in order
+_COLUMNS = (
+    ("#", lambda r: str(r.rank), True, True),
+    ("method", lambda r: r.title, False, True),
+    ("warmup", lambda r: "—" if r.warmup is None else str(r.warmup), True, False),
+    ("peak LR", lambda r: _number(r.best_peak_lr, 3), True, True),
+    ("final val loss", loss_text, True, True),
+    ("steps to target", lambda r: _number(r.steps_to_target, 6)
+     + (f" ({r.reached}/{r.seeds})" if r.steps_to_target is not None and r.reached < r.seeds else ""), True, True),
+    ("diverged", lambda r: f"{r.diverged} / {r.runs}", True, True),
+    ("largest stable LR", lambda r: _number(r.largest_stable_lr, 3), True, False),
+    ("good LR range", lambda r: _range(r.good_lr_range), True, False),
+    ("ms / step", lambda r: _number(r.ms_per_step, 3), True, True),
+)
+
+
+def format_ranking(table: Sequence[RankedMethod], narrow: bool = False) -> tuple[list[str], list[list[str]], set[int]]:
+    """The :func:`ranking` as text: headers, a row of cells per method, and which columns are
+    numeric; for the CLI (``narrow``: the columns that fit 80 characters) and the report.
+
+    A column whose cells are the same in every row (of two or more) is left out. The loss is
+    :func:`loss_text` (its header says over how many seeds); steps to target gets ``(k/n)``
     when only ``k`` of the ``n`` seeds at the best LR reached it; the warmup is ``—`` for a
-    method without one.
+    method without one. A method's name is its :attr:`RankedMethod.title`.
     """
-    cells = []
-    for row in table:
-        loss = _number(row.final_val_loss_mean)
-        if not math.isnan(row.final_val_loss_std):
-            loss += f" ± {_number(row.final_val_loss_std, 2)}"
-        steps = _number(row.steps_to_target, 6)
-        if row.steps_to_target is not None and row.reached < row.seeds:
-            steps += f" ({row.reached}/{row.seeds})"
-        cells.append([
-            str(row.rank), row.method, "—" if row.warmup is None else str(row.warmup),
-            _number(row.best_peak_lr, 3), loss, steps, f"{row.diverged} / {row.runs}",
-            _number(row.largest_stable_lr, 3), _range(row.good_lr_range), _number(row.ms_per_step, 3),
-        ])
-    return RANKING_HEADERS, cells
+    columns = [c for c in _COLUMNS if c[3] or not narrow]
+    cells = [[cell(row) for _, cell, _, _ in columns] for row in table]
+    keep = [i for i in range(len(columns)) if len(cells) < 2 or i <= 1 or len({row[i] for row in cells}) > 1]
+    interval = "mean ± 95% CI, " if any(not math.isnan(r.final_val_loss_ci) for r in table) else ""
+    headers = [f"final val loss ({interval}{seeds_text(table)})" if c[0] == "final val loss" else c[0]
+               for c in columns]
+    return ([headers[i] for i in keep], [[row[i] for i in keep] for row in cells],
+            {k for k, i in enumerate(keep) if columns[i][2]})

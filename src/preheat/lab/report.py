@@ -1,10 +1,11 @@
 """The sweep report: one self-contained HTML page (figures inline as PNG, CSS inline, no JS).
 
 It reads only the store and the sweep's :class:`~preheat.lab.metrics.SweepMetrics` (computed
-once by the caller) and holds: a summary line, the ranking table, the learning-rate curves (the
-LR each run recorded), training and validation loss per peak LR, the stability heatmap over
-peak LR x warmup, every run's exact config, the versions and seeds, and how to rerun. Figures
-are shaped in :mod:`preheat.lab.figure_data` and drawn by :mod:`preheat.lab.figures`.
+once by the caller) and holds, in order: the verdict (:mod:`preheat.lab.verdict`: what to use,
+how sure, what next), a summary line, the ranking table, every method in one line with its
+docs page (:mod:`preheat.lab.methods`), the figures (:mod:`preheat.lab.report_figures`), the
+definitions, every run's exact config, the versions and seeds, and how to rerun. It reads at
+800 px: wide tables scroll inside their box, figures scale down.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from preheat.lab import figure_data, figures
-from preheat.lab.metrics import RunMetrics, SweepMetrics, format_ranking
+from preheat.lab.report_figures import report_figures
+from preheat.lab.methods import describe, doc_url
+from preheat.lab.metrics import CONFIDENCE, RunMetrics, SweepMetrics, format_ranking
 from preheat.lab.store import DONE, Store
+from preheat.lab.verdict import Verdict, verdict
 
 
 _CSS = """
@@ -38,6 +41,12 @@ code, pre { font: 0.85em/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, mo
        background: #f6f6f6; } pre { padding: 0.6em; overflow-x: auto; }
 #ranking td { white-space: nowrap; }
 details { margin: 0.4em 0; } summary { cursor: pointer; }
+div.scroll { overflow-x: auto; max-width: 100%; }
+section.verdict { background: #f4f8fc; border-left: 4px solid #2b6cb0; padding: 0.6em 1em; margin: 1em 0; }
+section.verdict p { margin: 0.35em 0; } section.verdict p.headline { font-size: 1.1em; font-weight: 600; }
+section.verdict pre { background: #fff; }
+ul.methods { padding-left: 1.2em; } ul.methods li { margin: 0.15em 0; }
+@media (max-width: 850px) { body { font-size: 14px; margin: 1em auto; } th, td { padding: 0.2em 0.4em; } }
 """
 
 
@@ -90,6 +99,27 @@ def _summary(metrics: SweepMetrics) -> str:
     return " ".join(parts)
 
 
+def _verdict_section(judged: Verdict, commands: Sequence[str]) -> str:
+    """The verdict's sentences (the headline first) and the next commands to run."""
+    headline, *rest = judged.lines()
+    lines = "".join(f"<p>{_e(line)}</p>" for line in rest)
+    shell = f"<pre>{_e(chr(10).join(commands))}</pre>" if commands else ""
+    return f'<section class="verdict"><p class="headline">{_e(headline)}</p>{lines}{shell}</section>'
+
+
+def _methods_section(metrics: SweepMetrics) -> str:
+    """A line per ranked method: its name, what it is and a link to its docs page (where the
+    docs are installed)."""
+    configs = {r.method: r.config for r in metrics.runs}
+    items = []
+    for row in metrics.ranking:
+        info = describe(configs[row.method])
+        url = doc_url(info.doc)
+        link = f' (<a href="{_e(url)}">{_e(info.doc)}</a>)' if url else f" ({_e(info.doc)})"
+        items.append(f"<li><b>{_e(row.title)}</b> [{_e(info.family)}]: {_e(info.note)}{link}</li>")
+    return f'<h2>Methods</h2><ul class="methods">{"".join(items)}</ul>'
+
+
 def _runs_section(rows: Sequence[RunMetrics]) -> str:
     headers = ["method", "warmup", "peak LR", "seed", "status", "final val loss", "best val loss",
                "steps to target", "spikes", "final train acc", "below chance (K&B)", "wall time (s)", "id"]
@@ -110,8 +140,8 @@ def _runs_section(rows: Sequence[RunMetrics]) -> str:
         "</pre></details>"
         for r in rows
     )
-    return (f"<details open><summary>{len(rows)} runs</summary>"
-            f"{_table(headers, cells, {2, 3, 5, 6, 7, 8, 9, 11}, css)}</details>"
+    return (f"<details><summary>{len(rows)} runs</summary><div class=\"scroll\">"
+            f"{_table(headers, cells, {2, 3, 5, 6, 7, 8, 9, 11}, css)}</div></details>"
             f"<h3>Exact configs</h3><p class=\"note\">Each block is the run's <code>RunConfig</code> "
             f"as JSON (<code>RunConfig(**json)</code> rebuilds it; its id is the config's "
             f"fingerprint).</p>{configs}")
@@ -134,6 +164,13 @@ _DEFINITIONS = """
 <ul class="note">
 <li><b>final val loss</b>: the last evaluation's validation loss; infinite for a diverged run, so a
 peak LR where any seed diverged has an infinite mean and is never a method's best.</li>
+<li><b>interval</b>: the 95% confidence interval of a method's mean final val loss over its seeds at
+its best peak LR, mean &plusmn; t(0.975, n&minus;1) &times; std / &radic;n (Student t); none for one
+seed. Two methods are <b>within noise</b> of each other when their intervals overlap. The verdict
+names a winner only when no other method is within noise of the best; with one seed it names none.</li>
+<li><b>tuned baseline</b>: the best of the runs of linear warmup + cosine decay
+(<code>warmup_cosine({warmup}, {steps})</code>) with a warmup of at least one update, over the
+warmup lengths and peak LRs the sweep tried.</li>
 <li><b>target</b>: the validation loss to reach; unless given, 1.1 &times; the best validation loss of
 any finished run (for a best loss b &le; 0: b + 0.1 |b|). <b>steps to target</b>: the first evaluation
 at or below it, averaged over the seeds that reached it ((k/n) when not all did).</li>
@@ -157,60 +194,6 @@ counts all of them.</li>
 
 
 
-def _figures(store: Store, metrics: SweepMetrics) -> tuple[dict[str, bytes], list[str]]:
-    """The figures (file stem -> PNG) and their sections, from the done runs. Method names and
-    labels are drawn as plain text: a ``$`` in one is never read as matplotlib mathtext."""
-    from matplotlib import rc_context
-
-    with rc_context({"text.parse_math": False}):
-        return _draw(store, metrics)
-
-
-def _draw(store: Store, metrics: SweepMetrics) -> tuple[dict[str, bytes], list[str]]:
-    done = [r for r in metrics.runs if r.status in DONE]
-    if not (metrics.ranking and done):
-        return {}, []
-    color = figures.colors([entry.method for entry in metrics.ranking])
-    representatives = figure_data.representative_runs(done, metrics.ranking)
-    curves = figure_data.lr_curves(store, metrics.ranking, representatives)
-    drawn = {"lr": figures.lr_figure(curves, max(r.config.steps for r in representatives), color)}
-    sections = ["<h2>Learning-rate schedules</h2>" + _img(
-        drawn["lr"], f"Learning rate divided by peak LR against step for {len(representatives)} methods",
-        "LR / peak LR that each method's representative run recorded (its best peak LR, lowest "
-        "seed; a method swept over warmup at its best-ranked warmup).")]
-    lrs = len({r.config.peak_lr for r in done})
-    for kind, title, alt, caption in _LOSS_FIGURES:
-        panels = figure_data.loss_panels(store, done, metrics.ranking, kind)
-        drawn[f"{kind}_loss"] = figures.loss_figure(panels, color, kind)
-        sections.append(f"<h2>{title}</h2>" + _img(drawn[f"{kind}_loss"], alt.format(lrs=lrs), caption))
-    heatmap = figure_data.heatmap(done)
-    if heatmap is not None:
-        drawn["stability"] = figures.heatmap_figure(heatmap)
-        sections.append("<h2>Stability over peak LR and warmup</h2>" + _img(
-            drawn["stability"],
-            f"Heatmap of mean final validation loss over peak LR and warmup length, {len(heatmap.panels)} panels",
-            _HEATMAP_CAPTION))
-    return drawn, sections
-
-
-_LOSS_FIGURES = (  # kind, section title, alt text, caption
-    ("train", "Training loss",
-     "Smoothed training loss against step, one panel for each of {lrs} peak LRs, one line per method",
-     "Training loss (trailing mean over 1/40 of the run), mean over seeds; one panel per peak "
-     "LR, one line per method (at its best-ranked warmup). An x at the top marks where a "
-     "seed diverged."),
-    ("val", "Validation loss",
-     "Validation loss against step, one panel for each of {lrs} peak LRs, one line per method",
-     "Validation loss at each evaluation, mean over seeds; one panel per peak LR, one line "
-     "per method (at its best-ranked warmup). An x at the top marks where a seed diverged."),
-)
-_HEATMAP_CAPTION = (
-    "Mean final val loss of the seeds that did not diverge, per peak LR (x) and warmup "
-    "length (y), one panel per template swept over warmup; the last panel (if any) has a "
-    "row per method without a warmup length. Hatched cells: at least one seed diverged "
-    "(k/n div; &ldquo;div&rdquo;: all did). Grey: no value.")
-
-
 def _reproduce(store: Store, rows: Sequence[RunMetrics]) -> str:
     seeds = sorted({r.config.seed for r in rows})
     return ("<h2>Reproduce</h2>"
@@ -222,18 +205,26 @@ def _reproduce(store: Store, rows: Sequence[RunMetrics]) -> str:
             "<h3>Versions</h3>" + _versions_section(store))
 
 
-def _sections(store: Store, metrics: SweepMetrics, title: str) -> tuple[list[str], dict[str, bytes]]:
+def _sections(store: Store, metrics: SweepMetrics, title: str, judged: Verdict,
+              commands: Sequence[str]) -> tuple[list[str], dict[str, bytes]]:
     """The page's sections, in order, and its figures (file stem -> PNG)."""
     parts = [f"<h1>{_e(title)}</h1>"]
     if not metrics.runs:
         return parts + ['<p class="summary">The store has no runs yet.</p>'], {}
-    headers, cells = format_ranking(metrics.ranking)
+    headers, cells, numeric = format_ranking(metrics.ranking)
+    parts.append(_verdict_section(judged, commands))
     parts.append(f'<p class="summary">{_e(_summary(metrics))}</p>'
-                 "<h2>Ranking</h2>" + _table(headers, cells, {0, 3, 4, 5, 6, 7, 9}, id_="ranking")
-                 + '<p class="note">Final val loss is mean ± std over seeds at the best peak LR; '
-                 "definitions are below.</p>")
-    drawn, figure_sections = _figures(store, metrics)
-    parts += figure_sections
+                 '<h2>Ranking</h2><div class="scroll">' + _table(headers, cells, numeric, id_="ranking")
+                 + f'</div><p class="note">Each method at its best peak LR; the final val loss is the mean over '
+                 f"seeds &plusmn; the half-width of its {CONFIDENCE:.0%} interval (Student t; none for one "
+                 "seed). Columns that are the same for every method are left out. ms / step is the wall "
+                 "time per update on this machine under its load at the time: compare it only within "
+                 "one sweep. Definitions are below.</p>")
+    parts.append(_methods_section(metrics))
+    drawn = {}
+    for figure in report_figures(store, metrics, judged):
+        drawn[figure.stem] = figure.png
+        parts.append(f"<h2>{_e(figure.title)}</h2>" + _img(figure.png, figure.alt, figure.caption))
     parts += ["<h2>Definitions</h2>" + _DEFINITIONS, "<h2>Runs</h2>" + _runs_section(metrics.runs),
               _reproduce(store, metrics.runs)]
     return parts, drawn
@@ -245,21 +236,25 @@ def write_report(
     path: str | Path | None = None,
     title: str | None = None,
     figures_dir: str | Path | None = None,
+    judged: Verdict | None = None,
+    commands: Sequence[str] = (),
 ) -> Path:
     """Write the report of ``store``'s sweep, whose metrics are ``metrics``
     (:func:`preheat.lab.metrics.sweep_metrics`), as one self-contained HTML file; return its path.
 
-    ``path`` defaults to ``store.directory / "report.html"``; ``title`` to the store's directory
-    name. With ``figures_dir``, each figure is also written there as a PNG file (``lr.png``,
-    ``train_loss.png``, ``val_loss.png``, ``stability.png``). Needs matplotlib (the ``plot`` extra).
+    ``path`` defaults to ``store.directory / "report.html"``; ``title`` to ``preheat: `` and
+    the store's directory name. With ``figures_dir``, each figure is also written there as a PNG
+    file named by its stem (``final_loss.png``, ``lr.png``, ...). ``judged`` is the sweep's
+    verdict (default: :func:`preheat.lab.verdict.verdict` of ``metrics``); ``commands`` are the
+    next commands to run, shown under it as a shell script (a ``# why`` line may precede each). Needs matplotlib (the ``plot`` extra).
     """
     try:
         import matplotlib  # noqa: F401
     except ImportError as err:
         raise ImportError("the report needs matplotlib; install it with: pip install 'preheat[plot]'") from err
     path = Path(path) if path is not None else store.directory / "report.html"
-    title = title or f"preheat sweep: {store.directory.resolve().name}"
-    parts, drawn = _sections(store, metrics, title)
+    title = title or f"preheat: {store.directory.resolve().name}"
+    parts, drawn = _sections(store, metrics, title, judged or verdict(metrics), commands)
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n"

@@ -60,13 +60,8 @@ def _e(text: object) -> str:
 
 
 def family(run: RunMetrics) -> str:
-    """The family of a run's method (:func:`preheat.lab.methods.describe`); ``schedule`` where
-    its schedule no longer parses (one this preheat does not know): the figures draw what the
-    store holds and never need the expression."""
-    try:
-        run.config.resolved_schedule()
-    except ValueError:
-        return "schedule"
+    """The family of a run's method (:func:`preheat.lab.methods.describe`; ``schedule`` where its
+    schedule no longer parses: the figures draw what the store holds)."""
     return describe(run.config).family
 
 
