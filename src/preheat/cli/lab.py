@@ -214,22 +214,29 @@ def _finish(store: Store | None, runs: list[RunConfig], title: str | None = None
         raise typer.Exit(1)
 
 
-def ranking_table(ranking: Sequence[RankedMethod]) -> Table:
-    """The ranking for the terminal: the narrow columns, no number ever cut or wrapped (a
-    numeric column is exactly as wide as its widest cell or its header's longest word; headers
-    and method names wrap)."""
+def ranking_table(ranking: Sequence[RankedMethod], width: int = 80) -> Table:
+    """The ranking for a ``width``-column terminal: the narrow columns, no number ever cut or
+    wrapped. Each numeric column starts as wide as its widest cell or its header's longest
+    word; the room left widens the headers that need least of it first (so short headers read
+    on one line); method names wrap past 20 characters."""
     from preheat.lab.metrics import format_ranking
 
     headers, cells, numeric = format_ranking(ranking, narrow=True)
+    widest = [max((len(row[i]) for row in cells), default=1) for i in range(len(headers))]
+    widths = [max(widest[i], *map(len, h.split())) if i in numeric else min(widest[i], 20)
+              for i, h in enumerate(headers)]
+    room = width - sum(widths) - 3 * len(headers)  # padding and separators: 3 per column
+    for i in sorted(numeric, key=lambda i: len(headers[i]) - widths[i]):
+        grow = min(max(len(headers[i]) - widths[i], 0), max(room, 0))
+        widths[i] += grow
+        room -= grow
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="ranking, best first (each method at its best peak LR)",
                   title_justify="left")
     for i, header in enumerate(headers):
-        widest = max((len(row[i]) for row in cells), default=1)
-        if i in numeric:  # as wide as its widest number or the header's longest word, no wider
-            width = max(widest, *(len(word) for word in header.split()))
-            table.add_column(header, justify="right", min_width=width, max_width=width)
+        if i in numeric:
+            table.add_column(header, justify="right", min_width=widths[i], max_width=widths[i])
         else:
-            table.add_column(header, overflow="fold", min_width=min(widest, 20))
+            table.add_column(header, overflow="fold", min_width=widths[i])
     for row in cells:
         table.add_row(*(Text(cell) for cell in row))
     return table
@@ -273,7 +280,7 @@ def _summarise(store: Store, target: float | None, figures: Path | None = None, 
         commands.append(f"# more seeds (the finished runs are kept)\n{rerun} --seeds {max(MORE_SEEDS, judged.seeds + 2)}")
     if full is not None:
         commands.append(full)
-    console.print(ranking_table(metrics.ranking))
+    console.print(ranking_table(metrics.ranking, min(console.width, 100)))
     if metrics.ranking:
         console.print("[dim]ms / step: wall time per update on this machine under its load at the "
                       "time; compare it only within one sweep.[/]\n")
