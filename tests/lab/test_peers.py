@@ -31,6 +31,15 @@ def test_untuned_warmup_dampens_cosine_annealing_for_two_over_one_minus_beta2_up
     assert result.steps["lr"] == pytest.approx(expected, rel=1e-9)
 
 
+def test_untuned_exponential_dampens_cosine_annealing_with_time_constant_one_over_one_minus_beta2() -> None:
+    # pytorch_warmup's exponential warmup: 1 - exp(-(t + 1) / tau), tau = 1 / (1 - beta2) = 16
+    result = train(RunConfig(**BASE, peer="untuned_exponential", betas=(0.9, 0.9375)))
+    assert result.status == "finished", result.error
+    expected = [3e-3 * (1 - math.exp(-(t + 1) / 16)) * (1 + math.cos(math.pi * t / 50)) / 2 for t in range(50)]
+    assert result.steps["lr"] == pytest.approx(expected, rel=1e-9)
+    assert result.evals["val_loss"][-1] < result.evals["val_loss"][0]
+
+
 def test_schedulefree_warms_up_inside_the_optimizer_and_learns() -> None:
     result = train(RunConfig(**BASE, optimizer="schedulefree_adamw", warmup=10))
     assert result.status == "finished"
@@ -51,6 +60,7 @@ def test_peer_names_templates_and_sweeps_keep_their_warmup() -> None:
     ({"peer": "hf_cosine", "controller": "nars_warmup()"}, "peer='hf_cosine' replaces the schedule"),
     ({"peer": "hf_cosine", "schedule": "cosine_decay({steps})"}, "peer='hf_cosine' replaces the schedule"),
     ({"peer": "untuned_warmup", "optimizer": "sgd"}, "is for Adam; expected optimizer adam, adamw"),
+    ({"peer": "untuned_exponential", "optimizer": "muon"}, "'untuned_exponential' is for Adam; expected optimizer"),
     ({"peer": "linear"}, "hf_cosine"),
     ({"peer": "hf_cosine", "warmup": 60}, "warmup=60 is longer than steps=50"),
 ])

@@ -40,8 +40,9 @@ class RunConfig(BaseModel):
       hands over to ``after`` (a schedule expression, ``{steps}`` the updates left at the
       handover; default ``constant()``). ``schedule`` is then unset, and ``after`` is only for
       controllers;
-    - ``peer`` (``hf_cosine`` or ``untuned_warmup``, see :mod:`preheat.lab.peers`): another
-      package's warmup and decay; ``schedule`` and ``controller`` are then unset.
+    - ``peer`` (``hf_cosine``, ``untuned_warmup`` or ``untuned_exponential``, see
+      :mod:`preheat.lab.peers`): another package's warmup and decay; ``schedule`` and
+      ``controller`` are then unset.
 
     - ``warmup``: the method's warmup length in updates, where it takes one: ``{warmup}`` in
       ``schedule``, ``hf_cosine``'s warmup, or schedule-free AdamW's ``warmup_steps``.
@@ -70,7 +71,7 @@ class RunConfig(BaseModel):
     schedule: str | None = None
     controller: str | None = None
     after: str = AFTER_DEFAULT
-    peer: Literal["hf_cosine", "untuned_warmup"] | None = None
+    peer: Literal["hf_cosine", "untuned_warmup", "untuned_exponential"] | None = None
     warmup: int | None = Field(None, ge=0)
     steps: int = Field(200, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -123,9 +124,9 @@ class RunConfig(BaseModel):
         if self.peer is not None and (self.controller is not None or self.schedule is not None):
             raise ValueError(f"peer={self.peer!r} replaces the schedule; expected no controller and no "
                              f"schedule, not controller={self.controller!r}, schedule={self.schedule!r}")
-        if self.peer == "untuned_warmup" and not OPTIMIZERS[self.optimizer].preconditioned:
+        if self.peer in ("untuned_warmup", "untuned_exponential") and not OPTIMIZERS[self.optimizer].preconditioned:
             adam = ", ".join(name for name, entry in OPTIMIZERS.items() if entry.preconditioned)
-            raise ValueError(f"peer='untuned_warmup' is for Adam; expected optimizer {adam}, "
+            raise ValueError(f"peer={self.peer!r} is for Adam; expected optimizer {adam}, "
                              f"not {self.optimizer!r}")
         if self.controller is not None and self.schedule is not None:
             raise ValueError(f"schedule={self.schedule!r} is for runs without a controller; give the "

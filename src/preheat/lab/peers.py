@@ -8,9 +8,13 @@ users would otherwise pick beside preheat's warmups, on the same tasks, seeds an
 - ``untuned_warmup``: ``pytorch_warmup.UntunedLinearWarmup(optimizer)`` dampening
   ``CosineAnnealingLR(optimizer, T_max=steps)``, as that package's README pairs them: the
   warmup lasts ``2 / (1 - beta2)`` updates, read from the optimizer's ``betas``.
+- ``untuned_exponential``: ``pytorch_warmup.UntunedExponentialWarmup(optimizer)`` dampening
+  the same ``CosineAnnealingLR``: the factor ``1 - exp(-(t + 1) / tau)`` with the time constant
+  ``tau = 1 / (1 - beta2)`` (both untuned warmups are Ma and Yarats' rules of thumb).
 
-(Schedule-free AdamW is an optimizer, ``optimizer = "schedulefree_adamw"``.) The packages are
-the ``peers`` extra: ``pip install 'preheat[peers]'``.
+(Schedule-free AdamW, Prodigy, D-Adaptation and DoG are optimizers, see
+:mod:`preheat.lab.optimizers`.) The packages are the ``peers`` extra:
+``pip install 'preheat[peers]'``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Protocol
 
 import torch
 
-PEERS = ("hf_cosine", "untuned_warmup")
+PEERS = ("hf_cosine", "untuned_warmup", "untuned_exponential")
 
 
 class Stepper(Protocol):
@@ -41,13 +45,17 @@ def peer_scheduler(peer: str, optimizer: torch.optim.Optimizer, warmup: int | No
     """The LR schedule ``peer`` names (see the module docstring), driving ``optimizer``.
 
     Update 0 gets what the peer gives it: 0 for ``hf_cosine`` (warmup > 0), ``peak / 2000`` for
-    ``untuned_warmup`` with beta2 = 0.999.
+    ``untuned_warmup`` and ``peak * (1 - exp(-1/1000))`` (about ``peak / 1000``) for
+    ``untuned_exponential``, with beta2 = 0.999.
     """
     if peer == "hf_cosine":
         transformers = peer_module("transformers")
         return transformers.get_cosine_schedule_with_warmup(optimizer, warmup or 0, steps)
     if peer == "untuned_warmup":
         return _Dampened(peer_module("pytorch_warmup").UntunedLinearWarmup(optimizer),
+                         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps))
+    if peer == "untuned_exponential":
+        return _Dampened(peer_module("pytorch_warmup").UntunedExponentialWarmup(optimizer),
                          torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps))
     raise ValueError(f"peer={peer!r} is invalid; expected one of {', '.join(PEERS)}")
 

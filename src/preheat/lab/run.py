@@ -113,7 +113,7 @@ def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[
     torch.manual_seed(config.seed)
     model = task.model(config.seed).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(config, params)
+    optimizer = build_optimizer(config, params, model)
     run = Run(config, task, model, params, optimizer, OPTIMIZERS[config.optimizer])
     result.chance_accuracy = task.chance_accuracy
     scheduler, feed = _scheduler(run)
