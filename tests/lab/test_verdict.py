@@ -122,3 +122,11 @@ def test_a_method_is_described_by_its_note_or_its_config() -> None:
     assert describe(gone).family == "schedule"  # a stored schedule this version cannot parse
     with pytest.raises(ValueError, match="note=.*one line of at most 300"):
         RunConfig(task="digits", peak_lr=0.1, schedule="constant()", steps=50, note="two\nlines")
+
+
+@pytest.mark.parametrize("optimizer", ["schedulefree_adamw", "prodigy", "dadapt_adam", "dog"])
+def test_tuning_free_optimizers_of_other_packages_are_peers(optimizer: str) -> None:
+    from preheat.lab.methods import describe
+
+    config = RunConfig(task="digits", peak_lr=1.0, schedule="cosine_decay(50)", steps=50, optimizer=optimizer)
+    assert describe(config).family == "peer"

@@ -8,7 +8,8 @@ colour methods by family (one hue per family, shades within it). Families:
 - ``optimizer``: an optimizer that stands in for the warmup (RAdam's rectification, GI-Adam's
   initial second moment), with a schedule;
 - ``adaptive``: a :mod:`preheat.adaptive` controller;
-- ``peer``: another package's warmup (``peer``, or schedule-free AdamW).
+- ``peer``: another package's warmup (``peer``), or an optimizer of another package that
+  learns or replaces it (schedule-free AdamW, Prodigy, D-Adaptation, DoG).
 
 Nothing here builds a controller or an optimizer; a schedule is parsed (NumPy only) to read
 its first multiplier.
@@ -27,6 +28,12 @@ DOCS = Path(__file__).resolve().parents[3] / "docs"  # a source checkout's docs 
 _OPTIMIZER_NOTES = {  # optimizers that stand in for a warmup: what each does, its docs page
     "radam": ("RAdam: its variance rectification stands in for a warmup", "schedules.md"),
     "giadam": ("GI-Adam: Adam's second moment starts from the first gradient", "adaptive.md"),
+}
+_PEER_OPTIMIZERS = {  # optimizers from other packages that learn or replace the warmup themselves
+    "schedulefree_adamw": "schedule-free AdamW",
+    "prodigy": "Prodigy (learns its step size)",
+    "dadapt_adam": "D-Adaptation Adam (learns its step size)",
+    "dog": "DoG (learns its step size)",
 }
 _CONTROLLER_NOTES = {  # controller name -> what it does (all are in docs/adaptive.md)
     "smoothness_warmup": "LR raised as far as the measured smoothness allows (Liu et al. 2025)",
@@ -51,8 +58,8 @@ def describe(config: RunConfig) -> MethodInfo:
     """The family, note and docs page of ``config``'s method. The note is ``config.note`` when
     given, else made from the config (what it runs, with its expressions filled in). A schedule
     that no longer parses is described as a ``schedule`` by its stored text."""
-    if config.peer is not None or config.optimizer == "schedulefree_adamw":
-        what = config.peer or "schedule-free AdamW"
+    if config.peer is not None or config.optimizer in _PEER_OPTIMIZERS:
+        what = config.peer or _PEER_OPTIMIZERS[config.optimizer]
         info = MethodInfo("peer", f"{what}: another package's warmup, run through that package", "results.md")
     elif config.controller is not None:
         name = config.controller.split("(", 1)[0].strip()
