@@ -323,6 +323,47 @@ def test_digits_mup_keeps_the_update_size_across_widths() -> None:
     assert standard > 4.0
 
 
+def test_digits_mlp_is_the_default_model() -> None:
+    default, mlp = Digits().model(4), Digits(model="mlp").model(4)
+    assert [tuple(p.shape) for p in default.parameters()] == [tuple(p.shape) for p in mlp.parameters()]
+    assert all(torch.equal(p, q) for p, q in zip(default.parameters(), mlp.parameters()))
+
+
+def test_digits_cnn_architecture_and_init() -> None:
+    task = Digits(model="cnn", width=8)
+    model = task.model(0)
+    assert [name for name, _ in model.named_children()] == ["conv1", "conv2", "conv3", "readout"]
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert shapes == {"conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "conv2.weight": (8, 8, 3, 3),
+                      "conv2.bias": (8,), "conv3.weight": (16, 8, 3, 3), "conv3.bias": (16,),
+                      "readout.weight": (10, 16), "readout.bias": (10,)}
+    x = task.data["x_val"][:5]
+    assert model(x).shape == (5, 10)
+    assert torch.equal(model(x), model(x.reshape(5, 1, 8, 8)))  # rows of 64 pixels are 8x8 images
+    # Seeded from 2 * seed like the MLP, without touching the global RNG; biases start at 0.
+    state = torch.random.get_rng_state()
+    again, other = task.model(0), task.model(1)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
+    assert not torch.equal(model.conv1.weight, other.conv1.weight)
+    assert all(torch.all(p == 0) for name, p in model.named_parameters() if name.endswith("bias"))
+    # He init: N(0, 2 / fan_in) for the convolutions, N(0, 1 / fan_in) for the readout.
+    wide = Digits(model="cnn", width=64).model(0)
+    for layer, variance in ((wide.conv2, 2 / (64 * 9)), (wide.conv3, 2 / (64 * 9)), (wide.readout, 1 / 128)):
+        assert layer.weight.std().item() == pytest.approx(math.sqrt(variance), rel=0.05)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_digits_cnn_trains_with_both_losses(loss: str) -> None:
+    config = RunConfig(task="digits", task_options={"model": "cnn", "width": 16, "loss": loss},
+                       optimizer="adamw", peak_lr=3e-3, steps=60, eval_every=60)
+    result = train(config)
+    assert result.status == "finished", result.error
+    assert all(math.isfinite(v) for v in result.steps["train_loss"])
+    assert result.evals["val_loss"][-1] < result.evals["val_loss"][0]
+    assert result.evals["val_accuracy"][-1] > 0.5
+
+
 @pytest.mark.parametrize(
     ("options", "argument"),
     [
@@ -336,11 +377,23 @@ def test_digits_mup_keeps_the_update_size_across_widths() -> None:
         ({"val_fraction": 0.0}, "val_fraction"),
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"val_fraction": 1e-5}, "val_fraction"),
+        ({"model": "resnet"}, "model"),
+        ({"model": "cnn", "parameterization": "mup"}, "parameterization"),
+        ({"model": "cnn", "depth": 3}, "depth"),
     ],
 )
 def test_digits_bad_options_raise(options: dict, argument: str) -> None:
     with pytest.raises(ValueError, match=rf"Digits: {argument}=.* is invalid; expected"):
         make_task("digits", options)
+
+
+def test_digits_model_errors_name_the_valid_choices() -> None:
+    with pytest.raises(ValueError, match=r"model='resnet' is invalid; expected one of 'mlp', 'cnn'"):
+        Digits(model="resnet")
+    with pytest.raises(ValueError, match=r"parameterization='mup' is invalid; expected 'standard' with "
+                                         r"model='cnn' .*, or model='mlp'"):
+        Digits(model="cnn", parameterization="mup")
+    assert Digits(model="mlp", parameterization="mup").model_name == "mlp"
 
 
 def test_digits_unknown_option_raises() -> None:

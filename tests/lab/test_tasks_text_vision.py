@@ -61,9 +61,10 @@ def test_gpt_forward_shapes_and_tying(tie_weights: bool) -> None:
         model(torch.zeros(1, 17, dtype=torch.long))
 
 
-def test_gpt_is_causal() -> None:
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_gpt_is_causal(norm: str) -> None:
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=2, n_head=2, n_embd=16)).eval()
+    model = GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=2, n_head=2, n_embd=16, norm=norm)).eval()
     tokens = torch.randint(0, 13, (2, 12))
     changed = tokens.clone()
     changed[:, 7] = (changed[:, 7] + 1) % 13
@@ -85,6 +86,41 @@ def test_gpt_init_is_gpt2_like() -> None:
         assert torch.all(block.attn.qkv.bias == 0)
 
 
+def test_post_ln_gpt_normalises_each_block_output() -> None:
+    """Post-LN: ``h = ln_1(x + attn(x))``, ``out = ln_2(h + mlp(h))``, no final LayerNorm; so every
+    block's output has per-token mean 0 and std 1 (LayerNorm's affine starts at identity), which
+    the pre-LN residual stream does not."""
+    shape = dict(vocab_size=13, block_size=12, n_layer=3, n_head=2, n_embd=32)
+    torch.manual_seed(0)
+    post = GPT(GPTConfig(**shape, norm="post"))
+    torch.manual_seed(0)
+    pre = GPT(GPTConfig(**shape))
+    assert isinstance(post.ln_f, torch.nn.Identity) and isinstance(pre.ln_f, torch.nn.LayerNorm)
+    shared = post.state_dict()  # one seed, the same weights: post-LN lacks only ln_f
+    assert set(pre.state_dict()) - set(shared) == {"ln_f.weight", "ln_f.bias"}
+    assert all(torch.equal(pre.state_dict()[k], v) for k, v in shared.items())
+
+    tokens = torch.randint(0, 13, (2, 12), generator=torch.Generator().manual_seed(1))
+    outputs: dict[str, list[torch.Tensor]] = {"pre": [], "post": []}
+    for norm, model in (("pre", pre), ("post", post)):
+        for block in model.blocks:
+            block.register_forward_hook(lambda _m, _i, out, norm=norm: outputs[norm].append(out))
+    with torch.no_grad():
+        logits_post, logits_pre = post(tokens), pre(tokens)
+    assert len(outputs["post"]) == len(outputs["pre"]) == 3
+    assert not torch.allclose(logits_post, logits_pre)
+    for out in outputs["post"]:
+        torch.testing.assert_close(out.mean(dim=-1), torch.zeros(2, 12), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out.std(dim=-1, unbiased=False), torch.ones(2, 12), atol=1e-3, rtol=0)
+    assert all(out.std(dim=-1).max() < 0.5 for out in outputs["pre"])  # GPT-2 init: a small stream
+    # The layer order, written out for the first block; the head reads the last block's output.
+    block, x = post.blocks[0], post.token_embedding(tokens) + post.position_embedding(torch.arange(12))
+    with torch.no_grad():
+        h = block.ln_1(x + block.attn(x))
+        torch.testing.assert_close(block(x), block.ln_2(h + block.mlp(h)))
+        torch.testing.assert_close(logits_post, post.head(outputs["post"][2]))
+
+
 def test_gpt_config_validation() -> None:
     with pytest.raises(ValueError, match="n_embd=30 is not divisible by n_head=4"):
         GPTConfig(vocab_size=10, n_embd=30, n_head=4)
@@ -92,6 +128,8 @@ def test_gpt_config_validation() -> None:
         GPTConfig(vocab_size=10, n_layer=0)
     with pytest.raises(ValueError, match="dropout=1.0"):
         GPTConfig(vocab_size=10, dropout=1.0)
+    with pytest.raises(ValueError, match="norm='mid' is invalid; expected one of 'pre', 'post'"):
+        GPTConfig(vocab_size=10, norm="mid")
 
 
 # --- shakespeare-char ------------------------------------------------------------------------
@@ -139,6 +177,8 @@ def test_data_option_errors(tmp_path: Path) -> None:
         ShakespeareChar(size="huge")
     with pytest.raises(ValueError, match="bad task_options"):
         make_task("shakespeare-char", {"sise": "tiny"})
+    with pytest.raises(ValueError, match="norm='Post' is invalid; expected one of 'pre', 'post'"):
+        make_task("shakespeare-char", {"norm": "Post"})
 
 
 def test_sizes_and_overrides(shakespeare: ShakespeareChar) -> None:
@@ -190,6 +230,16 @@ def test_shakespeare_runs_are_deterministic(shakespeare: ShakespeareChar) -> Non
     assert first.evals["val_loss"] == second.evals["val_loss"]
     other_seed = train(_config(seed=2), task=shakespeare)
     assert other_seed.steps["train_loss"] != first.steps["train_loss"]
+
+
+def test_post_ln_shakespeare_trains_and_differs_from_pre_ln(shakespeare: ShakespeareChar) -> None:
+    task = ShakespeareChar(size="tiny", norm="post")
+    assert task.config.norm == "post" and shakespeare.config.norm == "pre"
+    options = {"size": "tiny", "norm": "post"}
+    post, pre = train(_config(task_options=options), task=task), train(_config(), task=shakespeare)
+    assert post.status == pre.status == "finished", (post.error, pre.error)
+    assert all(math.isfinite(v) for v in post.steps["train_loss"] + post.evals["val_loss"])
+    assert post.steps["train_loss"] != pre.steps["train_loss"]
 
 
 def test_tiny_shakespeare_run_learns(shakespeare: ShakespeareChar) -> None:

@@ -1,7 +1,20 @@
 """A small GPT (decoder-only transformer), in the manner of nanoGPT's ``model.py``.
 
-Read top to bottom: the config, causal self-attention, the MLP, a pre-LayerNorm block, and the
+Read top to bottom: the config, causal self-attention, the MLP, a transformer block, and the
 model (token + learned position embeddings -> blocks -> final LayerNorm -> linear head).
+
+Where the LayerNorms sit is ``GPTConfig.norm``:
+
+- ``"pre"`` (the default; GPT-2, nanoGPT): ``x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))``, and a
+  final LayerNorm ``ln_f`` before the head. The residual stream itself is never normalised.
+- ``"post"`` (the original Transformer, Vaswani et al. 2017): ``x = ln_1(x + attn(x));
+  x = ln_2(x + mlp(x))``. Every block's output is already normalised, so there is no final
+  LayerNorm: ``ln_f`` is ``nn.Identity`` and the head reads the last block's output. Post-LN is
+  the arrangement that needs learning-rate warmup (Xiong et al. 2020, "On Layer Normalization
+  in the Transformer Architecture": at initialisation its gradients near the output are large).
+
+Both arrangements have the same parameters (post-LN lacks only ``ln_f``), drawn in the same
+order with the same initialisation, so one seed gives the same weights for both.
 
 Initialisation follows GPT-2: every Linear and Embedding weight is drawn from N(0, 0.02), biases
 are zero, and the two projections that write into the residual stream in each block (attention
@@ -18,6 +31,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+#: Where a block's LayerNorms sit: before each residual branch (``pre``) or after each residual
+#: sum (``post``).
+NORMS = ("pre", "post")
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -31,6 +48,8 @@ class GPTConfig:
       each residual branch (0 disables it, the default).
     - ``tie_weights``: when true (the default, as in GPT-2 and nanoGPT) the output head shares its
       weight matrix with the token embedding; when false the head has its own weights.
+    - ``norm``: ``"pre"`` (the default) or ``"post"``: where each block's LayerNorms sit (see the
+      module docstring).
     """
 
     vocab_size: int
@@ -40,6 +59,7 @@ class GPTConfig:
     n_embd: int = 64
     dropout: float = 0.0
     tie_weights: bool = True
+    norm: str = "pre"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -53,6 +73,10 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout!r} is invalid; expected a number in [0, 1)")
+        if self.norm not in NORMS:
+            raise ValueError(
+                f"norm={self.norm!r} is invalid; expected one of {', '.join(repr(n) for n in NORMS)}"
+            )
 
 
 class CausalSelfAttention(nn.Module):
@@ -94,16 +118,22 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-LayerNorm transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``."""
+    """A transformer block. Pre-LN (``norm="pre"``): ``x + attn(ln_1(x))``, then
+    ``x + mlp(ln_2(x))``. Post-LN (``norm="post"``): ``ln_1(x + attn(x))``, then
+    ``ln_2(x + mlp(x))``."""
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
+        self.post_norm = config.norm == "post"
         self.ln_1 = nn.LayerNorm(config.n_embd)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.post_norm:
+            x = self.ln_1(x + self.attn(x))
+            return self.ln_2(x + self.mlp(x))
         x = x + self.attn(self.ln_1(x))
         x = x + self.mlp(self.ln_2(x))
         return x
@@ -123,7 +153,8 @@ class GPT(nn.Module):
         self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd)
+        # Post-LN blocks end in a LayerNorm already: no final one (the original Transformer's way).
+        self.ln_f = nn.LayerNorm(config.n_embd) if config.norm == "pre" else nn.Identity()
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.head.weight = self.token_embedding.weight

@@ -1,4 +1,5 @@
-"""``digits``: a ReLU MLP on scikit-learn's 8x8 handwritten digits (1797 images, 10 classes).
+"""``digits``: a ReLU MLP (or a small CNN) on scikit-learn's 8x8 handwritten digits (1797 images,
+10 classes).
 
 Data: ``sklearn.datasets.load_digits`` (shipped with scikit-learn, no download). Each image is 64
 pixel values in 0..16, divided by 16 so inputs lie in [0, 1]. The split is a permutation drawn from
@@ -11,9 +12,10 @@ Batches: the training set in epochs, each a fresh permutation from a generator s
 every batch is full and every example is seen once per epoch. Evaluation: loss and accuracy on the
 whole validation set. ``chance_accuracy = 0.1``.
 
-Model: ``64 -> width -> ... -> width -> 10``, ``depth`` hidden layers, ReLU. Each layer computes
-``y = alpha_w * (x @ W.T) + alpha_b * b`` with fixed multipliers; ``W ~ N(0, sigma^2)`` is drawn
-from a generator seeded with ``2 * seed`` (layer by layer), ``b = 0``. With ``m = width / base_width``:
+Model ``mlp`` (the default): ``64 -> width -> ... -> width -> 10``, ``depth`` hidden layers, ReLU.
+Each layer computes ``y = alpha_w * (x @ W.T) + alpha_b * b`` with fixed multipliers;
+``W ~ N(0, sigma^2)`` is drawn from a generator seeded with ``2 * seed`` (layer by layer), ``b = 0``.
+With ``m = width / base_width``:
 
 - ``standard``: every ``alpha`` is 1; ``sigma^2 = 2 / fan_in`` (He) for the input and hidden
   layers, ``1 / fan_in`` for the readout.
@@ -33,6 +35,14 @@ follow the gradient's scale, so with Adam these multipliers give per-layer effec
 ``lr, lr / m, lr / m``: full muP for Adam needs per-layer learning rates, which one run's single
 LR does not provide.
 
+Model ``cnn``: the pixels as a ``1 x 8 x 8`` image through
+:class:`preheat.lab.models.cnn.DigitsCNN` with ``c = width``: conv3x3(1 -> c, pad 1) ReLU,
+conv3x3(c -> c, pad 1) ReLU, 2x2 max pool, conv3x3(c -> 2c, pad 1) ReLU, global average pool,
+linear 2c -> 10. Weights ``N(0, 2 / fan_in)`` (He, ``fan_in = in_channels * 9``) for the
+convolutions and ``N(0, 1 / 2c)`` for the readout, biases 0, drawn layer by layer from a generator
+seeded with ``2 * seed`` (not PyTorch's default init). Its depth is fixed, so ``depth`` must stay 2
+(the default), and only the ``standard`` parameterization applies (``mup`` is defined for the MLP).
+
 Losses: ``cross_entropy`` (mean over the batch) or ``mse``: ``sum_k (logit_k - onehot_k)^2``
 averaged over the batch (summed over the 10 classes, not averaged).
 """
@@ -45,9 +55,11 @@ from typing import ClassVar, Iterator
 import torch
 from torch.nn import functional as F
 
+from preheat.lab.models.cnn import DigitsCNN
 from preheat.lab.tasks.base import Task
 from preheat.schedules.validate import check_choice, check_int, check_real
 
+MODELS = ("mlp", "cnn")
 PARAMETERIZATIONS = ("standard", "mup")
 LOSSES = ("cross_entropy", "mse")
 INPUTS, CLASSES, IMAGES = 64, 10, 1797
@@ -81,19 +93,23 @@ class MLP(torch.nn.Module):
 
 
 class Digits(Task):
-    """An MLP classifying scikit-learn's digits; see the module docstring for data, init and losses.
+    """An MLP or a CNN classifying scikit-learn's digits; see the module docstring for data, init
+    and losses.
 
-    A plain class rather than a dataclass because the option ``loss`` would shadow the method
-    :meth:`loss`; the option is kept as :attr:`loss_name`.
+    A plain class rather than a dataclass because the options ``loss`` and ``model`` would shadow
+    the methods :meth:`loss` and :meth:`model`; they are kept as :attr:`loss_name` and
+    :attr:`model_name`.
 
     Args:
-        width: hidden units per layer.
-        depth: number of hidden layers (>= 1).
-        parameterization: ``standard`` or ``mup`` (relative to ``base_width``).
+        width: hidden units per layer (``mlp``), or ``c``, the channels of the first two
+            convolutions (``cnn``; the third has ``2c``).
+        depth: number of hidden layers (>= 1) of the MLP; the CNN's depth is fixed (keep 2).
+        parameterization: ``standard`` or ``mup`` (relative to ``base_width``; MLP only).
         loss: ``cross_entropy`` or ``mse`` (on one-hot targets).
         base_width: the width at which ``mup`` equals ``standard``.
         split_seed: seed of the train/validation split.
         val_fraction: share of the 1797 images held out for validation, in (0, 1).
+        model: ``mlp`` (default) or ``cnn``.
     """
 
     name: ClassVar[str] = "digits"
@@ -108,8 +124,10 @@ class Digits(Task):
         base_width: int = 32,
         split_seed: int = 0,
         val_fraction: float = 0.2,
+        model: str = "mlp",
     ) -> None:
         owner = "Digits"
+        self.model_name = check_choice(owner, "model", model, MODELS)
         self.width = check_int(owner, "width", width, minimum=1)
         self.depth = check_int(owner, "depth", depth, minimum=1)
         self.parameterization = check_choice(owner, "parameterization", parameterization, PARAMETERIZATIONS)
@@ -124,13 +142,23 @@ class Digits(Task):
                 f"Digits: val_fraction={val_fraction!r} is invalid; expected a fraction that leaves "
                 f"at least one of the {IMAGES} images in each set"
             )
+        if self.model_name == "cnn" and self.parameterization != "standard":
+            raise ValueError(
+                f"Digits: parameterization={parameterization!r} is invalid; expected 'standard' with "
+                "model='cnn' (mup is defined for the MLP only), or model='mlp'"
+            )
+        if self.model_name == "cnn" and self.depth != 2:
+            raise ValueError(
+                f"Digits: depth={depth!r} is invalid; expected 2 (the default) with model='cnn' (the "
+                "CNN's depth is fixed; width sets its channels), or model='mlp'"
+            )
         self._data: dict[str, torch.Tensor] | None = None
 
     def __repr__(self) -> str:
         return (
             f"Digits(width={self.width}, depth={self.depth}, parameterization={self.parameterization!r}, "
             f"loss={self.loss_name!r}, base_width={self.base_width}, split_seed={self.split_seed}, "
-            f"val_fraction={self.val_fraction})"
+            f"val_fraction={self.val_fraction}, model={self.model_name!r})"
         )
 
     # -- data --------------------------------------------------------------------------------
@@ -153,9 +181,11 @@ class Digits(Task):
 
     # -- the Task contract -------------------------------------------------------------------
 
-    def model(self, seed: int) -> MLP:
-        """A fresh MLP; ``W ~ N(0, sigma^2)`` and multipliers as in the module docstring."""
+    def model(self, seed: int) -> MLP | DigitsCNN:
+        """A fresh MLP or CNN; ``W ~ N(0, sigma^2)`` and multipliers as in the module docstring."""
         generator = torch.Generator().manual_seed(2 * seed)
+        if self.model_name == "cnn":
+            return DigitsCNN(self.width, generator)
         m = self.width / self.base_width if self.parameterization == "mup" else 1.0
         root = math.sqrt(m)
         sizes = [INPUTS] + [self.width] * self.depth + [CLASSES]

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from preheat.lab.models.gpt import GPT, GPTConfig
+from preheat.lab.models.gpt import GPT, NORMS, GPTConfig
 from preheat.lab.tasks.base import Task
 
 #: Model presets of ``size``: (block_size, n_layer, n_head, n_embd). ``medium`` is nanoGPT's
@@ -54,6 +54,9 @@ class ShakespeareChar(Task):
     - ``block_size``, ``n_layer``, ``n_head``, ``n_embd``: override one field of the preset.
     - ``dropout``: dropout probability in the model (default 0).
     - ``tie_weights``: share the output head with the token embedding (default true).
+    - ``norm``: ``"pre"`` (default; pre-LayerNorm blocks and a final LayerNorm, as GPT-2) or
+      ``"post"`` (post-LayerNorm blocks, ``x = LN(x + attn(x)); x = LN(x + mlp(x))``, no final
+      LayerNorm, as the original Transformer); see :mod:`preheat.lab.models.gpt`.
     - ``data``: path of a UTF-8 text file to use instead of the shipped corpus.
     - ``eval_batches``, ``eval_batch_size``: number and size of the batches of fixed validation
       windows that ``evaluate`` reads (default 4 x 32 windows).
@@ -70,12 +73,15 @@ class ShakespeareChar(Task):
         n_embd: int | None = None,
         dropout: float = 0.0,
         tie_weights: bool = True,
+        norm: str = "pre",
         data: str | Path | None = None,
         eval_batches: int = 4,
         eval_batch_size: int = 32,
     ) -> None:
         if size not in SIZES:
             raise ValueError(f"size={size!r} is unknown; expected one of {', '.join(SIZES)}")
+        if norm not in NORMS:  # checked before the text is read (GPTConfig checks it too)
+            raise ValueError(f"norm={norm!r} is invalid; expected one of {', '.join(repr(n) for n in NORMS)}")
         for option, value in (("eval_batches", eval_batches), ("eval_batch_size", eval_batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{option}={value!r} is invalid; expected an integer >= 1")
@@ -93,7 +99,7 @@ class ShakespeareChar(Task):
         self.val_data: torch.Tensor = tokens[split:]
 
         self.config = GPTConfig(
-            vocab_size=len(self.vocab), dropout=dropout, tie_weights=tie_weights, **shape
+            vocab_size=len(self.vocab), dropout=dropout, tie_weights=tie_weights, norm=norm, **shape
         )
         needed = self.config.block_size + 1
         if len(self.val_data) < needed:
