@@ -114,6 +114,18 @@ RUNS = [
 PENDING = _config(C, 1.0, 0)
 
 
+def _crossing(step: int, before: float, after: float, target: float) -> float:
+    """Where the line from ``(step, before)`` to ``(step + 25, after)`` meets ``target``."""
+    return step + (before - target) / (before - after) * 25
+
+
+# Target 0.44 (1.1 x the best final 0.4): runs 8, 9 (B, warmup 10, LR 0.1) and 17, 18 (C, LR 0.1).
+STEPS_TO_TARGET = [_crossing(25, 0.9, 0.43, 0.44), _crossing(50, 0.6, 0.43, 0.44),
+                   _crossing(50, 1.0, 0.43, 0.44), _crossing(75, 0.6, 0.42, 0.44)]
+B10_STEPS = (STEPS_TO_TARGET[0] + STEPS_TO_TARGET[1]) / 2
+C_STEPS = (STEPS_TO_TARGET[2] + STEPS_TO_TARGET[3]) / 2
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     store = Store(tmp_path_factory.mktemp("sweep"))
@@ -182,9 +194,9 @@ def test_run_metrics_on_the_hand_made_sweep(rows: list[RunMetrics]) -> None:
     diverged = _row(rows, RUNS[3][0])
     assert diverged.diverged and diverged.status == "diverged"
     assert diverged.final_val_loss == math.inf and diverged.best_val_loss == 0.3
-    assert diverged.steps_to_target == 25  # it reached the target before diverging
+    assert diverged.steps_to_target == pytest.approx(_crossing(0, 2.0, 0.3, 0.44))  # before diverging
 
-    assert [_row(rows, RUNS[i][0]).steps_to_target for i in (8, 9, 17, 18)] == [50, 75, 75, 100]
+    assert [_row(rows, RUNS[i][0]).steps_to_target for i in (8, 9, 17, 18)] == pytest.approx(STEPS_TO_TARGET)
 
     below = _row(rows, RUNS[10][0])
     assert below.below_chance is True and below.status == "finished"
@@ -204,7 +216,7 @@ def test_run_metrics_with_a_given_target_and_unknown_chance(tmp_path: Path) -> N
     result = _result([2.0, 1.5, 1.2, 1.0, 0.9], accuracy=_chance_level())
     store.save(config, dataclasses.replace(result, chance_accuracy=None))
     (row,) = run_metrics(store, target=1.25)
-    assert row.target == 1.25 and row.steps_to_target == 50
+    assert row.target == 1.25 and row.steps_to_target == pytest.approx(_crossing(25, 1.5, 1.2, 1.25))
     assert row.below_chance is None  # the store has no chance accuracy for it, and no task is built
     # A chance accuracy given for the task stands in for the one the store lacks.
     (row,) = run_metrics(store, target=1.25, chance={"no_such_module_xyz:task": 0.1})
@@ -235,7 +247,7 @@ def test_method_metrics(rows: list[RunMetrics]) -> None:
     b10 = groups[NAME_B10, 10]
     assert b10.best_peak_lr == 0.1 and b10.best.mean_final_val_loss == pytest.approx(0.41)
     assert b10.best.std_final_val_loss == pytest.approx(0.02 / math.sqrt(2))
-    assert b10.best.mean_steps_to_target == 62.5 and b10.best.reached == 2
+    assert b10.best.mean_steps_to_target == pytest.approx(B10_STEPS) and b10.best.reached == 2
     assert b10.largest_stable_lr == 0.1  # LR 1.0 finished but below chance accuracy
     assert b10.cells[2].below_chance == 2 and not b10.cells[2].stable
 
@@ -257,7 +269,7 @@ def test_ranking_order_and_columns(rows: list[RunMetrics]) -> None:
     assert [r.rank for r in table] == [1, 2, 3, 4]
     assert (b.warmup, b.best_peak_lr, b50.best_peak_lr) == (10, 0.1, 0.1)
     assert b.final_val_loss_mean == c.final_val_loss_mean == pytest.approx(0.41)
-    assert (b.steps_to_target, c.steps_to_target, a.steps_to_target) == (62.5, 87.5, None)
+    assert (b.steps_to_target, c.steps_to_target) == pytest.approx((B10_STEPS, C_STEPS)) and a.steps_to_target is None
     assert [(r.diverged, r.runs) for r in table] == [(0, 6), (1, 4), (0, 3), (3, 6)]
     assert [r.largest_stable_lr for r in table] == [0.1, None, 1.0, 0.01]
     assert b.title == NAME_B10  # the name shows its warmup already
@@ -267,7 +279,7 @@ def test_ranking_order_and_columns(rows: list[RunMetrics]) -> None:
     assert headers[-1] == "good LR range"  # every run took 15 ms / step: a constant column, left out
     assert len(headers) == len(cells[0]) == 9 and numeric == {0, 2, 3, 4, 5, 6, 7, 8}
     half = scipy.stats.t.ppf(0.975, 1) * 0.02 / math.sqrt(2) / math.sqrt(2)  # two seeds 0.40, 0.42
-    assert cells[0][:7] == ["1", NAME_B10, "10", "0.1", f"0.41 ± {half:.2g}", "62.5", "0 / 6"]
+    assert cells[0][:7] == ["1", NAME_B10, "10", "0.1", f"0.41 ± {half:.2g}", f"{B10_STEPS:.6g}", "0 / 6"]
     assert cells[2][4] == "0.43" and cells[2][8] == "0.1 – 1"  # one seed: no ± ; the good range
     assert cells[3][4].startswith("0.95 ± ") and cells[3][5] == "—" and cells[3][7] == "0.01"
     assert cells[1][7] == "—"

@@ -10,7 +10,8 @@ import pytest
 
 from preheat.lab.compare import WARMUP_TEMPLATE
 from preheat.lab.config import RunConfig
-from preheat.lab.metrics import RunMetrics, SweepMetrics, half_width, ranking, within_noise
+from preheat.lab.metrics import RunMetrics, SweepMetrics, ranking, within_noise
+from preheat.lab.stats import half_width
 from preheat.lab.verdict import verdict
 
 

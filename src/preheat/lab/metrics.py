@@ -62,6 +62,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from preheat.lab.config import RunConfig
+from preheat.lab.stats import CONFIDENCE, half_width, interpolated_steps, sample_std
 from preheat.lab.store import DONE, Store, StoredRun
 
 SPIKE_ALPHA = 0.1
@@ -69,7 +70,6 @@ SPIKE_SKIP = 10
 SPIKE_MIN_RISE = 0.25
 ACCURACY_TAIL = 0.1
 CHANCE_FACTOR = 1.5
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class RunMetrics:
     final_val_loss: float
     best_val_loss: float
     target: float | None
-    steps_to_target: int | None
+    steps_to_target: float | None
     final_train_accuracy: float
     below_chance: bool | None
     spikes: int
@@ -324,30 +324,13 @@ def _measure(run: StoredRun, steps: dict[str, np.ndarray], evals: dict[str, np.n
     below = None
     if chance_accuracy is not None and not math.isnan(accuracy):
         below = accuracy < CHANCE_FACTOR * chance_accuracy
-    reached = np.flatnonzero(losses <= target) if target is not None else np.array([], dtype=int)
     return RunMetrics(
         id=run.id, method=run.method, config=run.config, status=run.status, wall_time=run.wall_time,
         final_val_loss=_final(run.status, losses), best_val_loss=_best(losses), target=target,
-        steps_to_target=int(evals["step"][reached[0]]) if reached.size else None,
+        steps_to_target=None if target is None else interpolated_steps(evals["step"], losses, target),
         final_train_accuracy=accuracy, below_chance=below,
         spikes=count_spikes(steps["train_loss"], spike_factor),
     )
-
-
-def _std(values: np.ndarray) -> float:
-    """Sample standard deviation (``ddof = 1``); NaN for fewer than two values or any inf."""
-    if values.size < 2 or not np.all(np.isfinite(values)):
-        return math.nan
-    return float(values.std(ddof=1))
-
-
-def half_width(values: np.ndarray, confidence: float = CONFIDENCE) -> float:
-    """``t((1 + confidence) / 2, n - 1) * std / sqrt(n)``, the half-width of the Student-t
-    interval of the mean of ``values``; NaN for fewer than two values or any inf."""
-    from scipy.stats import t
-
-    std = _std(values)
-    return math.nan if math.isnan(std) else float(t.ppf((1 + confidence) / 2, values.size - 1) * std / math.sqrt(values.size))
 
 
 def _lr_cell(peak_lr: float, runs: list[RunMetrics]) -> LrCell:
@@ -359,7 +342,7 @@ def _lr_cell(peak_lr: float, runs: list[RunMetrics]) -> LrCell:
         runs=len(runs),
         seeds=tuple(sorted(r.config.seed for r in runs)),
         mean_final_val_loss=float(finals.mean()) if finals.size else math.nan,
-        std_final_val_loss=_std(finals),
+        std_final_val_loss=sample_std(finals),
         ci_final_val_loss=half_width(finals),
         diverged=sum(r.diverged for r in runs),
         below_chance=sum(r.below_chance is True for r in runs),

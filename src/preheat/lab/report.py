@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 from preheat.lab.report_figures import report_figures
 from preheat.lab.methods import describe, doc_url
-from preheat.lab.metrics import CONFIDENCE, RunMetrics, SweepMetrics, format_ranking
+from preheat.lab.metrics import RunMetrics, SweepMetrics, format_ranking
+from preheat.lab.stats import CONFIDENCE
 from preheat.lab.store import DONE, Store
 from preheat.lab.verdict import Verdict, verdict
 
@@ -172,8 +173,9 @@ names a winner only when no other method is within noise of the best; with one s
 (<code>warmup_cosine({warmup}, {steps})</code>) with a warmup of at least one update, over the
 warmup lengths and peak LRs the sweep tried.</li>
 <li><b>target</b>: the validation loss to reach; unless given, 1.1 &times; the best validation loss of
-any finished run (for a best loss b &le; 0: b + 0.1 |b|). <b>steps to target</b>: the first evaluation
-at or below it, averaged over the seeds that reached it ((k/n) when not all did).</li>
+any finished run (for a best loss b &le; 0: b + 0.1 |b|). <b>steps to target</b>: the step where the
+validation curve first reaches it, interpolated linearly between the two evaluations around the
+crossing , averaged over the seeds that reached it ((k/n) when not all did).</li>
 <li><b>diverged</b>: stopped by the training loop (loss NaN/inf or above its diverge factor times the
 initial validation loss). <b>below chance</b> (what Kalra &amp; Barkeshli call failed): mean training
 accuracy over the last 10% of steps below 1.5 &times; the task's chance accuracy. A run that

@@ -1,4 +1,8 @@
-"""Paired comparisons of a method with a baseline over the same seeds: the benchmark's statistics.
+"""The lab's statistics: intervals of a mean over seeds, and paired comparisons of a method
+with a baseline over the same seeds (the benchmark's).
+
+:func:`half_width` is the half-width of the Student-t interval of a mean over seeds (the
+ranking's ``±``, :data:`CONFIDENCE` = 95 %).
 
 A benchmark cell is one (task, peak LR); a method and the baseline ran there with the same seeds
 ``s = 1..n`` (the seed fixes the data order and the initial weights, so a seed's two runs differ
@@ -24,9 +28,25 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from preheat.lab.metrics import CONFIDENCE, half_width
 
+CONFIDENCE = 0.95
 Outcome = Literal["win", "tie", "loss"]
+
+
+def sample_std(values: np.ndarray) -> float:
+    """Sample standard deviation (``ddof = 1``); NaN for fewer than two values or any inf."""
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        return math.nan
+    return float(values.std(ddof=1))
+
+
+def half_width(values: np.ndarray, confidence: float = CONFIDENCE) -> float:
+    """``t((1 + confidence) / 2, n - 1) * std / sqrt(n)``, the half-width of the Student-t
+    interval of the mean of ``values``; NaN for fewer than two values or any inf."""
+    from scipy.stats import t
+
+    std = sample_std(values)
+    return math.nan if math.isnan(std) else float(t.ppf((1 + confidence) / 2, values.size - 1) * std / math.sqrt(values.size))
 
 
 @dataclass(frozen=True)
