@@ -134,7 +134,7 @@ def test_multiplier_follows_eta_over_eta_max_and_hands_over_at_the_first_gap_bel
     assert ctrl.handover_step == expected_handover
     decision = ctrl.decisions[expected_handover - 1]
     assert decision.action == "handover" and "<= Delta*" in decision.reason
-    assert decision.evidence["delta_star"] == fit.delta_star and decision.evidence["K2"] == fit.K2
+    assert decision.evidence["delta_star"] == fit.delta_star and decision.evidence["peak_K2"] == fit.K2 * fit.peak_lr
     assert len(ctrl.decisions) == expected_handover  # none after the handover
     after = parse(f"cosine_decay({400 - expected_handover}, end=1e-4)")
     assert decision.multiplier == 1.0 == float(after(0))

@@ -301,6 +301,7 @@ BUILT: dict[str, Callable[[], Controller]] = {
     "catapult": CATAPULT, "catapult-linear": run("catapult_warmup(steps=20)"), "nars": NARS,
     "sharpness": SHARPNESS, "smoothness-fitted": smoothness_fitted,
     "smoothness-given": run("smoothness_warmup(rho=1.0, K0=0.5, K_rho=2.0)"),
+    "autowu": run("autowu_warmup(interval=2, min_points=4)", steps=12), "gap": run("gap_warmup()"),
 }
 assert {type(make()) for make in BUILT.values()} == set(CONTROLLERS)
 

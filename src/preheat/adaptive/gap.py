@@ -229,9 +229,12 @@ class GapWarmup(Controller):
             fitted = f"fitted from the first loss (Delta0={gap:.4g}, mode={self.mode}): "
         else:
             fitted = ""
-        evidence.update(delta0=fit.delta0, delta_star=fit.delta_star, K0=fit.K0, K1=fit.K1, K2=fit.K2)
-        constants = (f"{fitted}Delta* {fit.delta_star:.4g}, K0={fit.K0:.4g}, K1={fit.K1:.4g}, "
-                     f"K2={fit.K2:.4g}")
+        # the constants in multiplier units (peak_lr K), finite whatever the peak LR
+        k2 = fit.curvature
+        k0, k1 = k2 * fit.delta_star**2, 1.0 - 2.0 * k2 * fit.delta_star
+        evidence.update(delta0=fit.delta0, delta_star=fit.delta_star, peak_K0=k0, peak_K1=k1, peak_K2=k2)
+        constants = (f"{fitted}Delta* {fit.delta_star:.4g}, peak_lr x (K0, K1, K2) = ({k0:.4g}, {k1:.4g}, "
+                     f"{k2:.4g})")
         if gap <= fit.delta_star:
             done = self.current + self.bounds.max_step >= 1.0
             reason = (f"gap {gap:.4g} <= Delta* {fit.delta_star:.4g}: the warmup reached the peak"

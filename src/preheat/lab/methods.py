@@ -40,6 +40,8 @@ _CONTROLLER_NOTES = {  # controller name -> what it does (all are in docs/adapti
     "sharpness_warmup": "LR raised while the sharpness stays below the edge of stability",
     "catapult_warmup": "starts at the LR a catapult search finds, then a linear ramp",
     "nars_warmup": "a NARS reasoning controller raises, holds or cuts the LR",
+    "autowu_warmup": "AutoWU: exponential ramp until a GP-smoothed loss stops falling (Kim et al. 2021)",
+    "gap_warmup": "LR from the loss gap, peak once the gap falls to its fitted optimum (Riabinin et al. 2026)",
 }
 _PERSISTENT = "starts at the LR a catapult search finds, raised x2 while the loss recovers"
 
