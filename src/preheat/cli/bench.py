@@ -1,0 +1,98 @@
+"""``preheat bench``: the warmup benchmark (:mod:`preheat.lab.bench`) from the command line."""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from preheat.cli.app import app
+from preheat.cli.lab import Quiet, Workers, _Bars, _Log, console, errors
+
+
+@app.command()
+def bench(
+    tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks) or full (hours).")] = "quick",
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Only these tasks (repeat the option).")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: every n-th task from the i-th.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the stores (one per tier and task).")] = Path("runs/bench"),
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write the tables to this file.")] = None,
+    figures: Annotated[Optional[Path], typer.Option("--figures", help="Write a figure per task to this folder.")] = None,
+    workers: Workers = 2,
+    quiet: Quiet = False,
+) -> None:
+    """Run (or resume) the warmup benchmark and print each method's win/tie/loss against the
+    tuned linear warmup.
+
+    Every method on every task of the tier, at every peak LR of the task's ladder and several
+    seeds; the tuned baseline is the best linear warmup of 0-50 % at each peak. Rerunning with
+    the same --out resumes: finished runs are not redone. The tasks, tiers and statistics are
+    in docs/results.md.
+    """
+    from preheat.lab.bench import plan, runner
+    from preheat.lab.bench.figures import task_figure
+    from preheat.lab.bench.tables import document
+    from preheat.lab.sweep import SweepIncomplete, cores
+
+    try:
+        chosen = runner.shard(plan.tasks_of(tier, tasks), shard)
+    except ValueError as err:
+        errors.print(f"[red]error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    progress: Any = _Log() if quiet else _Bars()
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
+    started = time.perf_counter()
+    try:
+        results = runner.run_bench(tier, chosen, out, workers=workers, progress=progress)
+    except KeyboardInterrupt:
+        errors.print(f"[red]interrupted:[/] the finished runs are kept in {out}; rerun the same command "
+                     "to do the rest", soft_wrap=True)
+        raise typer.Exit(130) from None
+    except SweepIncomplete as err:
+        errors.print(f"[red]error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        progress.stop()
+    minutes = (time.perf_counter() - started) / 60
+    drawn = {}
+    if figures is not None:
+        base = markdown.parent if markdown is not None else Path.cwd()
+        for result in results:
+            path = task_figure(result, figures / f"bench-{result.task.name}.png")
+            drawn[result.task.name] = os.path.relpath(path, base)
+    footer = (f"Machine: {platform.processor() or platform.machine()}, {cores()} cores, {workers} workers; "
+              f"{minutes:.1f} min wall for this invocation (runs already in the store are not redone).")
+    text = document(results, tier, drawn, footer)
+    if markdown is not None:
+        markdown.write_text(text)
+    console.print(_totals(results))
+    console.print(footer, soft_wrap=True)
+    if markdown is not None:
+        console.print(f"tables: {markdown.resolve()}", soft_wrap=True)
+
+
+def _totals(results: list[Any]) -> Table:
+    """Per method: win/tie/loss against the tuned warmup over every (task, peak LR) cell, by split."""
+    totals: dict[str, dict[str, list[int]]] = {}
+    for result in results:
+        for method in result.methods:
+            for cell in result.cells[method].values():
+                comparison = result.compare(cell)
+                if comparison is None or comparison.outcome is None:
+                    continue
+                counts = totals.setdefault(method, {"dev": [0, 0, 0], "test": [0, 0, 0]})
+                counts[result.task.split][("win", "tie", "loss").index(comparison.outcome)] += 1
+    table = Table(title="against the tuned linear warmup: win / tie / loss", title_justify="left")
+    table.add_column("method")
+    table.add_column("dev W/T/L", justify="right")
+    table.add_column("test W/T/L", justify="right")
+    for method, counts in totals.items():
+        table.add_row(method, "/".join(map(str, counts["dev"])), "/".join(map(str, counts["test"])))
+    return table

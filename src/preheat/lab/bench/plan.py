@@ -1,0 +1,162 @@
+"""What the benchmark runs: every method on every task, at every rung of the ladder, per tier.
+
+The methods, each run through its own package where one exists:
+
+- **linear N %**: linear warmup over N % of the run, then cosine decay to 0
+  (``warmup_cosine``), for N in :data:`WARMUP_GRID` (0 % is **no warmup**). The grid is the
+  tuned baseline's: at each peak LR the best length is what a user with a tuning budget would
+  pick. When that best is the grid's longest (50 %), :data:`EXTENSION` (70, 90 %) is run there too,
+  so the baseline is never clipped at the grid's edge;
+- ``hf_cosine``: Hugging Face's ``get_cosine_schedule_with_warmup`` with 10 % warmup;
+- ``untuned`` and ``untuned exp``: pytorch_warmup's untuned linear and exponential warmups over
+  ``CosineAnnealingLR`` (Adam family);
+- ``radam``: torch's RAdam (decoupled weight decay) with cosine decay (Adam family);
+- ``schedule-free``: schedulefree's AdamWScheduleFree, its warmup 5 % (Adam family);
+- ``autowu``, ``gap``: AutoWU (Kim et al. 2021) and the loss-gap warmup of Riabinin et al. 2026,
+  handing over to cosine decay (:mod:`preheat.adaptive`);
+- preheat's own: GI-Adam (Adam family) and the controllers of ``preheat compare``
+  (:func:`preheat.lab.compare.adaptive_menu`); the sharpness controller's edge-of-stability
+  threshold is Adam's or SGD's, so Muon tasks leave it out;
+- the optimizers that learn their step size, **Prodigy** (``safeguard_warmup``), **D-Adaptation**
+  Adam and **DoG**: they take no peak LR, so each runs once per task at its multiplier 1 with
+  cosine decay, and is compared with the tuned baseline's best over the whole ladder.
+
+Tiers: ``full`` (every task, its whole ladder and seeds), ``quick`` (the development tasks at
+the two top rungs, 2 seeds, the grid 0, 5, 20, 50 %, half the updates: minutes on 2 cores),
+``tiny`` (every task at its tiny size, the top rung, 2 seeds, the grid 0 and 50 %: the tests'
+end-to-end run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from preheat.lab.bench.tasks import TASKS, BenchTask
+from preheat.lab.compare import WARMUP_TEMPLATE, adaptive_menu
+from preheat.lab.config import RunConfig
+
+WARMUP_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+EXTENSION = (0.7, 0.9)
+LEARNED_STEP = ("prodigy", "dadapt_adam", "dog")
+TIERS = ("tiny", "quick", "full")
+NO_WARMUP = "no warmup"
+
+
+@dataclass(frozen=True)
+class Tier:
+    """How much of each task a tier runs: its ``size``, which ``split`` (None: both), how many
+    top rungs of the ladder (None: all), the seeds (None: the task's), the warmup grid and the
+    fraction of the task's updates."""
+
+    size: str
+    split: str | None
+    rungs: int | None
+    seeds: int | None
+    grid: tuple[float, ...]
+    length: float = 1.0
+
+
+TIER_SETTINGS = {
+    "full": Tier("default", None, None, None, WARMUP_GRID),
+    "quick": Tier("default", "dev", 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
+    "tiny": Tier("tiny", None, 1, 2, (0.0, 0.5)),
+}
+
+
+def linear_label(fraction: float) -> str:
+    """The label of the linear warmup over ``fraction`` of the run (``no warmup`` for 0)."""
+    return NO_WARMUP if fraction == 0 else f"linear {fraction:.0%}"
+
+
+def tier(name: str) -> Tier:
+    """The settings of tier ``name``.
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`TIERS`.
+    """
+    if name not in TIER_SETTINGS:
+        raise ValueError(f"tier={name!r} is invalid; expected one of {', '.join(TIERS)}")
+    return TIER_SETTINGS[name]
+
+
+def tasks_of(tier_name: str, names: list[str] | None = None) -> list[BenchTask]:
+    """The tasks tier ``tier_name`` runs, in table order; ``names`` picks some of them.
+
+    Raises:
+        ValueError: an unknown task name.
+    """
+    settings = tier(tier_name)
+    unknown = [name for name in names or [] if name not in TASKS]
+    if unknown:
+        raise ValueError(f"tasks={unknown} are unknown; expected some of {', '.join(TASKS)}")
+    return [task for task in TASKS.values()
+            if (names is None or task.name in names) and (settings.split in (None, task.split))]
+
+
+def peaks_of(task: BenchTask, tier_name: str) -> tuple[float, ...]:
+    """The rungs of ``task``'s ladder the tier runs (its top ``rungs``)."""
+    rungs = tier(tier_name).rungs
+    return task.peaks if rungs is None else task.peaks[-rungs:]
+
+
+def menu(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
+    """(label, run fields) of every method but the linear grid and the learned-step optimizers,
+    for runs of ``steps`` updates of ``task`` (see the module docstring)."""
+    cosine = "cosine_decay({steps})"
+    adam = task.family == "adam"
+    methods: list[tuple[str, dict[str, Any]]] = [
+        ("hf cosine", {"peer": "hf_cosine", "warmup": round(0.1 * steps),
+                       "note": "transformers.get_cosine_schedule_with_warmup, 10% warmup"})]
+    if adam:
+        methods += [
+            ("untuned", {"peer": "untuned_warmup"}),
+            ("untuned exp", {"peer": "untuned_exponential"}),
+            ("radam", {"schedule": cosine, "optimizer": "radamw"}),
+            ("schedule-free", {"optimizer": "schedulefree_adamw", "warmup": round(0.05 * steps),
+                               "note": "schedulefree.AdamWScheduleFree, warmup_steps = 5% of the run"}),
+        ]
+    methods += [("autowu", {"controller": "autowu_warmup()", "after": cosine}),
+                ("gap", {"controller": "gap_warmup()", "after": cosine})]
+    betas = task.base.get("betas", (0.9, 0.999)) if adam else None
+    own = adaptive_menu(steps, betas)
+    if task.family == "muon":
+        own = [(label, fields) for label, fields in own if label != "sharpness"]
+    return methods + own
+
+
+def runs(task: BenchTask, tier_name: str) -> list[RunConfig]:
+    """Every run of ``task`` in tier ``tier_name``, before any extension of the grid."""
+    settings = tier(tier_name)
+    base = _base(task, settings)
+    steps, seeds = base["steps"], range(settings.seeds or task.seeds)
+    grid = [(linear_label(f), _linear(f, steps)) for f in settings.grid]
+    configs = [RunConfig(**{**base, **method, "label": label, "peak_lr": peak, "seed": seed})
+               for peak in peaks_of(task, tier_name) for label, method in grid + menu(task, steps)
+               for seed in seeds]
+    configs += [RunConfig(**{**base, "optimizer": name, "schedule": "cosine_decay({steps})", "label": name,
+                             "peak_lr": 1.0, "seed": seed})
+                for name in LEARNED_STEP for seed in seeds]
+    return configs
+
+
+def extension(task: BenchTask, tier_name: str, best: dict[float, float]) -> list[RunConfig]:
+    """The runs that extend the grid where its best length (``best``: peak LR -> fraction) is
+    its longest: :data:`EXTENSION` at those peaks, the same seeds."""
+    settings = tier(tier_name)
+    edge, base = max(settings.grid), _base(task, settings)
+    return [RunConfig(**{**base, **_linear(f, base["steps"]), "label": linear_label(f), "peak_lr": peak, "seed": seed})
+            for peak, fraction in sorted(best.items()) if fraction == edge
+            for f in EXTENSION for seed in range(settings.seeds or task.seeds)]
+
+
+def _base(task: BenchTask, settings: Tier) -> dict[str, Any]:
+    """The run fields every method of ``task`` shares in a tier: the size's, the tier's length
+    (at least 8 updates) and 20 evaluations."""
+    fields = task.fields(settings.size)
+    steps = max(8, round(fields.pop("steps") * settings.length))
+    return {**fields, "steps": steps, "eval_every": max(1, steps // 20)}
+
+
+def _linear(fraction: float, steps: int) -> dict[str, Any]:
+    return {"schedule": WARMUP_TEMPLATE, "warmup": round(fraction * steps)}

@@ -1,0 +1,61 @@
+"""Run the benchmark: one lab store per (tier, task), resumable, sharded by task.
+
+``run_bench`` runs each task's plan (:func:`preheat.lab.bench.plan.runs`) with
+:func:`preheat.lab.sweep.run_sweep`, which skips runs already in the store: a killed run of the
+benchmark resumes where it stopped, and a rerun computes nothing and gives the same numbers.
+Then, where the tuned baseline's best warmup is the grid's longest, it runs the extension
+(:func:`preheat.lab.bench.plan.extension`) into the same store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from preheat.lab.bench import plan
+from preheat.lab.bench.analysis import TaskResult, warmup_fraction, load
+from preheat.lab.bench.tasks import BenchTask
+from preheat.lab.sweep import run_sweep
+
+if TYPE_CHECKING:
+    from preheat.lab.sweep.driver import Progress
+    from preheat.lab.sweep.ray import RayBackend
+
+
+def store_of(out: str | Path, tier: str, task: BenchTask) -> Path:
+    """The folder of ``task``'s store in tier ``tier`` under ``out``."""
+    return Path(out) / tier / task.name
+
+
+def shard(tasks: list[BenchTask], spec: str | None) -> list[BenchTask]:
+    """The tasks of shard ``"i/n"`` (every n-th task from the i-th, 1-based); all for None.
+
+    Raises:
+        ValueError: a spec that is not ``i/n`` with ``1 <= i <= n``.
+    """
+    if spec is None:
+        return tasks
+    try:
+        index, count = (int(part) for part in spec.split("/"))
+    except ValueError:
+        index = count = 0
+    if not 1 <= index <= count:
+        raise ValueError(f"shard={spec!r} is invalid; expected i/n with 1 <= i <= n, e.g. 1/2")
+    return tasks[index - 1::count]
+
+
+def run_bench(tier: str, tasks: list[BenchTask], out: str | Path, workers: int = 1,
+              progress: Progress | None = None, backend: RayBackend | None = None) -> list[TaskResult]:
+    """Run (or resume) ``tasks`` in ``tier`` into stores under ``out``; return their results."""
+    results = []
+    for task in tasks:
+        directory = store_of(out, tier, task)
+        configs = plan.runs(task, tier)
+        run_sweep(configs, directory, workers=workers, progress=progress, backend=backend)
+        result = load(task, directory)
+        more = plan.extension(task, tier, {peak: warmup_fraction(cell.method) for peak, cell in result.tuned.items()})
+        if more:
+            run_sweep(configs + more, directory, workers=workers, progress=progress, backend=backend)
+            result = load(task, directory)
+        results.append(result)
+    return results

@@ -1,0 +1,152 @@
+"""The benchmark's tasks: where warmup changes the outcome, each with its peak-LR ladder.
+
+Every task is a lab run template (task, model options, optimizer, batch size, betas) with a run
+length, a ladder of peak LRs in doublings from a safe value to past no warmup's divergence, a
+seed count, and whether it is scored by the final validation loss or by the updates it takes to
+reach a loss (the river valley, whose losses fall to 1e-12: a ratio of such losses says nothing a
+user needs). Each task belongs to one split:
+
+- **dev**: a method may be designed and tuned on it;
+- **test**: only reported; never used to choose a method's defaults.
+
+The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
+lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
+behind at the top rungs. Sizes: ``tiny`` (tests: a few updates on the smallest model),
+``default`` (the CPU tiers), ``large`` (a GPU: wider models, longer runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SIZES = ("tiny", "default", "large")
+Split = Literal["dev", "test"]
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One benchmark task.
+
+    ``base``: the run fields every method shares (``task``, ``task_options``, ``optimizer``,
+    ``batch_size``, ``betas``, ...); ``steps``: updates per run at the ``default`` size;
+    ``peaks``: the peak-LR ladder (increasing, in doublings); ``seeds``: seeds per cell;
+    ``target``: for ``score="steps"``, the validation loss whose first crossing (interpolated
+    between evaluations) is the run's score; ``sizes``: per size other than ``default``, the
+    ``task_options`` and fields it overrides (``steps`` among them).
+    """
+
+    name: str
+    kind: str
+    split: Split
+    what: str
+    base: dict[str, Any]
+    steps: int
+    peaks: tuple[float, ...]
+    seeds: int = 5
+    score: Literal["loss", "steps"] = "loss"
+    target: float | None = None
+    sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        """The optimizer family the menu is built for: ``adam``, ``sgd`` or ``muon``."""
+        optimizer = self.base["optimizer"]
+        return "sgd" if optimizer == "sgd" else "muon" if optimizer == "muon" else "adam"
+
+    def fields(self, size: str) -> dict[str, Any]:
+        """The run fields at ``size`` (``steps`` included), the size's overrides merged in.
+
+        Raises:
+            ValueError: ``size`` is not one of :data:`SIZES`.
+        """
+        if size not in SIZES:
+            raise ValueError(f"size={size!r} is invalid; expected one of {', '.join(SIZES)}")
+        override = dict(self.sizes.get(size, {}))
+        options = {**self.base.get("task_options", {}), **override.pop("task_options", {})}
+        return {**self.base, "steps": self.steps, **override, "task_options": options}
+
+
+_ADAMW = {"optimizer": "adamw", "betas": (0.9, 0.95), "batch_size": 32}
+_SGD = {"optimizer": "sgd", "momentum": 0.9, "batch_size": 32}
+_TINY_DIGITS = {"steps": 12, "task_options": {"width": 16}}
+_TINY_GPT = {"steps": 8, "batch_size": 4, "task_options": {"n_layer": 1, "n_embd": 16, "n_head": 2,
+                                                           "block_size": 16, "eval_batches": 1,
+                                                           "eval_batch_size": 4}}
+_GPT = {"size": "tiny", "n_layer": 4, "block_size": 32}
+_LARGE_GPT = {"steps": 4000, "batch_size": 64, "device": "cuda",
+              "task_options": {"size": "small", "n_layer": 6}}
+
+TASKS: dict[str, BenchTask] = {task.name: task for task in (
+    BenchTask(
+        "mlp-ce", "MLP", "dev", "digits MLP 64-256-256-10, standard init, cross-entropy, AdamW",
+        {"task": "digits", "task_options": {"width": 256}, **_ADAMW},
+        steps=600, peaks=(0.008, 0.016, 0.032, 0.064, 0.128),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 2048}}},
+    ),
+    BenchTask(
+        "mlp-mse-sgd", "MLP", "dev",
+        "digits MLP 64-256-256-10, standard init, MSE, SGD with momentum (Kalra & Barkeshli's regime)",
+        {"task": "digits", "task_options": {"width": 256, "loss": "mse"}, **_SGD},
+        steps=600, peaks=(0.02, 0.04, 0.08, 0.16, 0.32),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 2048}}},
+    ),
+    BenchTask(
+        "gpt-pre-ln", "GPT (pre-LN)", "dev",
+        "Shakespeare characters, pre-LN GPT 4 layers x 64, context 32, AdamW (beta2 0.95)",
+        {"task": "shakespeare-char", "task_options": _GPT, **_ADAMW, "batch_size": 16, "weight_decay": 0.1},
+        steps=400, peaks=(0.008, 0.016, 0.032), seeds=3,
+        sizes={"tiny": _TINY_GPT, "large": _LARGE_GPT},
+    ),
+    BenchTask(
+        "river-valley", "river valley", "dev",
+        "river valley (curvature grows with the loss), gradient descent, scored by updates to gap 1e-2",
+        {"task": "river-valley", "optimizer": "sgd", "momentum": 0.0, "batch_size": 1},
+        steps=500, peaks=(0.05, 0.1, 0.2, 0.4, 0.8), score="steps", target=1e-2,
+        sizes={"tiny": {"steps": 12}, "large": {"steps": 2000, "task_options": {"dim": 1000}}},
+    ),
+    BenchTask(
+        "mlp-mup-ce", "MLP", "test", "digits MLP 64-512-512-10 in muP (base width 32), cross-entropy, AdamW",
+        {"task": "digits", "task_options": {"width": 512, "parameterization": "mup"}, **_ADAMW},
+        steps=600, peaks=(0.016, 0.032, 0.064, 0.128),
+        sizes={"tiny": {**_TINY_DIGITS, "task_options": {"width": 64, "parameterization": "mup"}},
+               "large": {"steps": 3000, "task_options": {"width": 4096}}},
+    ),
+    BenchTask(
+        "cnn", "CNN", "test", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), AdamW",
+        {"task": "digits", "task_options": {"model": "cnn", "width": 16}, **_ADAMW},
+        steps=600, peaks=(0.004, 0.008, 0.016, 0.032, 0.064),
+        sizes={"tiny": {"steps": 12, "task_options": {"width": 4}},
+               "large": {"steps": 3000, "task_options": {"width": 64}}},
+    ),
+    BenchTask(
+        "post-ln", "post-LN transformer", "test",
+        "Shakespeare characters, post-LN transformer 4 layers x 64, context 32, AdamW (beta2 0.95)",
+        {"task": "shakespeare-char", "task_options": {**_GPT, "norm": "post"}, **_ADAMW, "batch_size": 16,
+         "weight_decay": 0.1},
+        steps=400, peaks=(0.001, 0.002, 0.004), seeds=3,
+        sizes={"tiny": {**_TINY_GPT, "task_options": {**_TINY_GPT["task_options"], "norm": "post"}},
+               "large": {**_LARGE_GPT, "task_options": {**_LARGE_GPT["task_options"], "norm": "post"}}},
+    ),
+    BenchTask(
+        "large-batch", "MLP", "test", "digits MLP 64-256-256-10, batch 1024 (most of the data), AdamW",
+        {"task": "digits", "task_options": {"width": 256}, **_ADAMW, "batch_size": 1024},
+        steps=400, peaks=(0.016, 0.032, 0.064, 0.128),
+        sizes={"tiny": {**_TINY_DIGITS, "batch_size": 256}, "large": {"steps": 2000, "task_options": {"width": 2048}}},
+    ),
+    BenchTask(
+        "gpt-muon", "GPT (pre-LN)", "test",
+        "Shakespeare characters, pre-LN GPT 4 layers x 64, context 32, Muon on the hidden matrices",
+        {"task": "shakespeare-char", "task_options": _GPT, **_ADAMW, "optimizer": "muon", "batch_size": 16,
+         "weight_decay": 0.1},
+        steps=400, peaks=(0.032, 0.064, 0.128), seeds=3,
+        sizes={"tiny": _TINY_GPT, "large": _LARGE_GPT},
+    ),
+    BenchTask(
+        "mlp-long", "MLP", "test",
+        "digits MLP 64-128-128-10, cross-entropy, AdamW (beta2 0.99), a long run: 3000 updates",
+        {"task": "digits", "task_options": {"width": 128}, **_ADAMW, "betas": (0.9, 0.99)},
+        steps=3000, peaks=(0.016, 0.032, 0.064), seeds=3,
+        sizes={"tiny": {**_TINY_DIGITS, "steps": 24}, "large": {"steps": 20000, "task_options": {"width": 1024}}},
+    ),
+)}
