@@ -1,91 +1,224 @@
-"""The peer benchmark end to end at a smoke scale: every method runs, the linear grid collapses to
-its best length per peak LR, and the summary compares each method with that tuned warmup.
+"""The warmup benchmark (``preheat bench``): its tasks and protocol as the issue asks, its
+statistics on hand-made cells, every task and peer end to end at the tiny size, and a killed
+run that resumes to the same numbers.
 
-At its full size (marked ``slow``, left out of the default run; run it with
-``.venv/bin/python -m pytest -m slow``) every run of every task finishes."""
+The full tier (hours) is marked ``slow`` and left out of the default run."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from typer.testing import CliRunner
+
+from preheat.cli import app
+from preheat.lab.bench import plan, runner
+from preheat.lab.bench.analysis import Cell, Run, TaskResult, compare, load
+from preheat.lab.bench.tables import discrimination, mean_text, ratio_text
+from preheat.lab.bench.tasks import TASKS
+from preheat.lab.store import Store
 
 pytest.importorskip("pytorch_warmup")
 pytest.importorskip("schedulefree")
-
-ROOT = Path(__file__).parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("warmup_bench", ROOT / "benchmarks" / "warmup_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["warmup_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+pytest.importorskip("prodigyopt")
 
 
-def test_warmup_bench_smoke(tmp_path: Path) -> None:
-    bench = load_bench()
-    out = tmp_path / "bench.md"
-    bench.main(["--tasks", "river-valley", "--steps", "20", "--seeds", "1", "--workers", "1",
-                "--out", str(tmp_path / "runs"), "--markdown", str(out)])
-    text = out.read_text()
-    methods = [label for label, _ in bench.menu(20, bench.WARMUP_GRID) if not label.startswith("linear ")]
-    for method in methods + ["no warmup", bench.TUNED]:
-        assert text.count(f"| {method}") == 2 + (method != bench.TUNED), method  # 2 peak LRs + summary
-    assert "### Summary" in text and "wall time" in text
-    assert "(1.1 x the tuned linear warmup's final loss)" in text
+# -- the tasks and the protocol ---------------------------------------------------------------
+
+def test_the_tasks_span_models_optimizers_and_both_splits() -> None:
+    tasks = list(TASKS.values())
+    assert len(tasks) >= 8 and len({t.kind for t in tasks}) >= 4
+    assert {t.base["optimizer"] for t in tasks} >= {"adamw", "sgd", "muon"}
+    assert {t.split for t in tasks} == {"dev", "test"}
+    assert any(t.base["task"] == "digits" and t.base.get("task_options", {}).get("parameterization") == "mup" for t in tasks)
+    assert any(t.base.get("task_options", {}).get("loss") == "mse" for t in tasks)
+    assert any(t.base.get("task_options", {}).get("norm") == "post" for t in tasks)
+    assert any(t.score == "steps" and t.base["task"] == "river-valley" for t in tasks)
+    for task in tasks:
+        assert all(b / a == 2 for a, b in zip(task.peaks, task.peaks[1:])), task.name  # doublings
+        betas = task.base.get("betas")
+        if task.family == "adam":  # runs of at least 10 x 2 / (1 - beta2) updates
+            assert task.steps >= 10 * 2 / (1 - betas[1]), task.name
+        for size in ("tiny", "large"):
+            assert task.fields(size)["steps"] != task.steps, (task.name, size)
+    assert max(t.steps for t in tasks) >= 3000  # a long run
 
 
-def test_the_tuned_row_is_the_best_length_per_peak() -> None:
-    bench = load_bench()
-    rows = []
-    for peak, losses in ((0.1, {"linear 0%": 3.0, "linear 5%": 1.0, "linear 10%": 2.0}),
-                         (1.0, {"linear 0%": math.inf, "linear 5%": 4.0, "linear 10%": 0.5})):
-        for name, loss in losses.items():
-            rows.append(SimpleNamespace(method=name, config=SimpleNamespace(peak_lr=peak), final_val_loss=loss,
-                                        steps_to_target=None, diverged=math.isinf(loss), wall_time=1.0))
-    cells = bench.summarise(rows)
-    tuned = {c["peak_lr"]: c for c in cells if c["method"] == bench.TUNED}
-    assert tuned[0.1]["mean"] == 1.0 and tuned[0.1]["note"] == "best of the grid: 5%"
-    assert tuned[1.0]["mean"] == 0.5 and tuned[1.0]["note"] == "best of the grid: 10%"
-    no_warmup = {c["peak_lr"]: c for c in cells if c["method"] == "no warmup"}
-    assert no_warmup[0.1]["mean"] == 3.0 and no_warmup[1.0]["diverged"] == 1
-    table = bench.summary({"t": cells})
-    assert "| method | t 0.1 | t 1 | median | diverged runs |" in table
-    assert "| no warmup | 3x | diverged | diverged | 1 |" in table  # 3.0 / 1.0; inf / 0.5
+def test_the_full_tier_runs_the_whole_grid_and_every_peer() -> None:
+    task = TASKS["mlp-ce"]
+    configs = plan.runs(task, "full")
+    labels = {c.label for c in configs}
+    assert {"no warmup", "linear 1%", "linear 2%", "linear 5%", "linear 10%", "linear 20%", "linear 30%",
+            "linear 50%"} <= labels
+    assert {"hf cosine", "untuned", "untuned exp", "radam", "schedule-free", "autowu", "gap", "gi-adam",
+            "nars", "prodigy", "dadapt_adam", "dog"} <= labels
+    per_cell = {(c.label, c.peak_lr) for c in configs}
+    assert len(configs) == len(per_cell) * task.seeds  # every cell has every seed
+    assert {c.peak_lr for c in configs if c.label == "prodigy"} == {1.0}  # no peak LR: run once
+    warmups = {c.label: c.warmup for c in configs if c.label.startswith("linear")}
+    assert warmups["linear 5%"] == round(0.05 * task.steps) and warmups["linear 50%"] == task.steps // 2
+    sgd = {c.label for c in plan.runs(TASKS["mlp-mse-sgd"], "full")}
+    assert "untuned" not in sgd and "gi-adam" not in sgd and "gap" in sgd  # Adam-only peers left out
+    assert "sharpness" not in {c.label for c in plan.runs(TASKS["gpt-muon"], "full")}
 
 
-def test_a_ratio_within_two_standard_errors_is_marked_a_tie() -> None:
-    bench = load_bench()
-    def cell(method: str, mean: float, std: float) -> dict:
-        return {"method": method, "peak_lr": 0.1, "mean": mean, "std": std, "seeds": 3, "diverged": 0}
-    # 2 * sqrt(0.3^2/3 + 0.3^2/3) = 0.49: 1.4 vs 1.0 is a tie, 1.6 vs 1.0 is not
-    table = bench.summary({"t": [cell(bench.TUNED, 1.0, 0.3), cell("a", 1.4, 0.3), cell("b", 1.6, 0.3)]})
-    assert "| a | 1.4x ≈ | 1.4x | 0 |" in table and "| b | 1.6x | 1.6x | 0 |" in table
+def test_the_grid_is_extended_only_where_its_best_is_at_the_edge() -> None:
+    task = TASKS["mlp-ce"]
+    more = plan.extension(task, "full", {0.016: 0.5, 0.032: 0.2})
+    assert {(c.label, c.peak_lr) for c in more} == {("linear 70%", 0.016), ("linear 90%", 0.016)}
+    assert len(more) == 2 * task.seeds
+
+
+def test_bad_tiers_tasks_and_shards_are_refused() -> None:
+    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full"):
+        plan.tasks_of("huge")
+    with pytest.raises(ValueError, match=r"tasks=\['nope'\] are unknown"):
+        plan.tasks_of("full", ["nope"])
+    with pytest.raises(ValueError, match="shard='3/2' is invalid"):
+        runner.shard(plan.tasks_of("full"), "3/2")
+    tasks = plan.tasks_of("full")
+    assert runner.shard(tasks, "1/2") + runner.shard(tasks, "2/2") != tasks
+    assert sorted(t.name for t in runner.shard(tasks, "1/2") + runner.shard(tasks, "2/2")) == sorted(TASKS)
+    assert {t.split for t in plan.tasks_of("quick")} == {"dev"}
+
+
+# -- the statistics on hand-made cells --------------------------------------------------------
+
+def cell(method: str, peak: float, scores: list[float], family: str = "schedule") -> Cell:
+    runs = tuple(Run(seed, score, (0.0, 10.0), (1.0, score), math.isinf(score), 0.001)
+                 for seed, score in enumerate(scores))
+    return Cell(method, family, peak, runs, tuple(scores))
+
+
+def result_of(cells: list[Cell]) -> TaskResult:
+    by_method: dict[str, dict[float, Cell]] = {}
+    for c in cells:
+        by_method.setdefault(c.method, {})[c.peak_lr] = c
+    peaks = tuple(sorted({c.peak_lr for c in cells}))
+    tuned = {}
+    for peak in peaks:
+        grid = [c for c in cells if c.peak_lr == peak and (c.method == "no warmup" or c.method.startswith("linear"))]
+        tuned[peak] = min(grid, key=lambda c: c.mean)
+    return TaskResult(TASKS["mlp-ce"], peaks, by_method, tuned)
+
+
+def test_a_comparison_pairs_seeds_and_calls_overlaps_ties() -> None:
+    base = cell("linear 10%", 0.1, [1.0, 2.0, 4.0])
+    # per-seed ratios 0.5, 0.5, 0.5: a win whatever the spread between seeds
+    win = compare(cell("a", 0.1, [0.5, 1.0, 2.0]), base)
+    assert win.outcome == "win" and win.ratio.value == pytest.approx(0.5)
+    assert win.ratio.low == pytest.approx(0.5) and win.ratio.high == pytest.approx(0.5)
+    # ratios 0.9, 1.1, 1.0: log mean 0.00111..., the interval straddles 1: a tie
+    tie = compare(cell("b", 0.1, [0.9, 2.2, 4.0]), base)
+    logs = [math.log(0.9), math.log(1.1), 0.0]
+    assert tie.outcome == "tie" and tie.ratio.value == pytest.approx(math.exp(sum(logs) / 3))
+    # a diverged seed loses to a baseline with none, whatever the others do
+    assert compare(cell("c", 0.1, [0.1, 0.1, math.inf]), base).outcome == "loss"
+    assert ratio_text(compare(cell("c", 0.1, [0.1, 0.1, math.inf]), base)) == "div 1/3 L"
+    assert ratio_text(win) == "0.5 [0.5, 0.5] W"
+    assert compare(cell("d", 0.1, [1.0]), base).outcome is None  # one paired seed: no verdict
+
+
+def test_the_tuned_baseline_stability_and_discrimination() -> None:
+    cells = [cell("no warmup", 0.1, [1.0, 1.1, 0.9]), cell("linear 10%", 0.1, [1.0, 1.0, 1.0]),
+             cell("no warmup", 0.2, [math.inf, 3.0, 3.0]), cell("linear 10%", 0.2, [0.8, 0.9, 0.85]),
+             cell("linear 50%", 0.2, [0.9, 0.95, 0.9]),
+             cell("x", 0.1, [1.0, 1.0, 1.0], "adaptive"), cell("x", 0.2, [math.inf] * 3, "adaptive")]
+    result = result_of(cells)
+    assert result.tuned[0.2].method == "linear 10%" and result.best_tuned.peak_lr == 0.2
+    assert result.aggressive_peak() == 0.2
+    assert result.largest_stable("x") == 0.1 and result.largest_stable("no warmup") == 0.1
+    assert result.methods == ["x"]
+    table = discrimination([result])
+    assert "| mlp-ce | dev | 0.2 | linear 10%: 0.85 ± 0.12 | div 1/3 | div 1/3 L | yes |" in table
+    assert mean_text(cells[1]) == "1 ± 0" and mean_text(cells[2]) == "div 1/3"
+
+
+# -- end to end -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny tier of every task, through the command line."""
+    out = tmp_path_factory.mktemp("bench")
+    result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--out", str(out / "runs"), "--quiet",
+                                      "--markdown", str(out / "results.md"), "--figures", str(out / "figures")])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_every_task_and_peer_runs_at_the_tiny_size(tiny: Path) -> None:
+    text = (tiny / "results.md").read_text()
+    for task in TASKS.values():
+        configs = plan.runs(task, "tiny")
+        stored = Store(tiny / "runs" / "tiny" / task.name, read_only=True).runs()
+        assert {c.fingerprint() for c in configs} <= {run.id for run in stored}, task.name
+        assert {run.status for run in stored} <= {"finished", "diverged"}, task.name
+        assert f"### {task.name} ({task.split})" in text and f"--tasks {task.name}`" in text
+        assert (tiny / "figures" / f"bench-{task.name}.png").stat().st_size > 10_000
+        result = load(task, tiny / "runs" / "tiny" / task.name)
+        for method in result.methods:
+            assert f"| {method} |" in text, (task.name, method)
+    assert "## Does each task discriminate?" in text and "| dev W/T/L | test W/T/L |" in text
+
+
+def test_a_rerun_computes_nothing_and_gives_the_same_tables(tiny: Path) -> None:
+    before = (tiny / "results.md").read_text()
+    result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--out", str(tiny / "runs"), "--quiet",
+                                      "--markdown", str(tiny / "again.md")])
+    assert result.exit_code == 0, result.output
+    assert "runs to do" in result.output and all(line.startswith("0 of") for line in result.output.splitlines()
+                                                 if "runs to do" in line)
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith(("Machine:", "![", "`"))]  # noqa: E731
+    assert strip((tiny / "again.md").read_text()) == strip(before)
+
+
+def test_a_killed_run_resumes_to_the_same_numbers(tiny: Path, tmp_path: Path) -> None:
+    task = "mlp-mse-sgd"
+    command = [sys.executable, "-m", "preheat.cli", "bench", "--tier", "tiny", "--tasks", task, "--quiet",
+               "--out", str(tmp_path), "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    store = tmp_path / "tiny" / task
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (store / "runs.sqlite").exists() and len([r for r in Store(store, read_only=True).runs()
+                                                      if r.status != "pending"]) >= 6:
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done = [r for r in Store(store, read_only=True).runs() if r.status in ("finished", "diverged")]
+    assert 0 < len(done) < len(plan.runs(TASKS[task], "tiny"))  # killed part-way
+    result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--tasks", task, "--quiet", "--out", str(tmp_path),
+                                      "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    resumed, reference = load(TASKS[task], store), load(TASKS[task], tiny / "runs" / "tiny" / task)
+    assert {m: {p: c.scores for p, c in cells.items()} for m, cells in resumed.cells.items()} == \
+           {m: {p: c.scores for p, c in cells.items()} for m, cells in reference.cells.items()}
 
 
 @pytest.mark.slow
-def test_warmup_bench_full(tmp_path: Path) -> None:
-    """The benchmark at its real size (every task, 3 seeds, the 6-point warmup grid), as
-    docs/results.md runs it: every run finishes or diverges (none fails), and every table is there."""
-    from preheat.lab.store import Store
+def test_the_full_tier(tmp_path: Path) -> None:
+    """The full tier as docs/results.md runs it: every run finishes or diverges (none fails)."""
+    result = CliRunner().invoke(app, ["bench", "--tier", "full", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    for task in TASKS.values():
+        stored = Store(tmp_path / "full" / task.name, read_only=True).runs()
+        assert {run.status for run in stored} <= {"finished", "diverged"}, task.name
 
-    bench = load_bench()
-    out = tmp_path / "bench.md"
-    bench.main(["--workers", "2", "--out", str(tmp_path / "runs"), "--markdown", str(out)])
-    text = out.read_text()
-    for name, task in bench.TASKS.items():
-        assert f"{name} ({task.steps} updates, 3 seeds)" in text, name
-        runs = Store(tmp_path / "runs" / "full" / name, read_only=True).runs()
-        assert len(runs) == 2 * len(bench.menu(task.steps, bench.WARMUP_GRID)) * 3, name
-        assert {run.status for run in runs} <= {"finished", "diverged"}, name
-    methods = [label for label, _ in bench.menu(400, bench.WARMUP_GRID) if not label.startswith("linear ")]
-    for method in methods + ["no warmup", bench.TUNED]:
-        # 2 peak LRs in each of the 3 task tables, and a summary row (the tuned warmup is its basis)
-        assert text.count(f"| {method}") == 6 + (method != bench.TUNED), method
-    assert "### Summary" in text and "wall time" in text
+
+def test_the_docs_task_table_is_the_code_s() -> None:
+    """docs/results.md's table of tasks says what TASKS runs: split, updates, seeds, ladder ends."""
+    text = (Path(__file__).parents[1] / "docs" / "results.md").read_text()
+    for task in TASKS.values():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {task.name} | "))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == task.split and int(cells[4]) == task.steps and int(cells[5]) == task.seeds, row
+        assert cells[6] == f"{task.peaks[0]:g} - {task.peaks[-1]:g}", row
+        assert (cells[7] == "final val loss") == (task.score == "loss"), row

@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 
 from preheat.cli.app import app
-from preheat.cli.lab import Quiet, Workers, _Bars, _Log, console, errors
+from preheat.cli.lab import (Address, Backend, Cpus, Gpus, Quiet, Retries, Workers, _Bars, _Log, _ray, console,
+                             errors)
 
 
 @app.command()
@@ -26,20 +27,27 @@ def bench(
     figures: Annotated[Optional[Path], typer.Option("--figures", help="Write a figure per task to this folder.")] = None,
     workers: Workers = 2,
     quiet: Quiet = False,
+    backend: Backend = "local",
+    address: Address = None,
+    cpus_per_run: Cpus = 1.0,
+    gpus_per_run: Gpus = 0.0,
+    retries: Retries = 3,
 ) -> None:
     """Run (or resume) the warmup benchmark and print each method's win/tie/loss against the
     tuned linear warmup.
 
     Every method on every task of the tier, at every peak LR of the task's ladder and several
     seeds; the tuned baseline is the best linear warmup of 0-50 % at each peak. Rerunning with
-    the same --out resumes: finished runs are not redone. The tasks, tiers and statistics are
-    in docs/results.md.
+    the same --out resumes: finished runs are not redone. --shard splits the tasks over
+    machines; --backend ray spreads each task's runs over a Ray cluster. The tasks, tiers and
+    statistics are in docs/results.md.
     """
     from preheat.lab.bench import plan, runner
     from preheat.lab.bench.figures import task_figure
     from preheat.lab.bench.tables import document
     from preheat.lab.sweep import SweepIncomplete, cores
 
+    ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
     try:
         chosen = runner.shard(plan.tasks_of(tier, tasks), shard)
     except ValueError as err:
@@ -50,7 +58,7 @@ def bench(
         signal.signal(stop, signal.default_int_handler)
     started = time.perf_counter()
     try:
-        results = runner.run_bench(tier, chosen, out, workers=workers, progress=progress)
+        results = runner.run_bench(tier, chosen, out, workers=workers, progress=progress, backend=ray)
     except KeyboardInterrupt:
         errors.print(f"[red]interrupted:[/] the finished runs are kept in {out}; rerun the same command "
                      "to do the rest", soft_wrap=True)

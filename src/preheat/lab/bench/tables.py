@@ -94,7 +94,7 @@ def task_section(result: TaskResult, steps: int, seeds: int, command: str, figur
                         [[m, mean_text(c), ratio_text(result.compare(c)), number(result.ms_per_update(m), 3)]
                          for m, c in learned])
     if figure:
-        lines += ["", f"![{task.name}: score over peak LR]({figure})", ""]
+        lines += ["", f"![{task.name}: score over peak LR]({figure})"]
     lines += ["", f"`{command}`"]
     return "\n".join(lines)
 
