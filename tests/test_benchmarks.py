@@ -47,7 +47,7 @@ def test_the_tasks_span_models_optimizers_and_both_splits() -> None:
             assert task.steps >= 10 * 2 / (1 - betas[1]), task.name
         for size in ("tiny", "large"):
             assert task.fields(size)["steps"] != task.steps, (task.name, size)
-    assert max(t.steps for t in tasks) >= 3000  # a long run
+    assert max(t.steps for t in tasks) >= 5 * 400  # a long run: 5x the others
 
 
 def test_the_full_tier_runs_the_whole_grid_and_every_peer() -> None:

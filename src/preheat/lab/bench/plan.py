@@ -152,10 +152,10 @@ def extension(task: BenchTask, tier_name: str, best: dict[float, float]) -> list
 
 def _base(task: BenchTask, settings: Tier) -> dict[str, Any]:
     """The run fields every method of ``task`` shares in a tier: the size's, the tier's length
-    (at least 8 updates) and 20 evaluations."""
+    (at least 8 updates) and 10 evaluations after the one at update 0."""
     fields = task.fields(settings.size)
     steps = max(8, round(fields.pop("steps") * settings.length))
-    return {**fields, "steps": steps, "eval_every": max(1, steps // 20)}
+    return {**fields, "steps": steps, "eval_every": max(1, steps // 10)}
 
 
 def _linear(fraction: float, steps: int) -> dict[str, Any]:

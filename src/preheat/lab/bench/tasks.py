@@ -73,7 +73,7 @@ _TINY_DIGITS = {"steps": 12, "task_options": {"width": 16}}
 _TINY_GPT = {"steps": 8, "batch_size": 4, "task_options": {"n_layer": 1, "n_embd": 16, "n_head": 2,
                                                            "block_size": 16, "eval_batches": 1,
                                                            "eval_batch_size": 4}}
-_GPT = {"size": "tiny", "n_layer": 4, "block_size": 32}
+_GPT = {"size": "tiny", "n_layer": 4, "block_size": 32, "eval_batches": 4}
 _LARGE_GPT = {"steps": 4000, "batch_size": 64, "device": "cuda",
               "task_options": {"size": "small", "n_layer": 6}}
 
@@ -81,14 +81,14 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
     BenchTask(
         "mlp-ce", "MLP", "dev", "digits MLP 64-256-256-10, standard init, cross-entropy, AdamW",
         {"task": "digits", "task_options": {"width": 256}, **_ADAMW},
-        steps=600, peaks=(0.008, 0.016, 0.032, 0.064, 0.128),
+        steps=400, peaks=(0.016, 0.032, 0.064, 0.128),
         sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 2048}}},
     ),
     BenchTask(
         "mlp-mse-sgd", "MLP", "dev",
         "digits MLP 64-256-256-10, standard init, MSE, SGD with momentum (Kalra & Barkeshli's regime)",
         {"task": "digits", "task_options": {"width": 256, "loss": "mse"}, **_SGD},
-        steps=600, peaks=(0.02, 0.04, 0.08, 0.16, 0.32),
+        steps=400, peaks=(0.02, 0.04, 0.08, 0.16),
         sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 2048}}},
     ),
     BenchTask(
@@ -108,14 +108,14 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
     BenchTask(
         "mlp-mup-ce", "MLP", "test", "digits MLP 64-512-512-10 in muP (base width 32), cross-entropy, AdamW",
         {"task": "digits", "task_options": {"width": 512, "parameterization": "mup"}, **_ADAMW},
-        steps=600, peaks=(0.016, 0.032, 0.064, 0.128),
+        steps=400, peaks=(0.016, 0.032, 0.064, 0.128),
         sizes={"tiny": {**_TINY_DIGITS, "task_options": {"width": 64, "parameterization": "mup"}},
                "large": {"steps": 3000, "task_options": {"width": 4096}}},
     ),
     BenchTask(
         "cnn", "CNN", "test", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), AdamW",
         {"task": "digits", "task_options": {"model": "cnn", "width": 16}, **_ADAMW},
-        steps=600, peaks=(0.004, 0.008, 0.016, 0.032, 0.064),
+        steps=400, peaks=(0.008, 0.016, 0.032, 0.064),
         sizes={"tiny": {"steps": 12, "task_options": {"width": 4}},
                "large": {"steps": 3000, "task_options": {"width": 64}}},
     ),
@@ -129,8 +129,8 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
                "large": {**_LARGE_GPT, "task_options": {**_LARGE_GPT["task_options"], "norm": "post"}}},
     ),
     BenchTask(
-        "large-batch", "MLP", "test", "digits MLP 64-256-256-10, batch 1024 (most of the data), AdamW",
-        {"task": "digits", "task_options": {"width": 256}, **_ADAMW, "batch_size": 1024},
+        "large-batch", "MLP", "test", "digits MLP 64-128-128-10, batch 1024 (most of the data), AdamW",
+        {"task": "digits", "task_options": {"width": 128}, **_ADAMW, "batch_size": 1024},
         steps=400, peaks=(0.016, 0.032, 0.064, 0.128),
         sizes={"tiny": {**_TINY_DIGITS, "batch_size": 256}, "large": {"steps": 2000, "task_options": {"width": 2048}}},
     ),
@@ -144,9 +144,9 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
     ),
     BenchTask(
         "mlp-long", "MLP", "test",
-        "digits MLP 64-128-128-10, cross-entropy, AdamW (beta2 0.99), a long run: 3000 updates",
+        "digits MLP 64-128-128-10, cross-entropy, AdamW (beta2 0.99), a long run: 2000 updates",
         {"task": "digits", "task_options": {"width": 128}, **_ADAMW, "betas": (0.9, 0.99)},
-        steps=3000, peaks=(0.016, 0.032, 0.064), seeds=3,
+        steps=2000, peaks=(0.016, 0.032, 0.064), seeds=3,
         sizes={"tiny": {**_TINY_DIGITS, "steps": 24}, "large": {"steps": 20000, "task_options": {"width": 1024}}},
     ),
 )}
