@@ -223,3 +223,15 @@ def test_the_docs_task_table_is_the_code_s() -> None:
         assert cells[1] == task.split and int(cells[4]) == task.steps and int(cells[5]) == task.seeds, row
         assert cells[6] == f"{task.peaks[0]:g} - {task.peaks[-1]:g}", row
         assert (cells[7] == "final val loss") == (task.score == "loss"), row
+
+
+def test_the_ladder_grows_where_the_tuned_best_is_at_its_edge() -> None:
+    from preheat.lab.bench.runner import _next_rung
+
+    def ladder(best_peak: float) -> TaskResult:
+        return result_of([cell("linear 10%", peak, [0.5, 0.6] if peak == best_peak else [1.0, 1.1])
+                          for peak in (0.1, 0.2, 0.4)])
+    assert _next_rung(ladder(0.4)) == 0.8 and _next_rung(ladder(0.1)) == 0.05
+    assert _next_rung(ladder(0.2)) is None
+    assert plan.tier("full").more_rungs == 2 and plan.tier("quick").more_rungs == 0
+    assert {c.peak_lr for c in plan.runs(TASKS["mlp-ce"], "full", (0.256,))} == {0.256}

@@ -6,7 +6,9 @@ The methods, each run through its own package where one exists:
   (``warmup_cosine``), for N in :data:`WARMUP_GRID` (0 % is **no warmup**). The grid is the
   tuned baseline's: at each peak LR the best length is what a user with a tuning budget would
   pick. When that best is the grid's longest (50 %), :data:`EXTENSION` (70, 90 %) is run there too,
-  so the baseline is never clipped at the grid's edge;
+  so the baseline is never clipped at the grid's edge; and when the tuned baseline's best over
+  the ladder is at its top or bottom rung, the ladder grows by a doubling or a halving there (the
+  full tier; up to 2 rungs), every method with it, so the best peak LR is not clipped either;
 - ``hf_cosine``: Hugging Face's ``get_cosine_schedule_with_warmup`` with 10 % warmup;
 - ``untuned`` and ``untuned exp``: pytorch_warmup's untuned linear and exponential warmups over
   ``CosineAnnealingLR`` (Adam family);
@@ -46,8 +48,8 @@ NO_WARMUP = "no warmup"
 @dataclass(frozen=True)
 class Tier:
     """How much of each task a tier runs: its ``size``, which ``split`` (None: both), how many
-    top rungs of the ladder (None: all), the seeds (None: the task's), the warmup grid and the
-    fraction of the task's updates."""
+    top rungs of the ladder (None: all), the seeds (None: the task's), the warmup grid, the
+    fraction of the task's updates, and how many rungs it may add beyond the ladder's edge."""
 
     size: str
     split: str | None
@@ -55,10 +57,11 @@ class Tier:
     seeds: int | None
     grid: tuple[float, ...]
     length: float = 1.0
+    more_rungs: int = 0
 
 
 TIER_SETTINGS = {
-    "full": Tier("default", None, None, None, WARMUP_GRID),
+    "full": Tier("default", None, None, None, WARMUP_GRID, more_rungs=2),
     "quick": Tier("default", "dev", 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
     "tiny": Tier("tiny", None, 1, 2, (0.0, 0.5)),
 }
@@ -125,18 +128,20 @@ def menu(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
     return methods + own
 
 
-def runs(task: BenchTask, tier_name: str) -> list[RunConfig]:
-    """Every run of ``task`` in tier ``tier_name``, before any extension of the grid."""
+def runs(task: BenchTask, tier_name: str, peaks: tuple[float, ...] | None = None) -> list[RunConfig]:
+    """Every run of ``task`` in tier ``tier_name`` at its rungs (or at ``peaks``), the learned-step
+    optimizers' once (not with ``peaks``), before any extension of the grid."""
     settings = tier(tier_name)
     base = _base(task, settings)
     steps, seeds = base["steps"], range(settings.seeds or task.seeds)
     grid = [(linear_label(f), _linear(f, steps)) for f in settings.grid]
     configs = [RunConfig(**{**base, **method, "label": label, "peak_lr": peak, "seed": seed})
-               for peak in peaks_of(task, tier_name) for label, method in grid + menu(task, steps)
+               for peak in (peaks or peaks_of(task, tier_name)) for label, method in grid + menu(task, steps)
                for seed in seeds]
-    configs += [RunConfig(**{**base, "optimizer": name, "schedule": "cosine_decay({steps})", "label": name,
-                             "peak_lr": 1.0, "seed": seed})
-                for name in LEARNED_STEP for seed in seeds]
+    if peaks is None:
+        configs += [RunConfig(**{**base, "optimizer": name, "schedule": "cosine_decay({steps})", "label": name,
+                                 "peak_lr": 1.0, "seed": seed})
+                    for name in LEARNED_STEP for seed in seeds]
     return configs
 
 

@@ -3,7 +3,10 @@
 ``run_bench`` runs each task's plan (:func:`preheat.lab.bench.plan.runs`) with
 :func:`preheat.lab.sweep.run_sweep`, which skips runs already in the store: a killed run of the
 benchmark resumes where it stopped, and a rerun computes nothing and gives the same numbers.
-Then, where the tuned baseline's best warmup is the grid's longest, it runs the extension
+While the tuned baseline's best over the ladder is at its top or bottom rung, it adds a rung
+beyond it (a doubling or a halving, every method; at most the tier's
+``more_rungs``); then, where the tuned
+baseline's best warmup is the grid's longest, it runs the extension
 (:func:`preheat.lab.bench.plan.extension`) into the same store.
 """
 
@@ -51,11 +54,27 @@ def run_bench(tier: str, tasks: list[BenchTask], out: str | Path, workers: int =
     for task in tasks:
         directory = store_of(out, tier, task)
         configs = plan.runs(task, tier)
-        run_sweep(configs, directory, workers=workers, progress=progress, backend=backend)
-        result = load(task, directory)
+        for added in range(plan.tier(tier).more_rungs + 1):
+            run_sweep(configs, directory, workers=workers, progress=progress, backend=backend)
+            result = load(task, directory)
+            rung = _next_rung(result)
+            if rung is None or added == plan.tier(tier).more_rungs:
+                break
+            configs += plan.runs(task, tier, (rung,))
         more = plan.extension(task, tier, {peak: warmup_fraction(cell.method) for peak, cell in result.tuned.items()})
         if more:
             run_sweep(configs + more, directory, workers=workers, progress=progress, backend=backend)
             result = load(task, directory)
         results.append(result)
     return results
+
+
+def _next_rung(result: TaskResult) -> float | None:
+    """The rung beyond the ladder's edge where the tuned baseline's best is: twice the top, or
+    half the bottom; None when the best is inside the ladder (or nothing finished)."""
+    best = result.best_tuned
+    if best is None or len(result.peaks) < 2:
+        return None
+    if best.peak_lr == max(result.peaks):
+        return 2 * best.peak_lr
+    return best.peak_lr / 2 if best.peak_lr == min(result.peaks) else None
