@@ -146,6 +146,7 @@ class AutoWUWarmup(Controller):
     """
 
     name: ClassVar[str] = "autowu_warmup"
+    scale_after: ClassVar[bool] = True
     State = AutoWUState
     state: AutoWUState
 
@@ -187,12 +188,6 @@ class AutoWUWarmup(Controller):
     def ramp(self, t: int) -> float:
         """The ramp without backoffs: ``initial^(1 - min(t, warmup) / warmup)`` (exactly 1 at ``warmup``)."""
         return self.initial ** (1.0 - min(t, self.warmup) / self.warmup)
-
-    def multiplier(self) -> float:
-        """The multiplier for update :attr:`observed`: the warmup's, then ``m_reset * after(t - h)``,
-        ``m_reset`` the warmup's last multiplier (kept in ``state.current``)."""
-        value = super().multiplier()
-        return value if self.state.handover is None else self.state.current * value
 
     def decide(self, signals: Mapping[str, float]) -> Proposal:
         state = self.state

@@ -248,6 +248,11 @@ class Controller(ABC):
     needs: dict[str, int] = {}
     #: Measurements a controller needs before update 0 (passed to :meth:`prepare`).
     prepare_needs: tuple[str, ...] = ()
+    #: Whether ``after`` starts from the warmup's last multiplier instead of the peak: from the
+    #: handover ``h`` on, update ``t`` gets ``current * after(t - h)`` (a warmup that settled
+    #: below the peak keeps its level and decays from there; ``current`` no longer changes
+    #: after the handover, so it is part of the state and resume stays exact).
+    scale_after: ClassVar[bool] = False
 
     def __init__(self, total: int, **bounds: Unpack[BoundsKeywords]) -> None:
         self.total = check_int(self.name, "total", total, minimum=1)
@@ -322,7 +327,8 @@ class Controller(ABC):
             return state.current
         if self._after is None or self._after[0] != state.handover:
             self._after = (state.handover, self.bounds.handover_schedule(self.total - state.handover))
-        return self._after[1](state.observed - state.handover)
+        value = self._after[1](state.observed - state.handover)
+        return state.current * value if self.scale_after else value
 
     def observe(self, **signals: float) -> float:
         """Take update :attr:`observed`'s signals, decide, advance; return the next multiplier.
