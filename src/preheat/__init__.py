@@ -11,7 +11,18 @@ from preheat.schedules import __all__ as _schedule_names
 
 __version__ = "0.1.0"
 
-__all__ = [*_schedule_names, "__version__"]  # Scheduler too, but star imports stay torch-free
+__all__ = [*_schedule_names, "auto_warmup", "__version__"]  # Scheduler too, but star imports stay torch-free
+
+
+def auto_warmup(total: int, **options: Any) -> Any:
+    """The warmup that needs no length: :class:`preheat.adaptive.AutoWarmup` for a run of
+    ``total`` updates, decaying by cosine after it (``after=...`` for another decay, WSD
+    included); ``options`` are its other arguments. Use it as a controller:
+    ``preheat.Scheduler(optimizer, preheat.auto_warmup(total=N))``, passing each update's loss
+    to ``scheduler.step(loss=...)``."""
+    from preheat.adaptive import AutoWarmup
+
+    return AutoWarmup(total, **options)
 
 
 def __getattr__(name: str) -> Any:

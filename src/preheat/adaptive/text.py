@@ -19,11 +19,14 @@ def controllers() -> dict[str, type[Controller]]:
     return {cls.name: cls for cls in adaptive.CONTROLLERS}
 
 
-def parse_controller(text: str, total: int, after: str = "constant()") -> Controller:
+def parse_controller(text: str, total: int, after: str | None = None) -> Controller:
     """Build the controller ``text`` names for a run of ``total`` updates, handing over to
-    ``after`` (a schedule expression; ``{steps}`` is filled with the steps left at the handover).
+    ``after`` (a schedule expression; ``{steps}`` is filled with the steps left at the handover;
+    None: the controller's own default, ``constant()`` for most, cosine decay for
+    ``auto_warmup``).
 
     Raises :class:`preheat.ParseError` with the position and a hint for a bad expression.
     """
-    known = {name: functools.partial(cls, total=total, after=after) for name, cls in controllers().items()}
+    given = {} if after is None else {"after": after}
+    known = {name: functools.partial(cls, total=total, **given) for name, cls in controllers().items()}
     return parse(text, known)  # type: ignore[return-value]

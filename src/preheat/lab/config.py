@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from preheat.adaptive import Controller
 
 PLACEHOLDERS = ("steps", "warmup")
-AFTER_DEFAULT = "constant()"
 STORED = "stored"  # the validation context of a config read back from a store
 
 
@@ -38,7 +37,8 @@ class RunConfig(BaseModel):
       ``{steps}`` and ``{warmup}`` in it are replaced by those fields;
     - ``controller``: a :mod:`preheat.adaptive` expression such as ``"nars_warmup()"``, which
       hands over to ``after`` (a schedule expression, ``{steps}`` the updates left at the
-      handover; default ``constant()``). ``schedule`` is then unset, and ``after`` is only for
+      handover; default: the controller's own, ``constant()`` for most and cosine decay for
+      ``auto_warmup``). ``schedule`` is then unset, and ``after`` is only for
       controllers;
     - ``peer`` (``hf_cosine``, ``untuned_warmup`` or ``untuned_exponential``, see
       :mod:`preheat.lab.peers`): another package's warmup and decay; ``schedule`` and
@@ -70,7 +70,7 @@ class RunConfig(BaseModel):
     peak_lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     schedule: str | None = None
     controller: str | None = None
-    after: str = AFTER_DEFAULT
+    after: str | None = None
     peer: Literal["hf_cosine", "untuned_warmup", "untuned_exponential"] | None = None
     warmup: int | None = Field(None, ge=0)
     steps: int = Field(200, ge=1)
@@ -131,7 +131,7 @@ class RunConfig(BaseModel):
         if self.controller is not None and self.schedule is not None:
             raise ValueError(f"schedule={self.schedule!r} is for runs without a controller; give the "
                              f"controller {self.controller!r} its after-handover schedule as after=...")
-        if self.controller is None and self.after != AFTER_DEFAULT:
+        if self.controller is None and self.after is not None:
             raise ValueError(f"after={self.after!r} is the schedule after a controller's handover; "
                              "expected a controller, or the expression as schedule=...")
         names = {field for _, field, _, _ in string.Formatter().parse(self.schedule or "") if field}

@@ -36,6 +36,7 @@ _PEER_OPTIMIZERS = {  # optimizers from other packages that learn or replace the
     "dog": "DoG (learns its step size)",
 }
 _CONTROLLER_NOTES = {  # controller name -> what it does (all are in docs/adaptive.md)
+    "auto_warmup": "preheat's default: doubles the LR each time the loss has absorbed the last doubling",
     "smoothness_warmup": "LR raised as far as the measured smoothness allows (Liu et al. 2025)",
     "sharpness_warmup": "LR raised while the sharpness stays below the edge of stability",
     "catapult_warmup": "starts at the LR a catapult search finds, then a linear ramp",
@@ -66,7 +67,8 @@ def describe(config: RunConfig) -> MethodInfo:
     elif config.controller is not None:
         name = config.controller.split("(", 1)[0].strip()
         text = _PERSISTENT if "persistent=True" in config.controller else _CONTROLLER_NOTES.get(name, name)
-        info = MethodInfo("adaptive", f"{text}; then {_head(config.after)} over the updates left", "adaptive.md")
+        decay = "its default decay" if config.after is None else _head(config.after)
+        info = MethodInfo("adaptive", f"{text}; then {decay} over the updates left", "adaptive.md")
     elif config.optimizer.rstrip("w") in _OPTIMIZER_NOTES:
         text, doc = _OPTIMIZER_NOTES[config.optimizer.rstrip("w")]
         info = MethodInfo("optimizer", f"{text}; with {config.schedule_text}", doc)

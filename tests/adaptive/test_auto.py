@@ -1,0 +1,114 @@
+"""auto_warmup's decision rule on synthetic loss sequences, its resume, its errors, its names."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import preheat
+from preheat.adaptive import AutoWarmup, parse_controller
+
+
+def run(controller: AutoWarmup, loss_at, updates: int) -> list[float]:
+    """Feed ``loss_at(t, multiplier)`` for ``updates`` updates; the multipliers used."""
+    used = []
+    for t in range(updates):
+        used.append(controller.multiplier())
+        controller.observe(loss=loss_at(t, used[-1]), grad_norm=1.0)
+    return used
+
+
+def falling(t: int, m: float) -> float:
+    return 2.0 * math.exp(-t / 50)
+
+
+def test_a_falling_loss_doubles_every_patience_updates_and_hands_over_at_the_peak() -> None:
+    controller = AutoWarmup(400)
+    assert controller.patience == 4 and controller.multiplier() == 2.0**-8
+    used = run(controller, falling, 60)
+    raises = [d.step for d in controller.decisions if d.action == "raise"]
+    assert raises == [4, 8, 12, 16, 20, 24, 28, 32]
+    assert used[4] == 2.0**-7 and used[32] == 1.0  # exact doublings
+    assert controller.handover_step == 36
+    after = preheat.cosine_decay(400 - 36)
+    assert used[36:] == [after(t) for t in range(len(used) - 36)]  # cosine from the peak
+
+
+def test_a_spike_undoes_the_last_doubling_and_a_second_one_sets_the_ceiling() -> None:
+    controller = AutoWarmup(400, patience=2)
+
+    def loss(t: int, m: float) -> float:  # the run cannot take a quarter of the peak or more
+        return 100.0 if m >= 0.25 else falling(t, m)
+    used = run(controller, loss, 80)
+    lowers = [d for d in controller.decisions if d.action == "lower"]
+    assert [d.multiplier for d in lowers[:2]] == [0.125, 0.125]
+    assert "undo the last doubling" in lowers[0].reason and "second spike at this level: ceiling 0.125" in lowers[1].reason
+    assert controller.state.ceiling == 0.125 and max(used[lowers[1].step:]) <= 0.125
+    assert controller.handover_step is not None
+    h = controller.handover_step
+    assert used[h + 3] == pytest.approx(0.125 * preheat.cosine_decay(400 - h)(3))  # decays from the ceiling
+
+
+def test_a_level_where_the_loss_stalls_is_cut_and_becomes_the_ceiling() -> None:
+    controller = AutoWarmup(400)
+
+    def loss(t: int, m: float) -> float:  # above half the peak the loss stops falling
+        return 1.0 + (0.5 if m > 0.5 else math.exp(-t / 20))
+    run(controller, loss, 200)
+    stall = next(d for d in controller.decisions if "does not pay" in d.reason)
+    assert stall.multiplier == 0.5 and controller.state.ceiling == 0.5
+    assert controller.handover_step is not None and controller.multiplier() <= 0.5
+
+
+def test_it_holds_while_the_loss_is_above_its_reference() -> None:
+    controller = AutoWarmup(400)
+    run(controller, lambda t, m: 1.0 + 0.01 * t, 12)  # rising slowly: never a spike, never a raise
+    assert {d.action for d in controller.decisions} == {"hold"}
+    assert "waiting for the loss to come back" in controller.decisions[-1].reason
+
+
+def test_a_nan_loss_backs_off() -> None:
+    controller = AutoWarmup(400)
+    run(controller, falling, 10)
+    before = controller.current
+    controller.observe(loss=math.nan)
+    assert controller.decisions[-1].action == "backoff" and controller.current == before * 0.5
+
+
+def test_resume_in_a_fresh_controller_repeats_every_decision() -> None:
+    def loss(t: int, m: float) -> float:
+        return 50.0 if 30 <= t < 32 else 1.0 + 0.5 * math.exp(-t / 30) + (0.3 if m > 0.5 else 0.0)
+    whole = AutoWarmup(300)
+    whole.bind(0.1)
+    run(whole, loss, 120)
+    first = AutoWarmup(300)
+    first.bind(0.1)
+    run(first, loss, 40)
+    resumed = AutoWarmup(300)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    for t in range(40, 120):
+        resumed.observe(loss=loss(t, resumed.multiplier()))
+    assert resumed.state_dict() == whole.state_dict()
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"initial": 0.0}, "initial=0.0 is invalid"),
+    ({"patience": 0}, "patience=0 is invalid"),
+    ({"alpha": 1.5}, "alpha=1.5 is invalid"),
+    ({"spike_limit": 1.0}, "spike_limit=1.0 is invalid"),
+    ({"stall": 0}, "stall=0 is invalid"),
+    ({"after": "nope("}, "after='nope\\(' is invalid"),
+])
+def test_bad_arguments_are_named(kwargs: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        AutoWarmup(100, **kwargs)
+
+
+def test_one_name_everywhere() -> None:
+    assert isinstance(preheat.auto_warmup(total=100), AutoWarmup)
+    parsed = parse_controller("auto_warmup()", total=100)
+    assert isinstance(parsed, AutoWarmup) and parsed.bounds.after == "cosine_decay({steps})"
+    assert parse_controller("auto_warmup()", total=100, after="constant()").bounds.after == "constant()"
+    assert parse_controller("nars_warmup()", total=100).bounds.after == "constant()"  # its own default
