@@ -229,3 +229,10 @@ def test_configs_stored_before_after_existed_read_as_meant() -> None:
     assert RunConfig.from_stored(json.dumps(peer)).schedule is None
     unparsable = RunConfig(schedule="linear_warmup(5)").model_dump() | {"schedule": "gone_warmup(5)"}
     assert RunConfig.from_stored(json.dumps(unparsable)).schedule == "gone_warmup(5)"
+    # while after defaulted to "constant()", every stored config held it: it reads as the default
+    plain = RunConfig(schedule="linear_warmup(5)")
+    assert RunConfig.from_stored(json.dumps(plain.model_dump() | {"after": "constant()"})) == plain
+    nars = RunConfig(controller="nars_warmup()")
+    stored = RunConfig.from_stored(json.dumps(nars.model_dump() | {"after": "constant()"}))
+    assert stored == nars and stored.fingerprint() == nars.fingerprint()
+    assert stored.resolved_controller().bounds.after == "constant()"

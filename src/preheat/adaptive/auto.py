@@ -52,11 +52,16 @@ class AutoWarmup(Controller):
     value of ``L`` when the multiplier last changed, and ``s`` the updates since then, after
     each update:
 
-    - **spike**: ``loss_t > spike_limit * R`` (``R > 0``): halve the multiplier (undo the last
-      doubling) and set ``L_t = R`` (the spike stays out of the average). The second spike at
+    - **spike**: ``loss_t > spike_limit * R`` (``R > 0``) and ``s >= 2`` (a change of the LR
+      shows in the loss two updates later: the loss of update ``t`` is taken before its step,
+      so the loss right after a cut still shows the step before it): halve the multiplier
+      (undo the last doubling) and set ``L_t = R`` (the spike stays out of the average). The second spike at
       the same level makes the halved level the **ceiling**;
-    - **stall**: ``s >= stall * patience`` and ``L_t >= R``: the loss has not come back at this
-      level: halve the multiplier and make it the ceiling;
+    - **stall**: ``s >= stall * patience`` and ``L_t >= R`` at a level of at least
+      ``stall_above`` (1/8: a peak too high by more than 8x shows itself by spikes): the loss
+      has not come back at this level: halve the multiplier and make it the ceiling. Below
+      ``stall_above`` a loss that is slow to come back is a loss the small LR barely moves, and
+      the controller waits;
     - **raise**: ``L_t < R`` and ``s >= patience``: double the multiplier, up to the ceiling;
       ``R = L_t``;
     - otherwise **hold**.
@@ -77,6 +82,7 @@ class AutoWarmup(Controller):
         spike_limit: a loss above this multiple of the reference is a spike, > 1; default 3.
         stall: a level whose loss has not come back after ``stall * patience`` updates is cut,
             >= 1; default 4.
+        stall_above: the lowest level the stall rule cuts, in ``(0, 1]``; default 1/8.
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -99,6 +105,7 @@ class AutoWarmup(Controller):
         alpha: float = 0.3,
         spike_limit: float = 3.0,
         stall: int = 4,
+        stall_above: float = 0.125,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -109,6 +116,7 @@ class AutoWarmup(Controller):
         self.alpha = check_real(owner, "alpha", alpha, 0.0, 1.0, low_open=True)
         self.spike_limit = check_real(owner, "spike_limit", spike_limit, 1.0, low_open=True)
         self.stall = check_int(owner, "stall", stall, minimum=1)
+        self.stall_above = check_real(owner, "stall_above", stall_above, 0.0, 1.0, low_open=True)
         super().__init__(total, after=after, **bounds)
 
     def start(self) -> float:
@@ -128,7 +136,7 @@ class AutoWarmup(Controller):
         reference, since = state.reference, state.since_change
         evidence = {"loss": loss, "ema": state.ema, "reference": reference, "since_change": float(since),
                     "ceiling": state.ceiling}
-        if reference > 0 and loss > self.spike_limit * reference:
+        if reference > 0 and loss > self.spike_limit * reference and since >= 2:
             lower, again = current / 2, state.spiked_at == current
             if again:
                 state.ceiling = max(lower, MIN_CEILING)
@@ -138,7 +146,7 @@ class AutoWarmup(Controller):
                             f"{reference:.4g}: undo the last doubling"
                             + (f"; second spike at this level: ceiling {state.ceiling:.4g}" if again else ""),
                             evidence)
-        if state.ema >= reference and since >= self.stall * self.patience:
+        if state.ema >= reference and since >= self.stall * self.patience and current >= self.stall_above:
             lower = current / 2
             state.ceiling, state.since_change = max(lower, MIN_CEILING), 0
             state.reference = state.ema

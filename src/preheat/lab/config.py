@@ -152,13 +152,17 @@ class RunConfig(BaseModel):
         """A config read back from a store's JSON: fields checked, expressions not parsed.
 
         A config stored before ``after`` existed held a controller's after-handover schedule in
-        ``schedule``, and ``"constant()"`` there for a peer: both read as they are meant now.
+        ``schedule``, and ``"constant()"`` there for a peer: both read as they are meant now. A
+        config stored while ``after`` defaulted to ``"constant()"`` holds that value: it reads as
+        the default (None), which every controller of that time resolves to ``constant()``.
         """
         data = json.loads(text)
         if isinstance(data, dict) and "after" not in data and (data.get("controller") or data.get("peer")):
             schedule = data.pop("schedule", None)
             if data.get("controller") and schedule is not None:
                 data["after"] = schedule
+        if isinstance(data, dict) and data.get("after") == "constant()":
+            data["after"] = None
         return cls.model_validate(data, context={STORED: True})
 
     @property

@@ -120,7 +120,8 @@ def menu(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
                                "note": "schedulefree.AdamWScheduleFree, warmup_steps = 5% of the run"}),
         ]
     methods += [("autowu", {"controller": "autowu_warmup()", "after": cosine}),
-                ("gap", {"controller": "gap_warmup()", "after": cosine})]
+                ("gap", {"controller": "gap_warmup()", "after": cosine}),
+                ("auto", {"controller": "auto_warmup()"})]
     betas = task.base.get("betas", (0.9, 0.999)) if adam else None
     own = adaptive_menu(steps, betas)
     if task.family == "muon":
