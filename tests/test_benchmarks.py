@@ -235,3 +235,11 @@ def test_the_ladder_grows_where_the_tuned_best_is_at_its_edge() -> None:
     assert _next_rung(ladder(0.2)) is None
     assert plan.tier("full").more_rungs == 2 and plan.tier("quick").more_rungs == 0
     assert {c.peak_lr for c in plan.runs(TASKS["mlp-ce"], "full", (0.256,))} == {0.256}
+
+
+def test_runs_of_another_plan_never_mix_into_a_cell() -> None:
+    from preheat.lab.bench.analysis import _cell
+
+    runs = [Run(0, 1.0, (0.0,), (1.0,), False, 0.0), Run(0, 2.0, (0.0,), (2.0,), False, 0.0)]
+    with pytest.raises(ValueError, match="two runs of one seed"):
+        _cell(TASKS["mlp-ce"], "no warmup", "no warmup", 0.1, runs)

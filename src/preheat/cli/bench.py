@@ -88,19 +88,13 @@ def bench(
 
 def _totals(results: list[Any]) -> Table:
     """Per method: win/tie/loss against the tuned warmup over every (task, peak LR) cell, by split."""
-    totals: dict[str, dict[str, list[int]]] = {}
-    for result in results:
-        for method in result.methods:
-            for cell in result.cells[method].values():
-                comparison = result.compare(cell)
-                if comparison is None or comparison.outcome is None:
-                    continue
-                counts = totals.setdefault(method, {"dev": [0, 0, 0], "test": [0, 0, 0]})
-                counts[result.task.split][("win", "tie", "loss").index(comparison.outcome)] += 1
-    table = Table(title="against the tuned linear warmup: win / tie / loss", title_justify="left")
+    from preheat.lab.bench.tables import wtl_by_split
+
+    table = Table(title="win / tie / loss against the tuned warmup", title_justify="left")
     table.add_column("method")
     table.add_column("dev W/T/L", justify="right")
     table.add_column("test W/T/L", justify="right")
-    for method, counts in totals.items():
-        table.add_row(method, "/".join(map(str, counts["dev"])), "/".join(map(str, counts["test"])))
+    for method in dict.fromkeys(m for r in results for m in r.methods):
+        counts = wtl_by_split(results, method)
+        table.add_row(method, counts["dev"], counts["test"])
     return table

@@ -32,6 +32,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 
@@ -134,6 +135,12 @@ class TaskResult:
         base = self.best_tuned if cell.method in LEARNED_STEP else self.tuned.get(cell.peak_lr)
         return None if base is None else compare(cell, base)
 
+    def comparisons(self, method: str) -> list[Comparison]:
+        """The method's cells against the tuned baseline, those with an outcome (two or more
+        paired seeds), in ladder order."""
+        found = (self.compare(cell) for cell in self.cells.get(method, {}).values())
+        return [c for c in found if c is not None and c.outcome is not None]
+
     def largest_stable(self, method: str) -> float | None:
         """The method's largest stable peak (module docstring)."""
         stable = None
@@ -183,14 +190,20 @@ def compare(cell: Cell, baseline: Cell) -> Comparison:
     return Comparison(cell, baseline, ratio, outcome(a, b))
 
 
-def load(task: BenchTask, directory: str | Path) -> TaskResult:
-    """The task's cells from the store in ``directory`` (its done runs; pending ones are left out)."""
+def load(task: BenchTask, directory: str | Path, ids: Collection[str] | None = None) -> TaskResult:
+    """The task's cells from the store in ``directory``: its done runs (pending ones are left out)
+    whose id is in ``ids`` (the plan's fingerprints; None: every run), so runs of an older plan
+    left in the store never mix into a cell.
+
+    Raises:
+        ValueError: two runs of one method, peak LR and seed (give ``ids``).
+    """
     store = Store(directory, read_only=True)
     try:
         grouped: dict[str, dict[float, list[Run]]] = {}
         families: dict[str, str] = {}
         for stored in store.runs():
-            if stored.status not in ("finished", "diverged"):
+            if stored.status not in ("finished", "diverged") or (ids is not None and stored.id not in ids):
                 continue
             evals = store.evals(stored.id)
             losses = tuple(float(v) for v in evals["val_loss"])
@@ -218,6 +231,10 @@ def load(task: BenchTask, directory: str | Path) -> TaskResult:
 
 def _cell(task: BenchTask, method: str, family: str, peak: float, runs: list[Run]) -> Cell:
     runs = sorted(runs, key=lambda run: run.seed)
+    seeds = [run.seed for run in runs]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"{task.name}: {method} at peak LR {peak:g} has two runs of one seed ({seeds}): "
+                         "the store holds runs of another plan; load the plan's runs (ids=...)")
     if task.score == "loss":
         scores = tuple(run.final for run in runs)
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 from preheat.lab.bench.analysis import TaskResult
 from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP
 from preheat.lab.figures import _fit, _legend, _line, log_ticks, looks
-from preheat.plotting import agg_figure, plain_log_ticks, png
+from preheat.plotting import agg_figure, png
 
 TUNED = "tuned linear warmup"
 BODY = 3.6  # inches of axes
@@ -42,10 +42,11 @@ def task_figure(result: TaskResult, path: str | Path) -> Path:
         axes.scatter(failed, [top] * len(failed), marker="x", color=style[method].color, zorder=4, clip_on=False)
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_ylim(min(finite) / 1.2 if finite else 0.1, top)
+    bottom = min(finite) / 1.2 if finite else 0.1
+    axes.set_ylim(bottom, top)
     axes.set_xlim(min(result.peaks) / 1.3, max(result.peaks) * 1.3)
     log_ticks(axes.xaxis, min(result.peaks) / 1.3, max(result.peaks) * 1.3)
-    plain_log_ticks(axes.yaxis)
+    log_ticks(axes.yaxis, bottom, top)
     axes.set_xlabel("peak LR")
     axes.set_ylabel("mean final val loss" if result.task.score == "loss" else f"updates to loss {result.task.target:g}")
     axes.set_title(f"{result.task.name} ({result.task.split}): x on top = some seed failed", fontsize=10)

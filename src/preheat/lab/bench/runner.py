@@ -2,7 +2,10 @@
 
 ``run_bench`` runs each task's plan (:func:`preheat.lab.bench.plan.runs`) with
 :func:`preheat.lab.sweep.run_sweep`, which skips runs already in the store: a killed run of the
-benchmark resumes where it stopped, and a rerun computes nothing and gives the same numbers.
+benchmark resumes where it stopped (the unfinished runs it left, of a later phase too, run
+first), and a rerun computes nothing and gives the same numbers. Only the plan's runs are read
+back (:func:`preheat.lab.bench.analysis.load` with their ids), so a store that also holds runs
+of an older plan reports the current one.
 While the tuned baseline's best over the ladder is at its top or bottom rung, it adds a rung
 beyond it (a doubling or a halving, every method; at most the tier's
 ``more_rungs``); then, where the tuned
@@ -55,16 +58,17 @@ def run_bench(tier: str, tasks: list[BenchTask], out: str | Path, workers: int =
         directory = store_of(out, tier, task)
         configs = plan.runs(task, tier)
         for added in range(plan.tier(tier).more_rungs + 1):
-            run_sweep(configs, directory, workers=workers, progress=progress, backend=backend)
-            result = load(task, directory)
+            run_sweep(configs, directory, workers=workers, progress=progress, backend=backend, leftovers=True)
+            result = load(task, directory, {config.fingerprint() for config in configs})
             rung = _next_rung(result)
             if rung is None or added == plan.tier(tier).more_rungs:
                 break
             configs += plan.runs(task, tier, (rung,))
         more = plan.extension(task, tier, {peak: warmup_fraction(cell.method) for peak, cell in result.tuned.items()})
         if more:
-            run_sweep(configs + more, directory, workers=workers, progress=progress, backend=backend)
-            result = load(task, directory)
+            configs += more
+            run_sweep(configs, directory, workers=workers, progress=progress, backend=backend, leftovers=True)
+            result = load(task, directory, {config.fingerprint() for config in configs})
         results.append(result)
     return results
 

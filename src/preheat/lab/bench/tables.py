@@ -13,7 +13,7 @@ import statistics
 from typing import Sequence
 
 from preheat.lab.bench.analysis import Cell, Comparison, TaskResult, compare
-from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP
+from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP, runs
 
 LETTER = {"win": "W", "tie": "T", "loss": "L"}
 
@@ -127,32 +127,34 @@ def matrix(results: Sequence[TaskResult]) -> str:
     header = ["method"] + [r.task.name for r in results] + ["dev W/T/L", "test W/T/L", "test median ratio"]
     rows = []
     for method in methods:
-        counts = {"dev": [0, 0, 0], "test": [0, 0, 0]}
+        counts = wtl_by_split(results, method)
         per_task, test_ratios = [], []
         for result in results:
-            wtl = [0, 0, 0]
-            for cell in result.cells.get(method, {}).values():
-                comparison = result.compare(cell)
-                if comparison is None or comparison.outcome is None:
-                    continue
-                index = ("win", "tie", "loss").index(comparison.outcome)
-                wtl[index] += 1
-                counts[result.task.split][index] += 1
-                if result.task.split == "test":
-                    test_ratios.append(math.inf if cell.failed else
-                                       comparison.ratio.value if comparison.ratio else math.nan)
-            per_task.append("/".join(map(str, wtl)) if sum(wtl) else "-")
+            comparisons = result.comparisons(method)
+            per_task.append(_wtl(comparisons) if comparisons else "-")
+            if result.task.split == "test":
+                test_ratios += [math.inf if c.cell.failed else c.ratio.value if c.ratio else math.nan
+                                for c in comparisons]
         finite = [r for r in test_ratios if not math.isnan(r)]
-        rows.append([method] + per_task + ["/".join(map(str, counts["dev"])), "/".join(map(str, counts["test"])),
+        rows.append([method] + per_task + [counts["dev"], counts["test"],
                                            number(statistics.median(finite), 3) if finite else "-"])
     return "\n".join(_table(header, rows))
+
+
+def _wtl(comparisons: Sequence[Comparison]) -> str:
+    return "/".join(str(sum(c.outcome == o for c in comparisons)) for o in ("win", "tie", "loss"))
+
+
+def wtl_by_split(results: Sequence[TaskResult], method: str) -> dict[str, str]:
+    """``W/T/L`` of ``method`` against the tuned baseline over every cell of the dev and of the
+    test tasks."""
+    return {split: _wtl([c for r in results if r.task.split == split for c in r.comparisons(method)])
+            for split in ("dev", "test")}
 
 
 def document(results: Sequence[TaskResult], tier: str, figures: dict[str, str], footer: str) -> str:
     """The whole Markdown of a benchmark run: discrimination, the win/tie/loss matrix, then a
     section per task (``figures``: task name -> figure path, relative to the document)."""
-    from preheat.lab.bench.plan import runs
-
     parts = ["## Does each task discriminate?", "", discrimination(results), "",
              "## Against the tuned linear warmup: win / tie / loss per task (over its peak LRs)", "",
              matrix(results), "", "## Per task", ""]
