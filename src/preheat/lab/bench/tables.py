@@ -147,9 +147,10 @@ def _wtl(comparisons: Sequence[Comparison]) -> str:
 
 def wtl_by_split(results: Sequence[TaskResult], method: str) -> dict[str, str]:
     """``W/T/L`` of ``method`` against the tuned baseline over every cell of the dev and of the
-    test tasks."""
-    return {split: _wtl([c for r in results if r.task.split == split for c in r.comparisons(method)])
-            for split in ("dev", "test")}
+    test tasks (``-`` for a split without a compared cell)."""
+    found = {split: [c for r in results if r.task.split == split for c in r.comparisons(method)]
+             for split in ("dev", "test")}
+    return {split: _wtl(comparisons) if comparisons else "-" for split, comparisons in found.items()}
 
 
 def document(results: Sequence[TaskResult], tier: str, figures: dict[str, str], footer: str) -> str:
