@@ -52,7 +52,7 @@ def test_the_tasks_span_models_optimizers_and_both_splits() -> None:
 
 def test_the_full_tier_runs_the_whole_grid_and_every_peer() -> None:
     task = TASKS["mlp-ce"]
-    configs = plan.runs(task, "full")
+    configs = plan.runs(task, plan.tier("full"))
     labels = {c.label for c in configs}
     assert {"no warmup", "linear 1%", "linear 2%", "linear 5%", "linear 10%", "linear 20%", "linear 30%",
             "linear 50%"} <= labels
@@ -63,29 +63,31 @@ def test_the_full_tier_runs_the_whole_grid_and_every_peer() -> None:
     assert {c.peak_lr for c in configs if c.label == "prodigy"} == {1.0}  # no peak LR: run once
     warmups = {c.label: c.warmup for c in configs if c.label.startswith("linear")}
     assert warmups["linear 5%"] == round(0.05 * task.steps) and warmups["linear 50%"] == task.steps // 2
-    sgd = {c.label for c in plan.runs(TASKS["mlp-mse-sgd"], "full")}
+    sgd = {c.label for c in plan.runs(TASKS["mlp-mse-sgd"], plan.tier("full"))}
     assert "untuned" not in sgd and "gi-adam" not in sgd and "gap" in sgd  # Adam-only peers left out
-    assert "sharpness" not in {c.label for c in plan.runs(TASKS["gpt-muon"], "full")}
+    assert "sharpness" not in {c.label for c in plan.runs(TASKS["gpt-muon"], plan.tier("full"))}
 
 
 def test_the_grid_is_extended_only_where_its_best_is_at_the_edge() -> None:
     task = TASKS["mlp-ce"]
-    more = plan.extension(task, "full", {0.016: 0.5, 0.032: 0.2})
+    more = plan.extension(task, plan.tier("full"), {0.016: 0.5, 0.032: 0.2})
     assert {(c.label, c.peak_lr) for c in more} == {("linear 70%", 0.016), ("linear 90%", 0.016)}
     assert len(more) == 2 * task.seeds
 
 
 def test_bad_tiers_tasks_and_shards_are_refused() -> None:
     with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full"):
-        plan.tasks_of("huge")
+        plan.tier("huge")
+    with pytest.raises(ValueError, match="size='xl' is invalid; expected one of tiny, default, large"):
+        plan.tier("full", "xl")
     with pytest.raises(ValueError, match=r"tasks=\['nope'\] are unknown"):
-        plan.tasks_of("full", ["nope"])
+        plan.tasks_of(plan.tier("full"), ["nope"])
     with pytest.raises(ValueError, match="shard='3/2' is invalid"):
-        runner.shard(plan.tasks_of("full"), "3/2")
-    tasks = plan.tasks_of("full")
+        runner.shard(plan.tasks_of(plan.tier("full")), "3/2")
+    tasks = plan.tasks_of(plan.tier("full"))
     assert runner.shard(tasks, "1/2") + runner.shard(tasks, "2/2") != tasks
     assert sorted(t.name for t in runner.shard(tasks, "1/2") + runner.shard(tasks, "2/2")) == sorted(TASKS)
-    assert {t.split for t in plan.tasks_of("quick")} == {"dev"}
+    assert {t.split for t in plan.tasks_of(plan.tier("quick"))} == {"dev"}
 
 
 # -- the statistics on hand-made cells --------------------------------------------------------
@@ -155,7 +157,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_task_and_peer_runs_at_the_tiny_size(tiny: Path) -> None:
     text = (tiny / "results.md").read_text()
     for task in TASKS.values():
-        configs = plan.runs(task, "tiny")
+        configs = plan.runs(task, plan.tier("tiny"))
         stored = Store(tiny / "runs" / "tiny" / task.name, read_only=True).runs()
         assert {c.fingerprint() for c in configs} <= {run.id for run in stored}, task.name
         assert {run.status for run in stored} <= {"finished", "diverged"}, task.name
@@ -194,7 +196,7 @@ def test_a_killed_run_resumes_to_the_same_numbers(tmp_path: Path) -> None:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     done = [r for r in Store(store, read_only=True).runs() if r.status in ("finished", "diverged")]
-    assert 0 < len(done) < len(plan.runs(TASKS[task], "tiny"))  # killed part-way
+    assert 0 < len(done) < len(plan.runs(TASKS[task], plan.tier("tiny")))  # killed part-way
     for out in ("killed", "whole"):  # resume the killed run; run it whole elsewhere
         result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--tasks", task, "--quiet",
                                           "--out", str(tmp_path / out), "--workers", "2"])
@@ -234,7 +236,7 @@ def test_the_ladder_grows_where_the_tuned_best_is_at_its_edge() -> None:
     assert _next_rung(ladder(0.4)) == 0.8 and _next_rung(ladder(0.1)) == 0.05
     assert _next_rung(ladder(0.2)) is None
     assert plan.tier("full").more_rungs == 2 and plan.tier("quick").more_rungs == 0
-    assert {c.peak_lr for c in plan.runs(TASKS["mlp-ce"], "full", (0.256,))} == {0.256}
+    assert {c.peak_lr for c in plan.runs(TASKS["mlp-ce"], plan.tier("full"), (0.256,))} == {0.256}
 
 
 def test_runs_of_another_plan_never_mix_into_a_cell() -> None:
@@ -243,3 +245,12 @@ def test_runs_of_another_plan_never_mix_into_a_cell() -> None:
     runs = [Run(0, 1.0, (0.0,), (1.0,), False, 0.0), Run(0, 2.0, (0.0,), (2.0,), False, 0.0)]
     with pytest.raises(ValueError, match="two runs of one seed"):
         _cell(TASKS["mlp-ce"], "no warmup", "no warmup", 0.1, runs)
+
+
+def test_the_large_size_on_a_gpu_has_its_own_store() -> None:
+    settings = plan.tier("full", "large", "cuda")
+    configs = plan.runs(TASKS["gpt-pre-ln"], settings)
+    assert {c.device for c in configs} == {"cuda"} and {c.task_options["size"] for c in configs} == {"small"}
+    assert {c.steps for c in configs} == {TASKS["gpt-pre-ln"].sizes["large"]["steps"]}
+    assert runner.store_of("runs", settings, TASKS["gpt-pre-ln"]) == Path("runs/full-large/gpt-pre-ln")
+    assert runner.store_of("runs", plan.tier("full"), TASKS["gpt-pre-ln"]) == Path("runs/full/gpt-pre-ln")

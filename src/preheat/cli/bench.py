@@ -22,6 +22,8 @@ def bench(
     tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks) or full (hours).")] = "quick",
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Only these tasks (repeat the option).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: every n-th task from the i-th.")] = None,
+    size: Annotated[Optional[str], typer.Option("--size", help="tiny, default or large (a GPU); default: the tier's.")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N for every run.")] = "cpu",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the stores (one per tier and task).")] = Path("runs/bench"),
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write the tables to this file.")] = None,
     figures: Annotated[Optional[Path], typer.Option("--figures", help="Write a figure per task to this folder.")] = None,
@@ -49,7 +51,8 @@ def bench(
 
     ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
     try:
-        chosen = runner.shard(plan.tasks_of(tier, tasks), shard)
+        settings = plan.tier(tier, size, device)
+        chosen = runner.shard(plan.tasks_of(settings, tasks), shard)
     except ValueError as err:
         errors.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -58,7 +61,7 @@ def bench(
         signal.signal(stop, signal.default_int_handler)
     started = time.perf_counter()
     try:
-        results = runner.run_bench(tier, chosen, out, workers=workers, progress=progress, backend=ray)
+        results = runner.run_bench(settings, chosen, out, workers=workers, progress=progress, backend=ray)
     except KeyboardInterrupt:
         errors.print(f"[red]interrupted:[/] the finished runs are kept in {out}; rerun the same command "
                      "to do the rest", soft_wrap=True)
@@ -77,7 +80,7 @@ def bench(
             drawn[result.task.name] = os.path.relpath(path, base)
     footer = (f"Machine: {platform.processor() or platform.machine()}, {cores()} cores, {workers} workers; "
               f"{minutes:.1f} min wall for this invocation (runs already in the store are not redone).")
-    text = document(results, tier, drawn, footer)
+    text = document(results, settings, drawn, footer)
     if markdown is not None:
         markdown.write_text(text)
     console.print(_totals(results))

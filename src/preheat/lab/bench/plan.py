@@ -31,10 +31,10 @@ end-to-end run).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from preheat.lab.bench.tasks import TASKS, BenchTask
+from preheat.lab.bench.tasks import SIZES, TASKS, BenchTask
 from preheat.lab.compare import WARMUP_TEMPLATE, adaptive_menu
 from preheat.lab.config import RunConfig
 
@@ -47,10 +47,12 @@ NO_WARMUP = "no warmup"
 
 @dataclass(frozen=True)
 class Tier:
-    """How much of each task a tier runs: its ``size``, which ``split`` (None: both), how many
-    top rungs of the ladder (None: all), the seeds (None: the task's), the warmup grid, the
-    fraction of the task's updates, and how many rungs it may add beyond the ladder's edge."""
+    """How much of each task a tier runs: its ``name``, the tasks' ``size``, which ``split``
+    (None: both), how many top rungs of the ladder (None: all), the seeds (None: the task's),
+    the warmup grid, the fraction of the task's updates, how many rungs it may add beyond the
+    ladder's edge, and the ``device`` every run uses."""
 
+    name: str
     size: str
     split: str | None
     rungs: int | None
@@ -58,12 +60,13 @@ class Tier:
     grid: tuple[float, ...]
     length: float = 1.0
     more_rungs: int = 0
+    device: str = "cpu"
 
 
 TIER_SETTINGS = {
-    "full": Tier("default", None, None, None, WARMUP_GRID, more_rungs=2),
-    "quick": Tier("default", "dev", 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
-    "tiny": Tier("tiny", None, 1, 2, (0.0, 0.5)),
+    "full": Tier("full", "default", None, None, None, WARMUP_GRID, more_rungs=2),
+    "quick": Tier("quick", "default", "dev", 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
+    "tiny": Tier("tiny", "tiny", None, 1, 2, (0.0, 0.5)),
 }
 
 
@@ -72,24 +75,26 @@ def linear_label(fraction: float) -> str:
     return NO_WARMUP if fraction == 0 else f"linear {fraction:.0%}"
 
 
-def tier(name: str) -> Tier:
-    """The settings of tier ``name``.
+def tier(name: str, size: str | None = None, device: str = "cpu") -> Tier:
+    """The settings of tier ``name``, its tasks at ``size`` (None: the tier's own; ``large`` on
+    a GPU) on ``device``.
 
     Raises:
-        ValueError: ``name`` is not one of :data:`TIERS`.
+        ValueError: ``name`` is not one of :data:`TIERS`, or ``size`` not one of ``SIZES``.
     """
     if name not in TIER_SETTINGS:
         raise ValueError(f"tier={name!r} is invalid; expected one of {', '.join(TIERS)}")
-    return TIER_SETTINGS[name]
+    if size is not None and size not in SIZES:
+        raise ValueError(f"size={size!r} is invalid; expected one of {', '.join(SIZES)}")
+    return replace(TIER_SETTINGS[name], size=size or TIER_SETTINGS[name].size, device=device)
 
 
-def tasks_of(tier_name: str, names: list[str] | None = None) -> list[BenchTask]:
-    """The tasks tier ``tier_name`` runs, in table order; ``names`` picks some of them.
+def tasks_of(settings: Tier, names: list[str] | None = None) -> list[BenchTask]:
+    """The tasks the tier runs, in table order; ``names`` picks some of them.
 
     Raises:
         ValueError: an unknown task name.
     """
-    settings = tier(tier_name)
     unknown = [name for name in names or [] if name not in TASKS]
     if unknown:
         raise ValueError(f"tasks={unknown} are unknown; expected some of {', '.join(TASKS)}")
@@ -97,9 +102,9 @@ def tasks_of(tier_name: str, names: list[str] | None = None) -> list[BenchTask]:
             if (names is None or task.name in names) and (settings.split in (None, task.split))]
 
 
-def peaks_of(task: BenchTask, tier_name: str) -> tuple[float, ...]:
+def peaks_of(task: BenchTask, settings: Tier) -> tuple[float, ...]:
     """The rungs of ``task``'s ladder the tier runs (its top ``rungs``)."""
-    rungs = tier(tier_name).rungs
+    rungs = settings.rungs
     return task.peaks if rungs is None else task.peaks[-rungs:]
 
 
@@ -129,15 +134,14 @@ def menu(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
     return methods + own
 
 
-def runs(task: BenchTask, tier_name: str, peaks: tuple[float, ...] | None = None) -> list[RunConfig]:
-    """Every run of ``task`` in tier ``tier_name`` at its rungs (or at ``peaks``), the learned-step
+def runs(task: BenchTask, settings: Tier, peaks: tuple[float, ...] | None = None) -> list[RunConfig]:
+    """Every run of ``task`` in the tier at its rungs (or at ``peaks``), the learned-step
     optimizers' once (not with ``peaks``), before any extension of the grid."""
-    settings = tier(tier_name)
     base = _base(task, settings)
     steps, seeds = base["steps"], range(settings.seeds or task.seeds)
     grid = [(linear_label(f), _linear(f, steps)) for f in settings.grid]
     configs = [RunConfig(**{**base, **method, "label": label, "peak_lr": peak, "seed": seed})
-               for peak in (peaks or peaks_of(task, tier_name)) for label, method in grid + menu(task, steps)
+               for peak in (peaks or peaks_of(task, settings)) for label, method in grid + menu(task, steps)
                for seed in seeds]
     if peaks is None:
         configs += [RunConfig(**{**base, "optimizer": name, "schedule": "cosine_decay({steps})", "label": name,
@@ -146,10 +150,9 @@ def runs(task: BenchTask, tier_name: str, peaks: tuple[float, ...] | None = None
     return configs
 
 
-def extension(task: BenchTask, tier_name: str, best: dict[float, float]) -> list[RunConfig]:
+def extension(task: BenchTask, settings: Tier, best: dict[float, float]) -> list[RunConfig]:
     """The runs that extend the grid where its best length (``best``: peak LR -> fraction) is
     its longest: :data:`EXTENSION` at those peaks, the same seeds."""
-    settings = tier(tier_name)
     edge, base = max(settings.grid), _base(task, settings)
     return [RunConfig(**{**base, **_linear(f, base["steps"]), "label": linear_label(f), "peak_lr": peak, "seed": seed})
             for peak, fraction in sorted(best.items()) if fraction == edge
@@ -158,10 +161,11 @@ def extension(task: BenchTask, tier_name: str, best: dict[float, float]) -> list
 
 def _base(task: BenchTask, settings: Tier) -> dict[str, Any]:
     """The run fields every method of ``task`` shares in a tier: the size's, the tier's length
-    (at least 8 updates) and 10 evaluations after the one at update 0."""
+    (at least 8 updates), 10 evaluations after the one at update 0, and the device."""
     fields = task.fields(settings.size)
     steps = max(8, round(fields.pop("steps") * settings.length))
-    return {**fields, "steps": steps, "eval_every": max(1, steps // 10)}
+    device = {} if settings.device == "cpu" else {"device": settings.device}
+    return {**fields, "steps": steps, "eval_every": max(1, steps // 10), **device}
 
 
 def _linear(fraction: float, steps: int) -> dict[str, Any]:

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     from preheat.lab.sweep.ray import RayBackend
 
 
-def store_of(out: str | Path, tier: str, task: BenchTask) -> Path:
-    """The folder of ``task``'s store in tier ``tier`` under ``out``."""
-    return Path(out) / tier / task.name
+def store_of(out: str | Path, settings: plan.Tier, task: BenchTask) -> Path:
+    """The folder of ``task``'s store in the tier under ``out``: ``out/TIER/TASK``, or
+    ``out/TIER-SIZE/TASK`` at a size other than the tier's own."""
+    own = plan.tier(settings.name).size
+    return Path(out) / (settings.name if settings.size == own else f"{settings.name}-{settings.size}") / task.name
 
 
 def shard(tasks: list[BenchTask], spec: str | None) -> list[BenchTask]:
@@ -50,21 +52,22 @@ def shard(tasks: list[BenchTask], spec: str | None) -> list[BenchTask]:
     return tasks[index - 1::count]
 
 
-def run_bench(tier: str, tasks: list[BenchTask], out: str | Path, workers: int = 1,
+def run_bench(settings: plan.Tier, tasks: list[BenchTask], out: str | Path, workers: int = 1,
               progress: Progress | None = None, backend: RayBackend | None = None) -> list[TaskResult]:
-    """Run (or resume) ``tasks`` in ``tier`` into stores under ``out``; return their results."""
+    """Run (or resume) ``tasks`` in the tier ``settings`` into stores under ``out``; return their
+    results."""
     results = []
     for task in tasks:
-        directory = store_of(out, tier, task)
-        configs = plan.runs(task, tier)
-        for added in range(plan.tier(tier).more_rungs + 1):
+        directory = store_of(out, settings, task)
+        configs = plan.runs(task, settings)
+        for added in range(settings.more_rungs + 1):
             run_sweep(configs, directory, workers=workers, progress=progress, backend=backend, leftovers=True)
             result = load(task, directory, {config.fingerprint() for config in configs})
             rung = _next_rung(result)
-            if rung is None or added == plan.tier(tier).more_rungs:
+            if rung is None or added == settings.more_rungs:
                 break
-            configs += plan.runs(task, tier, (rung,))
-        more = plan.extension(task, tier, {peak: warmup_fraction(cell.method) for peak, cell in result.tuned.items()})
+            configs += plan.runs(task, settings, (rung,))
+        more = plan.extension(task, settings, {peak: warmup_fraction(cell.method) for peak, cell in result.tuned.items()})
         if more:
             configs += more
             run_sweep(configs, directory, workers=workers, progress=progress, backend=backend, leftovers=True)

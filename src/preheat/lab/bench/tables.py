@@ -13,7 +13,7 @@ import statistics
 from typing import Sequence
 
 from preheat.lab.bench.analysis import Cell, Comparison, TaskResult, compare
-from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP, runs
+from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP, Tier, runs, tier
 
 LETTER = {"win": "W", "tie": "T", "loss": "L"}
 
@@ -153,15 +153,16 @@ def wtl_by_split(results: Sequence[TaskResult], method: str) -> dict[str, str]:
     return {split: _wtl(comparisons) if comparisons else "-" for split, comparisons in found.items()}
 
 
-def document(results: Sequence[TaskResult], tier: str, figures: dict[str, str], footer: str) -> str:
+def document(results: Sequence[TaskResult], settings: Tier, figures: dict[str, str], footer: str) -> str:
     """The whole Markdown of a benchmark run: discrimination, the win/tie/loss matrix, then a
     section per task (``figures``: task name -> figure path, relative to the document)."""
     parts = ["## Does each task discriminate?", "", discrimination(results), "",
              "## Against the tuned linear warmup: win / tie / loss per task (over its peak LRs)", "",
              matrix(results), "", "## Per task", ""]
     for result in results:
-        configs = runs(result.task, tier)
-        command = f"preheat bench --tier {tier} --tasks {result.task.name}"
+        configs = runs(result.task, settings)
+        size = "" if settings.size == tier(settings.name).size else f" --size {settings.size}"
+        command = f"preheat bench --tier {settings.name}{size} --tasks {result.task.name}"
         seeds = len({config.seed for config in configs})
         parts += [task_section(result, configs[0].steps, seeds, command, figures.get(result.task.name)), ""]
     parts.append(footer)

@@ -74,8 +74,7 @@ _TINY_GPT = {"steps": 8, "batch_size": 4, "task_options": {"n_layer": 1, "n_embd
                                                            "block_size": 16, "eval_batches": 1,
                                                            "eval_batch_size": 4}}
 _GPT = {"size": "tiny", "n_layer": 4, "block_size": 32, "eval_batches": 4}
-_LARGE_GPT = {"steps": 4000, "batch_size": 64, "device": "cuda",
-              "task_options": {"size": "small", "n_layer": 6}}
+_LARGE_GPT = {"steps": 4000, "batch_size": 64, "task_options": {"size": "small", "n_layer": 6}}
 
 TASKS: dict[str, BenchTask] = {task.name: task for task in (
     BenchTask(
