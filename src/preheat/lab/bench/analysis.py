@@ -36,14 +36,13 @@ from typing import Collection
 
 import numpy as np
 
-from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP
+from preheat.lab.bench.plan import LEARNED_STEP, is_linear, warmup_fraction
 from preheat.lab.bench.tasks import BenchTask
 from preheat.lab.methods import describe
 from preheat.lab.metrics import derive_target
 from preheat.lab.stats import Outcome, Ratio, half_width, interpolated_steps, outcome, paired_ratio
 from preheat.lab.store import Store
 
-LINEAR = "linear "
 TARGET_FACTOR = 1.1
 
 
@@ -117,7 +116,7 @@ class TaskResult:
     @property
     def methods(self) -> list[str]:
         """Every method but the linear grid, in the order the menu ran them."""
-        return [m for m in self.cells if m != NO_WARMUP and not m.startswith(LINEAR)]
+        return [m for m in self.cells if not is_linear(m)]
 
     @property
     def best_tuned(self) -> Cell | None:
@@ -222,7 +221,7 @@ def load(task: BenchTask, directory: str | Path, ids: Collection[str] | None = N
     tuned = {}
     for peak in peaks:
         grid = [by_peak[peak] for method, by_peak in cells.items()
-                if (method == NO_WARMUP or method.startswith(LINEAR)) and peak in by_peak]
+                if is_linear(method) and peak in by_peak]
         best = _best(sorted(grid, key=lambda c: warmup_fraction(c.method)))
         if best is not None:
             tuned[peak] = best
@@ -247,8 +246,3 @@ def _best(cells: list[Cell]) -> Cell | None:
     """The cell with the lowest mean score (the first among equals); None if there is none."""
     done = [cell for cell in cells if cell.scores]
     return min(done, key=lambda cell: cell.mean) if done else None
-
-
-def warmup_fraction(method: str) -> float:
-    """A linear warmup's fraction of the run, from its label (0 for no warmup)."""
-    return 0.0 if method == NO_WARMUP else float(method.removeprefix(LINEAR).rstrip("%")) / 100

@@ -24,7 +24,7 @@ def task_figure(result: TaskResult, path: str | Path) -> Path:
     """Draw ``result``'s figure (see the module docstring) to the PNG ``path``; return it."""
     series = {TUNED: ("schedule", {p: c.mean for p, c in result.tuned.items()})}
     for method, cells in result.cells.items():
-        if method == NO_WARMUP or method in result.methods and method not in LEARNED_STEP:
+        if method == NO_WARMUP or (method in result.methods and method not in LEARNED_STEP):
             family = next(iter(cells.values())).family
             series[method] = (family, {p: c.mean for p, c in cells.items()})
     finite = [v for _, values in series.values() for v in values.values() if math.isfinite(v) and v > 0]

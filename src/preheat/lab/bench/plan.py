@@ -43,6 +43,7 @@ EXTENSION = (0.7, 0.9)
 LEARNED_STEP = ("prodigy", "dadapt_adam", "dog")
 TIERS = ("tiny", "quick", "full")
 NO_WARMUP = "no warmup"
+LINEAR = "linear "  # the linear grid's labels: "linear 5%"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,17 @@ TIER_SETTINGS = {
 
 def linear_label(fraction: float) -> str:
     """The label of the linear warmup over ``fraction`` of the run (``no warmup`` for 0)."""
-    return NO_WARMUP if fraction == 0 else f"linear {fraction:.0%}"
+    return NO_WARMUP if fraction == 0 else f"{LINEAR}{fraction:.0%}"
+
+
+def is_linear(label: str) -> bool:
+    """Whether ``label`` is one of the linear grid's (no warmup included)."""
+    return label == NO_WARMUP or label.startswith(LINEAR)
+
+
+def warmup_fraction(label: str) -> float:
+    """The fraction of the run a linear grid label warms up over: :func:`linear_label`'s inverse."""
+    return 0.0 if label == NO_WARMUP else float(label.removeprefix(LINEAR).rstrip("%")) / 100
 
 
 def tier(name: str, size: str | None = None, device: str = "cpu") -> Tier:

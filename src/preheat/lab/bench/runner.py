@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from preheat.lab.bench import plan
-from preheat.lab.bench.analysis import TaskResult, warmup_fraction, load
+from preheat.lab.bench.analysis import TaskResult, load
 from preheat.lab.bench.tasks import BenchTask
 from preheat.lab.sweep import run_sweep
 
@@ -67,7 +67,7 @@ def run_bench(settings: plan.Tier, tasks: list[BenchTask], out: str | Path, work
             if rung is None or added == settings.more_rungs:
                 break
             configs += plan.runs(task, settings, (rung,))
-        more = plan.extension(task, settings, {peak: warmup_fraction(cell.method) for peak, cell in result.tuned.items()})
+        more = plan.extension(task, settings, {peak: plan.warmup_fraction(cell.method) for peak, cell in result.tuned.items()})
         if more:
             configs += more
             run_sweep(configs, directory, workers=workers, progress=progress, backend=backend, leftovers=True)

@@ -79,7 +79,7 @@ def task_section(result: TaskResult, steps: int, seeds: int, command: str, figur
         cells = result.cells[method]
         ratios = [ratio_text(result.compare(cells[p])) if p in cells else "-" for p in result.peaks]
         own_best = result.best_cell(method)
-        best_vs = ratio_text(_against(own_best, best))
+        best_vs = ratio_text(None if own_best is None or best is None else compare(own_best, best))
         steps_ratios = [r for r in (result.steps_ratio(c) for c in cells.values()) if r is not None]
         rows.append([method] + ratios + [best_vs, number(result.largest_stable(method), 3),
                                          number(statistics.median(steps_ratios), 3) if steps_ratios else "-",
@@ -97,10 +97,6 @@ def task_section(result: TaskResult, steps: int, seeds: int, command: str, figur
         lines += ["", f"![{task.name}: score over peak LR]({figure})"]
     lines += ["", f"`{command}`"]
     return "\n".join(lines)
-
-
-def _against(cell: Cell | None, best: Cell | None) -> Comparison | None:
-    return None if cell is None or best is None else compare(cell, best)
 
 
 def discrimination(results: Sequence[TaskResult]) -> str:
