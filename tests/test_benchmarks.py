@@ -68,6 +68,19 @@ def test_the_full_tier_runs_the_whole_grid_and_every_peer() -> None:
     assert "sharpness" not in {c.label for c in plan.runs(TASKS["gpt-muon"], plan.tier("full"))}
 
 
+def test_research_methods_run_at_the_top_rungs_and_a_tier_may_run_some_methods() -> None:
+    task = TASKS["mlp-ce"]
+    configs = plan.runs(task, plan.tier("full"))
+    assert {c.peak_lr for c in configs if c.label == "nars"} == set(task.peaks[-2:])
+    assert {c.peak_lr for c in configs if c.label == "untuned"} == set(task.peaks)
+    assert {c.peak_lr for c in plan.runs(task, plan.tier("full"), (0.256,)) if c.label == "nars"} == set()
+    some = plan.runs(task, plan.tier("full", methods=["untuned", "dog"]))
+    assert {c.label for c in some} == {c.label for c in configs if plan.is_linear(c.label)} | {"untuned", "dog"}
+    assert {c.fingerprint() for c in some} <= {c.fingerprint() for c in configs}  # the same runs: one store
+    with pytest.raises(ValueError, match=r"methods=\['nope'\] are unknown; expected some of hf cosine"):
+        plan.tier("full", methods=["nope"])
+
+
 def test_the_grid_is_extended_only_where_its_best_is_at_the_edge() -> None:
     task = TASKS["mlp-ce"]
     more = plan.extension(task, plan.tier("full"), {0.016: 0.5, 0.032: 0.2})

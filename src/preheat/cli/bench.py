@@ -21,6 +21,8 @@ from preheat.cli.lab import (Address, Backend, Cpus, Gpus, Quiet, Retries, Worke
 def bench(
     tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks) or full (hours).")] = "quick",
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Only these tasks (repeat the option).")] = None,
+    methods: Annotated[Optional[list[str]], typer.Option(
+        "--methods", help="Only these methods besides the linear grid (repeat the option).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: every n-th task from the i-th.")] = None,
     size: Annotated[Optional[str], typer.Option("--size", help="tiny, default or large (a GPU); default: the tier's.")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N for every run.")] = "cpu",
@@ -51,7 +53,7 @@ def bench(
 
     ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
     try:
-        settings = plan.tier(tier, size, device)
+        settings = plan.tier(tier, size, device, methods)
         chosen = runner.shard(plan.tasks_of(settings, tasks), shard)
     except ValueError as err:
         errors.print(f"[red]error:[/] {err}", soft_wrap=True)

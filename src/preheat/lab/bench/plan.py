@@ -16,12 +16,18 @@ The methods, each run through its own package where one exists:
 - ``schedule-free``: schedulefree's AdamWScheduleFree, its warmup 5 % (Adam family);
 - ``autowu``, ``gap``: AutoWU (Kim et al. 2021) and the loss-gap warmup of Riabinin et al. 2026,
   handing over to cosine decay (:mod:`preheat.adaptive`);
-- preheat's own: GI-Adam (Adam family) and the controllers of ``preheat compare``
-  (:func:`preheat.lab.compare.adaptive_menu`); the sharpness controller's edge-of-stability
-  threshold is Adam's or SGD's, so Muon tasks leave it out;
+- ``auto``: :func:`preheat.auto_warmup`;
+- preheat's research methods, GI-Adam (Adam family) and the controllers of ``preheat compare``
+  (:func:`preheat.lab.compare.adaptive_menu`), at the :data:`RESEARCH_RUNGS` top rungs of the
+  task's ladder only (where warmup matters; this keeps the full tier within its time); the
+  sharpness controller's edge-of-stability threshold is Adam's or SGD's, so Muon tasks leave it
+  out;
 - the optimizers that learn their step size, **Prodigy** (``safeguard_warmup``), **D-Adaptation**
   Adam and **DoG**: they take no peak LR, so each runs once per task at its multiplier 1 with
   cosine decay, and is compared with the tuned baseline's best over the whole ladder.
+
+A tier may run only some ``methods`` (the linear grid always runs: it is the baseline), to
+rerun one method after a change, or to keep a method still in development off the test tasks.
 
 Tiers: ``full`` (every task, its whole ladder and seeds), ``quick`` (the development tasks at
 the two top rungs, 2 seeds, the grid 0, 5, 20, 50 %, half the updates: minutes on 2 cores),
@@ -41,6 +47,7 @@ from preheat.lab.config import RunConfig
 WARMUP_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 EXTENSION = (0.7, 0.9)
 LEARNED_STEP = ("prodigy", "dadapt_adam", "dog")
+RESEARCH_RUNGS = 2
 TIERS = ("tiny", "quick", "full")
 NO_WARMUP = "no warmup"
 LINEAR = "linear "  # the linear grid's labels: "linear 5%"
@@ -51,7 +58,8 @@ class Tier:
     """How much of each task a tier runs: its ``name``, the tasks' ``size``, which ``split``
     (None: both), how many top rungs of the ladder (None: all), the seeds (None: the task's),
     the warmup grid, the fraction of the task's updates, how many rungs it may add beyond the
-    ladder's edge, and the ``device`` every run uses."""
+    ladder's edge, the ``device`` every run uses, and the ``methods`` it runs besides the linear
+    grid (None: all)."""
 
     name: str
     size: str
@@ -62,6 +70,7 @@ class Tier:
     length: float = 1.0
     more_rungs: int = 0
     device: str = "cpu"
+    methods: frozenset[str] | None = None
 
 
 TIER_SETTINGS = {
@@ -86,18 +95,24 @@ def warmup_fraction(label: str) -> float:
     return 0.0 if label == NO_WARMUP else float(label.removeprefix(LINEAR).rstrip("%")) / 100
 
 
-def tier(name: str, size: str | None = None, device: str = "cpu") -> Tier:
+def tier(name: str, size: str | None = None, device: str = "cpu", methods: list[str] | None = None) -> Tier:
     """The settings of tier ``name``, its tasks at ``size`` (None: the tier's own; ``large`` on
-    a GPU) on ``device``.
+    a GPU) on ``device``, running ``methods`` (labels of :func:`method_labels`; None: all)
+    besides the linear grid.
 
     Raises:
-        ValueError: ``name`` is not one of :data:`TIERS`, or ``size`` not one of ``SIZES``.
+        ValueError: ``name`` is not one of :data:`TIERS`, ``size`` not one of ``SIZES``, or a
+            method is no task's.
     """
     if name not in TIER_SETTINGS:
         raise ValueError(f"tier={name!r} is invalid; expected one of {', '.join(TIERS)}")
     if size is not None and size not in SIZES:
         raise ValueError(f"size={size!r} is invalid; expected one of {', '.join(SIZES)}")
-    return replace(TIER_SETTINGS[name], size=size or TIER_SETTINGS[name].size, device=device)
+    unknown = [method for method in methods or [] if method not in method_labels()]
+    if unknown:
+        raise ValueError(f"methods={unknown} are unknown; expected some of {', '.join(method_labels())}")
+    return replace(TIER_SETTINGS[name], size=size or TIER_SETTINGS[name].size, device=device,
+                   methods=None if methods is None else frozenset(methods))
 
 
 def tasks_of(settings: Tier, names: list[str] | None = None) -> list[BenchTask]:
@@ -119,9 +134,16 @@ def peaks_of(task: BenchTask, settings: Tier) -> tuple[float, ...]:
     return task.peaks if rungs is None else task.peaks[-rungs:]
 
 
-def menu(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
-    """(label, run fields) of every method but the linear grid and the learned-step optimizers,
-    for runs of ``steps`` updates of ``task`` (see the module docstring)."""
+def method_labels() -> list[str]:
+    """The label of every method any task runs besides the linear grid, in menu order."""
+    labels = [label for task in TASKS.values() for label, _ in peers(task, task.steps) + research(task, task.steps)]
+    return list(dict.fromkeys(labels + list(LEARNED_STEP)))
+
+
+def peers(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
+    """(label, run fields) of the peers and ``auto``, for runs of ``steps`` updates of ``task``:
+    every method that runs at every rung but the linear grid and the learned-step optimizers
+    (see the module docstring)."""
     cosine = "cosine_decay({steps})"
     adam = task.family == "adam"
     methods: list[tuple[str, dict[str, Any]]] = [
@@ -138,26 +160,35 @@ def menu(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
     methods += [("autowu", {"controller": "autowu_warmup()", "after": cosine}),
                 ("gap", {"controller": "gap_warmup()", "after": cosine}),
                 ("auto", {"controller": "auto_warmup()"})]
-    betas = task.base.get("betas", (0.9, 0.999)) if adam else None
+    return methods
+
+
+def research(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
+    """(label, run fields) of preheat's research methods for runs of ``steps`` updates of
+    ``task``; they run at the :data:`RESEARCH_RUNGS` top rungs of its ladder."""
+    betas = task.base.get("betas", (0.9, 0.999)) if task.family == "adam" else None
     own = adaptive_menu(steps, betas)
-    if task.family == "muon":
-        own = [(label, fields) for label, fields in own if label != "sharpness"]
-    return methods + own
+    return [(label, fields) for label, fields in own if not (task.family == "muon" and label == "sharpness")]
 
 
 def runs(task: BenchTask, settings: Tier, peaks: tuple[float, ...] | None = None) -> list[RunConfig]:
-    """Every run of ``task`` in the tier at its rungs (or at ``peaks``), the learned-step
-    optimizers' once (not with ``peaks``), before any extension of the grid."""
+    """Every run of ``task`` in the tier at its rungs (or at ``peaks``), the research methods'
+    at the top rungs only, the learned-step optimizers' once (not with ``peaks``), before any
+    extension of the grid; of the tier's ``methods`` only, the grid always."""
     base = _base(task, settings)
     steps, seeds = base["steps"], range(settings.seeds or task.seeds)
+    chosen = settings.methods
     grid = [(linear_label(f), _linear(f, steps)) for f in settings.grid]
-    configs = [RunConfig(**{**base, **method, "label": label, "peak_lr": peak, "seed": seed})
-               for peak in (peaks or peaks_of(task, settings)) for label, method in grid + menu(task, steps)
+    everywhere = grid + [(label, fields) for label, fields in peers(task, steps) if chosen is None or label in chosen]
+    aggressive = [(label, fields) for label, fields in research(task, steps) if chosen is None or label in chosen]
+    configs = [RunConfig(**{**base, **fields, "label": label, "peak_lr": peak, "seed": seed})
+               for peak in (peaks or peaks_of(task, settings))
+               for label, fields in everywhere + (aggressive if peak in task.peaks[-RESEARCH_RUNGS:] else [])
                for seed in seeds]
     if peaks is None:
         configs += [RunConfig(**{**base, "optimizer": name, "schedule": "cosine_decay({steps})", "label": name,
                                  "peak_lr": 1.0, "seed": seed})
-                    for name in LEARNED_STEP for seed in seeds]
+                    for name in LEARNED_STEP if chosen is None or name in chosen for seed in seeds]
     return configs
 
 

@@ -13,7 +13,7 @@ import statistics
 from typing import Sequence
 
 from preheat.lab.bench.analysis import Cell, Comparison, TaskResult, compare
-from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP, Tier, runs, tier
+from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP, Tier, method_labels, runs, tier
 
 LETTER = {"win": "W", "tie": "T", "loss": "L"}
 
@@ -158,7 +158,8 @@ def document(results: Sequence[TaskResult], settings: Tier, figures: dict[str, s
     for result in results:
         configs = runs(result.task, settings)
         size = "" if settings.size == tier(settings.name).size else f" --size {settings.size}"
-        command = f"preheat bench --tier {settings.name}{size} --tasks {result.task.name}"
+        chosen = "".join(f" --methods '{m}'" for m in method_labels() if m in (settings.methods or ()))
+        command = f"preheat bench --tier {settings.name}{size} --tasks {result.task.name}{chosen}"
         seeds = len({config.seed for config in configs})
         parts += [task_section(result, configs[0].steps, seeds, command, figures.get(result.task.name)), ""]
     parts.append(footer)
