@@ -51,6 +51,19 @@ def test_a_spike_undoes_the_last_doubling_and_a_second_one_sets_the_ceiling() ->
     assert used[h + 3] == pytest.approx(0.125 * preheat.cosine_decay(400 - h)(3))  # decays from the ceiling
 
 
+def test_a_loss_that_stays_high_after_a_spike_is_cut_once_per_stall_not_at_every_update() -> None:
+    controller = AutoWarmup(400)
+
+    def loss(t: int, m: float) -> float:  # reaching the peak knocks the run onto a plateau for good
+        return 5.0 if t > 33 else falling(t, m)
+    used = run(controller, loss, 120)
+    lowers = [d for d in controller.decisions if d.action == "lower"]
+    assert "undo the last doubling" in lowers[0].reason and lowers[0].multiplier == 0.5
+    assert all("does not pay" in d.reason for d in lowers[1:])  # the plateau is no new spike
+    assert len(lowers) <= 1 + (120 - lowers[0].step) // (controller.stall * controller.patience)
+    assert min(used[40:]) == controller.stall_above / 2  # the stall rule's last cut, then it waits
+
+
 def test_a_level_where_the_loss_stalls_is_cut_and_becomes_the_ceiling() -> None:
     controller = AutoWarmup(400)
 

@@ -52,11 +52,13 @@ class AutoWarmup(Controller):
     value of ``L`` when the multiplier last changed, and ``s`` the updates since then, after
     each update:
 
-    - **spike**: ``loss_t > spike_limit * R`` (``R > 0``) and ``s >= 2`` (a change of the LR
-      shows in the loss two updates later: the loss of update ``t`` is taken before its step,
-      so the loss right after a cut still shows the step before it): halve the multiplier
-      (undo the last doubling) and set ``L_t = R`` (the spike stays out of the average). The second spike at
-      the same level makes the halved level the **ceiling**;
+    - **spike**: ``loss_t > spike_limit * max(R, L_{t-1})`` (``R > 0``) and ``s >= 2`` (a change
+      of the LR shows in the loss two updates later: the loss of update ``t`` is taken before its
+      step, so the loss right after a cut still shows the step before it): halve the multiplier
+      (undo the last doubling) and restart the average at the next loss, so a loss that stays
+      high after the cut is a new level to come back from (the stall rule below), not a spike at
+      every update that would halve the LR to nothing. The second spike at the same level makes
+      the halved level the **ceiling**;
     - **stall**: ``s >= stall * patience`` and ``L_t >= R`` at a level of at least
       ``stall_above`` (1/8: a peak too high by more than 8x shows itself by spikes): the loss
       has not come back at this level: halve the multiplier and make it the ceiling. Below
@@ -127,6 +129,7 @@ class AutoWarmup(Controller):
         if "loss" not in signals:
             return Proposal(self.current, "hold", "no loss signal")
         state, loss, current = self.state, signals["loss"], self.current
+        before = loss if state.ema is None else state.ema
         state.ema = loss if state.ema is None else (1.0 - self.alpha) * state.ema + self.alpha * loss
         if not math.isfinite(state.ema):  # overflow of huge finite losses: restart the average
             state.ema = loss
@@ -136,12 +139,12 @@ class AutoWarmup(Controller):
         reference, since = state.reference, state.since_change
         evidence = {"loss": loss, "ema": state.ema, "reference": reference, "since_change": float(since),
                     "ceiling": state.ceiling}
-        if reference > 0 and loss > self.spike_limit * reference and since >= 2:
+        if reference > 0 and loss > self.spike_limit * max(reference, before) and since >= 2:
             lower, again = current / 2, state.spiked_at == current
             if again:
                 state.ceiling = max(lower, MIN_CEILING)
             state.spiked_at = current
-            state.since_change, state.ema = 0, reference  # the spike's loss stays out of the average
+            state.since_change, state.ema = 0, None  # the average restarts after the cut
             return Proposal(lower, "lower", f"loss {loss:.4g} > spike_limit={self.spike_limit} x reference "
                             f"{reference:.4g}: undo the last doubling"
                             + (f"; second spike at this level: ceiling {state.ceiling:.4g}" if again else ""),
