@@ -21,6 +21,7 @@ from preheat.integrations.huggingface import (  # noqa: E402
     optimizers_for_trainer,
     warmup_steps,
 )
+from preheat.adaptive import AutoWarmup  # noqa: E402
 from preheat.schedules import from_hf_name, warmup_cosine  # noqa: E402
 
 from recording import Recording
@@ -131,6 +132,25 @@ def test_arguments_are_checked() -> None:
 
 def step_losses(trainer: Any) -> list[float]:
     return [e["loss"] for e in trainer.state.log_history if "loss" in e and "train_loss" not in e]
+
+
+def test_auto_is_auto_warmup_fed_every_loss(tmp_path: Path) -> None:
+    model = TinyModel()
+    optimizers = optimizers_for_trainer(model, "auto", lr=PEAK, optimizer="sgd", num_training_steps=STEPS)
+    assert isinstance(optimizers[1].controller, AutoWarmup) and optimizers[1].controller.total == STEPS
+    seen: list[float] = []
+    trainer = PreheatTrainer(model=model, args=arguments(tmp_path), train_dataset=TinyData(),
+                             optimizers=optimizers, callbacks=[lr_recorder(seen)])
+    trainer.train()
+    replay, expected = AutoWarmup(STEPS), []
+    for loss in step_losses(trainer):  # the same decisions from the losses the trainer logged
+        expected.append(PEAK * replay.multiplier())
+        replay.observe(loss=loss)
+    assert seen == pytest.approx(expected, rel=1e-12) and seen[0] == PEAK * 2.0**-8
+    with pytest.raises(ValueError, match="num_training_steps=None is invalid with 'auto'"):
+        optimizers_for_trainer(model, "auto", lr=PEAK)
+    with pytest.raises(ValueError, match=r"\['warmup_ratio'\] given with 'auto'"):
+        optimizers_for_trainer(model, "auto", lr=PEAK, num_training_steps=STEPS, warmup_ratio=0.1)
 
 
 def test_controller_gets_every_loss_and_logs_decisions(tmp_path: Path) -> None:

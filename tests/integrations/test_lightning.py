@@ -17,6 +17,7 @@ lightning = pytest.importorskip("lightning")
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
+import preheat  # noqa: E402
 from preheat.integrations.lightning import ACTION_CODES, PreheatLightningCallback  # noqa: E402
 from preheat.schedules import warmup_cosine  # noqa: E402
 from preheat.torch import Scheduler  # noqa: E402
@@ -98,6 +99,16 @@ def test_controller_gets_each_step_loss_in_time(tmp_path: Path) -> None:
     # each loss arrived before the scheduler stepped: the multiplier rose at every update
     assert model.seen == pytest.approx(controller_lrs())
     assert [d.action for d in controller.decisions] == ["raise"] * STEPS
+
+
+def test_auto_warmup_gets_each_step_loss(tmp_path: Path) -> None:
+    model = fit(tmp_path, lambda: preheat.auto_warmup(total=STEPS, patience=1), callbacks=[PreheatLightningCallback()])
+    replay, expected = preheat.auto_warmup(total=STEPS, patience=1), []
+    for loss in model.losses:  # the same decisions from the losses the model computed
+        expected.append(PEAK * replay.multiplier())
+        replay.observe(loss=loss)
+    assert model.seen == pytest.approx(expected, rel=1e-12)
+    assert model.seen[0] == PEAK * 2.0**-8 and len(set(model.seen)) > 1  # it decided something
 
 
 def test_decisions_and_lr_are_logged(tmp_path: Path) -> None:

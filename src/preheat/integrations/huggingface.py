@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from preheat import auto_warmup
 from preheat.schedules import Schedule, from_hf_name
 from preheat.torch import Scheduler
 
@@ -47,6 +48,7 @@ _EXTRA = "pip install 'preheat[huggingface]'"
 
 #: Optimizers :func:`optimizers_for_trainer` builds by name.
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
+AUTO = "auto"  # the name of preheat.auto_warmup among HF's scheduler names
 
 
 def _transformers() -> Any:
@@ -124,7 +126,9 @@ def optimizers_for_trainer(
     scheduler name (``"linear"``, ``"cosine"``, ...; see :func:`preheat.from_hf_name`), which
     takes ``num_training_steps``, the warmup and ``scheduler_specific_kwargs`` as HF's
     ``get_scheduler`` does. The warmup (for a name only) is ``num_warmup_steps`` or
-    ``warmup_ratio``, rounded as :func:`warmup_steps` says (HF's rounding).
+    ``warmup_ratio``, rounded as :func:`warmup_steps` says (HF's rounding). ``"auto"`` is
+    :func:`preheat.auto_warmup` over ``num_training_steps`` (no warmup length: train with
+    :class:`PreheatTrainer`).
 
     ``optimizer`` is ``"adamw"`` (default), ``"adam"``, ``"sgd"``, ``"rmsprop"`` or an optimizer
     class; ``optimizer_kwargs`` go to it. A module's trainable parameters are optimized (one
@@ -151,7 +155,7 @@ def optimizers_for_trainer(
             f"optimizers_for_trainer: optimizer={optimizer!r} is invalid; expected a name "
             f"({', '.join(sorted(OPTIMIZERS))}) or a torch.optim.Optimizer class"
         )
-    if isinstance(schedule_or_controller, str):
+    if isinstance(schedule_or_controller, str) and schedule_or_controller != AUTO:
         warmup = warmup_steps(num_training_steps, num_warmup_steps, warmup_ratio)
         schedule = from_hf_name(schedule_or_controller, warmup, num_training_steps,
                                 **dict(scheduler_specific_kwargs or {}))
@@ -160,10 +164,16 @@ def optimizers_for_trainer(
                                    ("scheduler_specific_kwargs", scheduler_specific_kwargs)) if v is not None}
         if given:
             raise ValueError(
-                f"optimizers_for_trainer: {sorted(given)} given with a schedule or controller; "
-                "expected them only with an HF scheduler name (a schedule holds its own warmup)"
+                f"optimizers_for_trainer: {sorted(given)} given with {schedule_or_controller!r}; "
+                "expected them only with an HF scheduler name (a schedule holds its own warmup, "
+                "'auto' needs none)"
             )
         schedule = schedule_or_controller
+        if schedule_or_controller == AUTO:
+            if num_training_steps is None:
+                raise ValueError("optimizers_for_trainer: num_training_steps=None is invalid with 'auto'; "
+                                 "expected the run's number of updates (auto_warmup decays to its end)")
+            schedule = auto_warmup(num_training_steps)
     opt = optimizer_cls(params, lr=lr, **optimizer_kwargs)
     return opt, Scheduler(opt, schedule)
 
