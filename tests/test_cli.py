@@ -250,7 +250,8 @@ def test_compare_help_names_every_method_it_runs():
     for label, _ in adaptive_menu(300, (0.9, 0.99)):
         name = label.split(" + ")[0].replace(" warmup", "")
         assert name.lower() in words, label
-    for name in ("no warmup", "linear warmup", "exponential warmup", "wsd", "untuned", "radam"):
+    for name in ("no warmup", "linear warmup", "exponential warmup", "wsd", "untuned", "radam", "auto_warmup",
+                 "--research"):
         assert name in words, name
 
 

@@ -65,15 +65,16 @@ def test_compare_quick_on_the_river_valley(tmp_path: Path, monkeypatch: pytest.M
     text = result.output
     assert text.index("ranking, best first") < text.index("methods") < text.index("verdict")
     words = " ".join(text.split())  # rich wraps the verdict's sentences at 80 columns
-    assert "from one seed" in words and "not yet a winner" in words  # --quick: one seed
-    assert f"$ preheat compare --task river-valley --quick --out {out} --seeds 3" in text
+    assert "(2+ seeds, 95% intervals)" in words  # --quick: two seeds, so an interval
+    assert "auto_warmup (no warmup length to choose)" in words or "auto_warmup, with no warmup length" in words
+    assert "$ preheat compare --task river-valley\n" in text  # the full size next
     assert f"report: {(tmp_path / 'compare' / 'report.html').resolve()}" in text
     summary = text[text.index("ranking, best first"):text.index("verdict")]
     assert max(len(line) for line in summary.splitlines()) <= 80
     runs = Store(out).runs()
     assert len(runs) == len(comparison("river-valley", quick=True))
     labels = {r.method for r in runs}
-    assert {"no warmup", "exponential"} <= labels
+    assert {"no warmup", "exponential", "auto"} <= labels and "nars" not in labels  # research: --research
     assert not any("radam" in label or "untuned" in label for label in labels)  # SGD task: Adam methods left out
     assert all(label in summary for label in labels)  # ranked and explained
 

@@ -88,6 +88,19 @@ def test_the_tuned_baseline_is_the_best_linear_warmup() -> None:
     assert any("shortest tried" in step for step in judged.next_steps())  # 5 is the shortest length
 
 
+def test_auto_warmup_is_set_against_the_best() -> None:
+    linear = seeds("linear 5%", [0.50, 0.51, 0.52], warmup=5)
+    tied = verdict(sweep(linear + seeds("auto", [0.505, 0.515, 0.525], controller="auto_warmup()")))
+    assert tied.auto.method == "auto"
+    assert "auto_warmup (no warmup length to choose): 0.515 ± 0.025, rank 2; within noise of the best, " \
+           "linear 5%." in tied.lines()
+    worse = verdict(sweep(linear + seeds("mine", [0.70, 0.71, 0.72], controller="auto_warmup(patience=2)")))
+    assert any(line.endswith("rank 2; worse beyond noise than the best, linear 5%.") for line in worse.lines())
+    best = verdict(sweep(linear + seeds("auto", [0.30, 0.31, 0.32], controller="auto_warmup()")))
+    assert "auto_warmup, with no warmup length to choose, has the lowest loss here." in best.lines()
+    assert verdict(sweep(linear)).auto is None and not any("auto_warmup" in line for line in verdict(sweep(linear)).lines())
+
+
 def test_the_best_peak_lr_at_the_edge_asks_for_a_wider_range() -> None:
     runs = (seeds("a", [0.9, 0.91], peak_lr=0.01) + seeds("a", [0.5, 0.51], peak_lr=0.1)
             + seeds("b", [0.8, 0.81], peak_lr=0.01) + seeds("b", [0.7, 0.71], peak_lr=0.1))

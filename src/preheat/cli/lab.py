@@ -302,7 +302,9 @@ def _summarise(store: Store, target: float | None, figures: Path | None = None, 
 @app.command()
 def compare(
     task: Annotated[str, typer.Option("--task", "-t", help=f"One of {', '.join(BUILTIN)}.")] = "shakespeare-char",
-    quick: Annotated[bool, typer.Option("--quick", help="Short runs, fewer warmups, one seed (minutes).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Short runs, fewer warmups, two seeds (minutes).")] = False,
+    research: Annotated[bool, typer.Option(
+        "--research", help="Add preheat's research methods: GI-Adam and the older controllers.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory (store and report).")] = None,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per setting.")] = None,
     steps: Annotated[Optional[int], typer.Option(
@@ -323,10 +325,11 @@ def compare(
     use, how sure, what next) and the report's path.
 
     Schedules: no warmup, linear warmup + cosine at several lengths, exponential warmup, WSD,
-    untuned warmup (Adam). Optimizers standing in for a warmup: RAdam, GI-Adam (Adam tasks).
-    Adaptive warmups: smoothness-guided, sharpness-guided, catapult initial LR, persistent
-    catapult, NARS. Each at a moderate and an aggressive peak LR. Rerunning with the same --out
-    resumes: finished runs are not redone.
+    untuned warmup (Adam). RAdam standing in for a warmup (Adam tasks). auto_warmup, which needs
+    no warmup length. With --research: GI-Adam (Adam tasks) and the controllers
+    smoothness-guided, sharpness-guided, catapult initial LR, persistent catapult, NARS. Each at
+    a moderate and an aggressive peak LR. Rerunning with the same --out resumes: finished runs
+    are not redone.
     """
     from preheat.lab.compare import comparison
     from preheat.lab.tasks import make_task
@@ -334,7 +337,7 @@ def compare(
     ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
     try:
         runs = comparison(task, quick=quick, seeds=seeds, data=str(data) if data is not None else None,
-                          steps=steps)
+                          steps=steps, research=research)
         if runs:
             make_task(runs[0].task, runs[0].task_options)  # a missing data set says so now, once
     except ValueError as err:
@@ -345,7 +348,8 @@ def compare(
     store = _run(runs, out, workers, quiet, log, ray, leftovers)
     if store is not None:
         console.print(f"{len(runs)} runs in {out} ({time.perf_counter() - started:.0f} s)", soft_wrap=True)
-    rerun = (f"preheat compare --task {task}{' --quick' if quick else ''}{f' --steps {steps}' if steps else ''}"
+    rerun = (f"preheat compare --task {task}{' --quick' if quick else ''}{' --research' if research else ''}"
+             f"{f' --steps {steps}' if steps else ''}"
              f"{f' --data {data}' if data else ''} --out {out}")
     full = ("# full size: longer runs, more warmups, 3 seeds\n"
             f"preheat compare --task {task}{f' --data {data}' if data else ''}") if quick or steps else None

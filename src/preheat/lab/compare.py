@@ -8,11 +8,12 @@ Every task gets the same menu, scaled to its run length ``T``:
 - WSD (10% warmup, 20% linear cooldown),
 - untuned linear warmup from Adam's beta2 (Ma & Yarats), then cosine decay,
 - RAdam (its own rectification instead of a warmup), cosine decay,
-- GI-Adam (Adam with its second moment initialised from the first gradient), cosine decay,
-- the adaptive warmups of :mod:`preheat.adaptive` with their default settings (no warmup
-  length): smoothness-guided, sharpness-guided (edge of stability), catapult-chosen initial LR
-  then linear, persistent catapult, and the NARS controller; each hands over to cosine decay
-  over the steps left,
+- ``auto``: :func:`preheat.auto_warmup` (no warmup length), with its own cosine decay,
+- with ``research``, preheat's research methods: GI-Adam (Adam with its second moment
+  initialised from the first gradient), cosine decay, and the adaptive warmups of
+  :mod:`preheat.adaptive` with their default settings (no warmup length): smoothness-guided,
+  sharpness-guided (edge of stability), catapult-chosen initial LR then linear, persistent
+  catapult, and the NARS controller; each hands over to cosine decay over the steps left,
 
 each at a moderate and an aggressive peak LR. The warmup-length runs share the template
 ``warmup_cosine({warmup}, {steps})`` (no warmup is its ``warmup=0`` row), which is what the
@@ -32,6 +33,10 @@ from preheat.schedules import UntunedLinearWarmup
 
 WARMUP_TEMPLATE = "warmup_cosine({warmup}, {steps})"
 MIN_STEPS = 10  # the shortest run whose 10% ramps are a step long
+QUICK_SEEDS = 2  # the fewest that give an interval
+AUTO = ("auto", {"controller": "auto_warmup()",
+                 "note": "preheat.auto_warmup(): doubles from 2^-8 of the peak while the loss keeps up, "
+                         "stops below the peak where it spikes or stalls, then cosine decay"})
 
 
 @dataclass(frozen=True)
@@ -74,13 +79,15 @@ SETUPS: dict[str, Setup] = {
 
 
 def comparison(task: str, quick: bool = False, seeds: int | None = None,
-               data: str | None = None, steps: int | None = None) -> list[RunConfig]:
-    """The runs of ``preheat compare --task TASK [--quick] [--seeds N] [--data PATH] [--steps N]``.
+               data: str | None = None, steps: int | None = None, research: bool = False) -> list[RunConfig]:
+    """The runs of ``preheat compare --task TASK [--quick] [--seeds N] [--data PATH] [--steps N]
+    [--research]``.
 
-    ``quick`` uses the short run length, two warmup lengths and one seed (made to finish in a
+    ``quick`` uses the short run length, two warmup lengths and two seeds (made to finish in a
     few minutes on 2 CPU cores); ``seeds`` overrides the seed count; ``data`` is the task's
     data path (shakespeare-char: any text file; cifar10: the CIFAR-10 folder); ``steps``
-    overrides the run length (every warmup length and the evaluation interval scale with it).
+    overrides the run length (every warmup length and the evaluation interval scale with it);
+    ``research`` adds preheat's research methods (:func:`adaptive_menu`).
     """
     setup = SETUPS.get(task)
     if setup is None:
@@ -92,7 +99,7 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
         raise ValueError(f"steps={steps} is invalid; expected an integer >= {MIN_STEPS}")
     steps = steps if steps is not None else (setup.quick_steps if quick else setup.steps)
     fractions = setup.quick_warmup_fractions if quick else setup.warmup_fractions
-    count = seeds if seeds is not None else (1 if quick else setup.seeds)
+    count = seeds if seeds is not None else (QUICK_SEEDS if quick else setup.seeds)
     if count < 1:
         raise ValueError(f"seeds={count} is invalid; expected an integer >= 1")
     options = {**setup.base.get("task_options", {}), **({} if quick else setup.options_full), **task_options}
@@ -101,7 +108,9 @@ def comparison(task: str, quick: bool = False, seeds: int | None = None,
     adam = OPTIMIZERS[base["optimizer"]].preconditioned
     betas = base.get("betas", (0.9, 0.999))
     radam = "radamw" if base["optimizer"] == "adamw" else "radam"  # weight decay as the base applies it
-    menu = _menu(steps, fractions, betas[1] if adam else None, radam) + adaptive_menu(steps, betas if adam else None)
+    menu = _menu(steps, fractions, betas[1] if adam else None, radam) + [AUTO]
+    if research:
+        menu += adaptive_menu(steps, betas if adam else None)
     runs = []
     for peak_lr in setup.peak_lrs:
         for label, fields in menu:

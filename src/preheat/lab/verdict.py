@@ -8,6 +8,9 @@ report print the same sentences):
   (:func:`preheat.lab.metrics.within_noise`). The verdict names a winner only when no other
   row is within noise; otherwise it says which are tied. With one seed there is no interval,
   and the verdict says that the lowest loss is not yet a winner.
+- **auto_warmup**: the row of :func:`preheat.auto_warmup` (a run whose controller is
+  ``auto_warmup(...)``), where the sweep has one: how the warmup with no length to choose
+  stands against the best.
 - **tuned baseline**: the best row that runs linear warmup + cosine decay
   (:data:`preheat.lab.compare.WARMUP_TEMPLATE`) with a warmup of at least one update: linear
   warmup tuned over the lengths the sweep tried.
@@ -27,6 +30,7 @@ from preheat.lab.store import DONE
 
 MORE_SEEDS = 3  # what the verdict asks for where there is one seed
 TIES_SHOWN = 4  # the tied methods the headline names (then "and k more")
+AUTO = "auto_warmup("  # a run of preheat.auto_warmup, by its controller expression
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,8 @@ class Verdict:
     """What a comparison says (see the module docstring): the ``best`` row (None: no method
     has a finite loss), the rows ``tied`` with it, the tuned ``baseline`` row (None: the sweep
     has no linear warmup), the fewest ``seeds`` of any ranked row, the peak LRs and the
-    baseline's warmups tried, and per peak LR the rows with a diverged run (``diverged``)."""
+    baseline's warmups tried, per peak LR the rows with a diverged run (``diverged``), and the
+    ``auto`` row (None: the sweep has no auto_warmup run)."""
 
     best: RankedMethod | None
     tied: tuple[RankedMethod, ...]
@@ -43,6 +48,7 @@ class Verdict:
     peak_lrs: tuple[float, ...]
     baseline_warmups: tuple[int, ...]
     diverged: tuple[tuple[float, tuple[str, ...]], ...]
+    auto: RankedMethod | None = None
 
     @property
     def headline(self) -> str:
@@ -72,6 +78,15 @@ class Verdict:
                        f"{base.title}, {loss_text(base)}; {standing}.")
         elif base is not None:
             out.append(f"The best is the tuned baseline (linear warmup, best of {len(self.baseline_warmups)} lengths).")
+        auto = self.auto
+        if auto is not None and best is not None:
+            if auto is best:
+                out.append("auto_warmup, with no warmup length to choose, has the lowest loss here.")
+            else:
+                standing = {None: "of unknown noise against", True: "within noise of",
+                            False: "worse beyond noise than"}[within_noise(auto, best)]
+                out.append(f"auto_warmup (no warmup length to choose): {loss_text(auto)}, rank {auto.rank}; "
+                           f"{standing} the best, {best.title}.")
         for lr, names in self.diverged:
             out.append(f"At peak LR {lr:.3g}, runs of {len(names)} method(s) diverged: {', '.join(names)}.")
         return out + [f"Next: {step}" for step in self.next_steps()]
@@ -104,10 +119,12 @@ def verdict(metrics: SweepMetrics) -> Verdict:
     done = [r for r in metrics.runs if r.status in DONE]
     linear = {r.method for r in done if r.config.template == WARMUP_TEMPLATE and r.config.warmup}
     baseline = next((row for row in ranked if row.method in linear), None)
+    autos = {r.method for r in done if (r.config.controller or "").startswith(AUTO)}
     warmups = sorted({r.config.warmup for r in done if r.method in linear and r.config.warmup})
     lrs = sorted({r.config.peak_lr for r in done})
     diverged = tuple((lr, tuple(dict.fromkeys(r.method for r in done if r.diverged and r.config.peak_lr == lr)))
                      for lr in lrs)
     return Verdict(best=best, tied=tied, baseline=baseline, seeds=min((row.seeds for row in ranked), default=0),
                    peak_lrs=tuple(lrs), baseline_warmups=tuple(warmups),
-                   diverged=tuple((lr, names) for lr, names in diverged if names))
+                   diverged=tuple((lr, names) for lr, names in diverged if names),
+                   auto=next((row for row in ranked if row.method in autos), None))
