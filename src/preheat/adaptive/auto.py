@@ -1,8 +1,8 @@
 """``auto_warmup()``: a warmup that needs no length, from the loss alone.
 
-The LR climbs in doublings from a small fraction of the peak, each doubling allowed only once
-the run has absorbed the previous one: the smoothed loss is back below where it was when the LR
-was last changed. This is the persistent catapult of :mod:`preheat.adaptive.catapult` (Kalra &
+The LR climbs in doublings from a small fraction of the peak; near the peak each doubling is
+allowed only once the run has absorbed the previous one: the smoothed loss is back below where
+it was when the LR was last changed. This is the persistent catapult of :mod:`preheat.adaptive.catapult` (Kalra &
 Barkeshli 2024: above the stability limit the loss spikes, the sharpness falls, and the run
 settles at the higher LR), with two additions that let it stop *below* the peak when the peak is
 too high, as a range test would (the lesson of AutoWU, Kim et al. 2021): a level that makes the
@@ -35,46 +35,51 @@ MIN_CEILING = math.ulp(0.0)  # a ceiling is positive (the state rule), however o
 
 @dataclass
 class AutoState(ControllerState):
-    """:class:`AutoWarmup`'s state: the loss EMA, the reference (the EMA when the level last
-    changed), updates since then, the ceiling, and the last level at which the loss spiked."""
+    """:class:`AutoWarmup`'s state: the loss average and the losses in it, the reference (the
+    average when the level last changed; None until the starting loss is measured), updates
+    since then, the ceiling, the last level at which the loss spiked, and the loss of the last
+    spike since the last raise."""
 
     ema: float | None = None
+    samples: int = 0
     reference: float | None = None
     since_change: int = 0
     ceiling: float = field(default=1.0, metadata=within(0.0, 1.0, low_open=True))
     spiked_at: float | None = field(default=None, metadata=within(0.0, 1.0, low_open=True))
+    spike_loss: float | None = None
 
 
 class AutoWarmup(Controller):
     """Doubling warmup gated by loss recovery, with a ceiling where the peak does not pay.
 
-    With ``L_t`` an EMA of the loss (``alpha``; ``L_0 = loss_0``), the *reference* ``R`` the
-    value of ``L`` when the multiplier last changed, and ``s`` the updates since then, after
-    each update:
+    With ``L_t`` the average of the loss (the plain mean of the losses since it started while
+    that mean weighs each loss more than ``alpha``, an EMA of weight ``alpha`` after), ``R`` the
+    *reference*, ``s`` the updates since the multiplier last changed and ``m`` the multiplier:
 
-    - **spike**: ``loss_t > spike_limit * max(R, L_{t-1})`` (``R > 0``) and ``s >= 2`` (a change
-      of the LR shows in the loss two updates later: the loss of update ``t`` is taken before its
-      step, so the loss right after a cut still shows the step before it): halve the multiplier
-      (undo the last doubling) and restart the average at the next loss, so a loss that stays
-      high after the cut is a new level to come back from (the stall rule below), not a spike at
-      every update that would halve the LR to nothing. The second spike at the same level makes
-      the halved level the **ceiling**;
-    - **stall**: ``s >= stall * patience`` and ``L_t >= R`` at a level of at least
-      ``stall_above`` (1/8: a peak too high by more than 8x shows itself by spikes): the loss
-      has not come back at this level: halve the multiplier and make it the ceiling. Below
-      ``stall_above`` a loss that is slow to come back is a loss the small LR barely moves, and
-      the controller waits;
-    - **raise**: ``L_t < R`` and ``s >= patience``: double the multiplier, up to the ceiling;
-      ``R = L_t``;
+    - **start**: updates 0 to ``patience - 1`` hold ``initial``; then ``R`` = ``L`` (the mean of
+      the first losses, not the first alone: one easy first batch would make every later loss
+      look worse);
+    - **spike**: ``loss_t > spike_limit * R`` and ``s >= 2`` (a change of the LR shows in the loss
+      two updates later: the loss of update ``t`` is taken before its step) and, if the loss
+      spiked since the last raise, ``loss_t > spike_limit`` times that spike's loss (a loss that
+      stays high after a cut is not a new spike; one that keeps growing is): halve ``m`` (undo
+      the last doubling) and restart the average at the next loss. The second spike at the same
+      level makes the halved level the **ceiling**;
+    - **stall**: ``s >= stall * patience``, ``L_t >= R`` and ``m >= stall_above`` (1/8): the loss
+      has not come back at this level: halve ``m``, make it the ceiling, and ``R = L_t``;
+    - **raise**: ``s >= patience`` and either ``L_t < R`` (the run absorbed the last doubling) or
+      ``m < stall_above`` (so far below the peak the loss barely moves, and a loss that has not
+      fallen is no reason to wait; a peak more than 8x too high still shows itself by spikes):
+      double ``m``, up to the ceiling; ``R = L_t``;
     - otherwise **hold**.
 
     Update 0 gets ``initial`` (default ``2^-8``: eight doublings to the peak). The warmup hands
-    over when the multiplier is at the ceiling (the peak, unless lowered) and the loss has
-    recovered there (``L_t < R`` after ``patience`` updates), or at update ``total``; from the
-    handover ``h`` on, update ``t`` gets ``m_h * after(t - h)`` with ``m_h`` the multiplier at
-    the handover (1 unless a ceiling was set) and ``after`` cosine decay over the updates left by
-    default. ``patience`` defaults to ``max(4, total // 400)`` updates, so an undisturbed climb
-    takes about ``8 * patience`` updates: 32 of a 400-update run, 2 % of a long one.
+    over when ``m`` is at the ceiling (the peak, unless lowered) and the raise rule holds there,
+    or at update ``total``; from the handover ``h`` on, update ``t`` gets ``m_h * after(t - h)``
+    with ``m_h`` the multiplier at the handover (1 unless a ceiling was set) and ``after`` cosine
+    decay over the updates left by default. ``patience`` defaults to ``max(4, total // 400)``
+    updates, so an undisturbed climb takes about ``10 * patience`` updates: 40 of a 400-update
+    run, 2.5 % of a long one.
 
     Args:
         total: the run's length in updates; the latest handover.
@@ -130,37 +135,47 @@ class AutoWarmup(Controller):
             return Proposal(self.current, "hold", "no loss signal")
         state, loss, current = self.state, signals["loss"], self.current
         before = loss if state.ema is None else state.ema
-        state.ema = loss if state.ema is None else (1.0 - self.alpha) * state.ema + self.alpha * loss
+        state.samples = 1 if state.ema is None else state.samples + 1
+        weight = max(self.alpha, 1.0 / state.samples)  # a plain mean until the EMA has enough losses
+        state.ema = (1.0 - weight) * before + weight * loss
         if not math.isfinite(state.ema):  # overflow of huge finite losses: restart the average
-            state.ema = loss
-        if state.reference is None:
-            state.reference = state.ema
+            state.ema, state.samples = loss, 1
         state.since_change += 1
+        if state.reference is None:  # the starting level: the mean of the first patience losses
+            if state.since_change < self.patience:
+                return Proposal(current, "hold", f"measuring the starting loss ({state.since_change}/"
+                                f"{self.patience} updates)", {"loss": loss, "ema": state.ema})
+            state.reference, state.since_change = state.ema, 0
+            return Proposal(current, "hold", f"starting loss {state.ema:.4g}", {"loss": loss, "ema": state.ema})
+        # below stall_above the loss barely moves: a level there needs no more than no spike
+        back = state.ema < state.reference or current < self.stall_above
         reference, since = state.reference, state.since_change
         evidence = {"loss": loss, "ema": state.ema, "reference": reference, "since_change": float(since),
                     "ceiling": state.ceiling}
-        if reference > 0 and loss > self.spike_limit * max(reference, before) and since >= 2:
+        worse = state.spike_loss is None or loss > self.spike_limit * state.spike_loss  # not the same spike
+        if reference > 0 and loss > self.spike_limit * reference and since >= 2 and worse:
             lower, again = current / 2, state.spiked_at == current
             if again:
                 state.ceiling = max(lower, MIN_CEILING)
-            state.spiked_at = current
+            state.spiked_at, state.spike_loss = current, loss
             state.since_change, state.ema = 0, None  # the average restarts after the cut
             return Proposal(lower, "lower", f"loss {loss:.4g} > spike_limit={self.spike_limit} x reference "
                             f"{reference:.4g}: undo the last doubling"
                             + (f"; second spike at this level: ceiling {state.ceiling:.4g}" if again else ""),
                             evidence)
-        if state.ema >= reference and since >= self.stall * self.patience and current >= self.stall_above:
+        if not back and since >= self.stall * self.patience:  # (not back: at stall_above or more)
             lower = current / 2
             state.ceiling, state.since_change = max(lower, MIN_CEILING), 0
             state.reference = state.ema
             return Proposal(lower, "lower", f"smoothed loss {state.ema:.4g} not back below {reference:.4g} after "
                             f"{since} updates: this level does not pay; ceiling {state.ceiling:.4g}", evidence)
-        if state.ema < reference and since >= self.patience:
-            state.reference, state.since_change = state.ema, 0
+        if back and since >= self.patience:
+            state.reference, state.since_change, state.spike_loss = state.ema, 0, None
             if current >= state.ceiling:
                 return Proposal(current, "hold", f"recovered at the ceiling {state.ceiling:.4g}: warmup done",
                                 evidence, done=True)
-            return Proposal(min(state.ceiling, 2 * current), "raise",
-                            f"smoothed loss {state.ema:.4g} back below the reference {reference:.4g}: double", evidence)
-        waiting = "recovered, waiting for patience" if state.ema < reference else "waiting for the loss to come back"
+            why = (f"smoothed loss {state.ema:.4g} back below the reference {reference:.4g}"
+                   if state.ema < reference else f"no spike at {current:.4g} < stall_above={self.stall_above:.4g}")
+            return Proposal(min(state.ceiling, 2 * current), "raise", f"{why}: double", evidence)
+        waiting = "recovered, waiting for patience" if back else "waiting for the loss to come back"
         return Proposal(current, "hold", f"{waiting} ({since}/{self.patience} updates)", evidence)
