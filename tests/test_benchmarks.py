@@ -248,6 +248,13 @@ def test_the_ladder_grows_where_the_tuned_best_is_at_its_edge() -> None:
                           for peak in (0.1, 0.2, 0.4)])
     assert _next_rung(ladder(0.4)) == 0.8 and _next_rung(ladder(0.1)) == 0.05
     assert _next_rung(ladder(0.2)) is None
+    # no warmup behind the tuned baseline at the bottom rung: the ladder does not yet start where
+    # warmup makes no difference, so it grows down (a tie there does not)
+    behind = ladder(0.2)
+    behind.cells["no warmup"] = {0.1: cell("no warmup", 0.1, [1.5, 1.7, 1.6])}
+    assert _next_rung(behind) == 0.05
+    behind.cells["no warmup"] = {0.1: cell("no warmup", 0.1, [1.0, 1.1, 1.05])}
+    assert _next_rung(behind) is None
     assert plan.tier("full").more_rungs == 2 and plan.tier("quick").more_rungs == 0
     assert {c.peak_lr for c in plan.runs(TASKS["mlp-ce"], plan.tier("full"), (0.256,))} == {0.256}
 

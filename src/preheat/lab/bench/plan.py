@@ -7,8 +7,10 @@ The methods, each run through its own package where one exists:
   tuned baseline's: at each peak LR the best length is what a user with a tuning budget would
   pick. When that best is the grid's longest (50 %), :data:`EXTENSION` (70, 90 %) is run there too,
   so the baseline is never clipped at the grid's edge; and when the tuned baseline's best over
-  the ladder is at its top or bottom rung, the ladder grows by a doubling or a halving there (the
-  full tier; up to 2 rungs), every method with it, so the best peak LR is not clipped either;
+  the ladder is at its top or bottom rung, or no warmup loses to it at the bottom rung, the
+  ladder grows by a doubling or a halving there (the full tier; up to 2 rungs), every method
+  with it, so the best peak LR is not clipped either and the ladder starts where warmup makes
+  no difference;
 - ``hf_cosine``: Hugging Face's ``get_cosine_schedule_with_warmup`` with 10 % warmup;
 - ``untuned`` and ``untuned exp``: pytorch_warmup's untuned linear and exponential warmups over
   ``CosineAnnealingLR`` (Adam family);

@@ -6,9 +6,9 @@ benchmark resumes where it stopped (the unfinished runs it left, of a later phas
 first), and a rerun computes nothing and gives the same numbers. Only the plan's runs are read
 back (:func:`preheat.lab.bench.analysis.load` with their ids), so a store that also holds runs
 of an older plan reports the current one.
-While the tuned baseline's best over the ladder is at its top or bottom rung, it adds a rung
-beyond it (a doubling or a halving, every method; at most the tier's
-``more_rungs``); then, where the tuned
+While the tuned baseline's best over the ladder is at its top or bottom rung, or no warmup loses
+to it at the bottom rung, it adds a rung beyond that edge (a doubling or a halving, every
+method; at most the tier's ``more_rungs``); then, where the tuned
 baseline's best warmup is the grid's longest, it runs the extension
 (:func:`preheat.lab.bench.plan.extension`) into the same store.
 """
@@ -77,11 +77,16 @@ def run_bench(settings: plan.Tier, tasks: list[BenchTask], out: str | Path, work
 
 
 def _next_rung(result: TaskResult) -> float | None:
-    """The rung beyond the ladder's edge where the tuned baseline's best is: twice the top, or
-    half the bottom; None when the best is inside the ladder (or nothing finished)."""
+    """The rung beyond the ladder's edge the task needs: twice the top where the tuned baseline's
+    best is there; half the bottom where that best is there, or where no warmup loses to the
+    tuned baseline at the bottom rung (the ladder starts where warmup makes no difference);
+    None otherwise (or when nothing finished)."""
     best = result.best_tuned
     if best is None or len(result.peaks) < 2:
         return None
-    if best.peak_lr == max(result.peaks):
-        return 2 * best.peak_lr
-    return best.peak_lr / 2 if best.peak_lr == min(result.peaks) else None
+    top, bottom = max(result.peaks), min(result.peaks)
+    if best.peak_lr == top:
+        return 2 * top
+    no_warmup = result.cells.get(plan.NO_WARMUP, {}).get(bottom)
+    unsafe = no_warmup is not None and (found := result.compare(no_warmup)) is not None and found.outcome == "loss"
+    return bottom / 2 if best.peak_lr == bottom or unsafe else None
