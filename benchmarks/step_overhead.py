@@ -10,6 +10,13 @@ Only ``scheduler.step()`` is timed (``optimizer.step()`` is not). Each repetitio
 optimizer and scheduler of every kind, in rotating order, and times ``--steps`` calls with the
 garbage collector off; the report gives the median over repetitions in microseconds per step.
 
+A fourth row, ``auto_warmup``, is ``Scheduler(opt, preheat.auto_warmup(total=T))`` fed a loss
+at every update (``scheduler.step(loss=...)``, a falling noisy sequence, so it raises, holds and
+hands over as in training): what the warmup that needs no length costs. Its cost is also given
+as a fraction of one real training update, timed in the same run: forward, backward and AdamW
+step of the benchmark's smallest model (the digits MLP 64-256-256-10, batch 32), where the
+fraction is largest.
+
     python benchmarks/step_overhead.py [--steps 5000] [--repeats 7] [--groups 1]
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import platform
 import statistics
 import time
@@ -27,6 +35,8 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, LRSc
 
 import preheat
 from preheat.schedules import warmup_cosine
+
+AUTO = "auto_warmup"
 
 
 def make_optimizer(groups: int) -> torch.optim.Optimizer:
@@ -41,7 +51,39 @@ def builders(steps: int, groups: int) -> dict[str, Callable[[], LRScheduler]]:
         "preheat": lambda: preheat.Scheduler(make_optimizer(groups), schedule),
         "LambdaLR": lambda: LambdaLR(make_optimizer(groups), schedule),
         "SequentialLR": lambda: sequential(make_optimizer(groups), warmup, steps),
+        AUTO: lambda: preheat.Scheduler(make_optimizer(groups), preheat.auto_warmup(total=steps)),
     }
+
+
+def losses(steps: int) -> list[float]:
+    """A falling loss with 5 % noise, fixed by a seed: what auto_warmup reads each update."""
+    noise = torch.randn(steps, generator=torch.Generator().manual_seed(0))
+    return [2.0 * math.exp(-t / (steps / 5)) * (1.0 + 0.05 * float(n)) + 0.1 for t, n in enumerate(noise)]
+
+
+def update_seconds(repeats: int) -> float:
+    """Median seconds of one training update (forward, backward, AdamW step) of the digits MLP
+    64-256-256-10 on a batch of 32, over ``repeats`` timings of 200 updates."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = torch.randn(32, 64), torch.randint(0, 10, (32,))
+
+    def update() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    for _ in range(20):
+        update()
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(200):
+            update()
+        timings.append((time.perf_counter_ns() - start) / 200 / 1e9)
+    return statistics.median(timings)
 
 
 def sequential(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> SequentialLR:
@@ -51,13 +93,19 @@ def sequential(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Seq
 
 
 def time_steps(scheduler: LRScheduler, steps: int) -> float:
-    """Microseconds per ``scheduler.step()`` over ``steps`` calls."""
+    """Microseconds per ``scheduler.step()`` over ``steps`` calls (with ``loss=`` for a
+    controller, from :func:`losses`)."""
     scheduler.optimizer.step()  # no gradients: changes nothing, but satisfies the call-order check
+    fed = losses(steps) if getattr(scheduler, "controller", None) is not None else None
     gc.disable()
     try:
         start = time.perf_counter_ns()
-        for _ in range(steps):
-            scheduler.step()
+        if fed is None:
+            for _ in range(steps):
+                scheduler.step()
+        else:
+            for loss in fed:
+                scheduler.step(loss=loss)
         elapsed = time.perf_counter_ns() - start
     finally:
         gc.enable()
@@ -92,6 +140,9 @@ def main() -> None:
         print(f"{name:<14}{median[name]:>16.3f}{min(times[name]):>10.3f}{max(times[name]):>10.3f}")
     print(f"ratio preheat/LambdaLR:     {median['preheat'] / median['LambdaLR']:.3f}")
     print(f"ratio preheat/SequentialLR: {median['preheat'] / median['SequentialLR']:.3f}")
+    update = update_seconds(args.repeats)
+    print(f"one training update of the digits MLP (batch 32, AdamW): {update * 1e6:.0f} us (median)")
+    print(f"auto_warmup's step as a share of that update: {median[AUTO] / (update * 1e6):.2%}")
 
 
 if __name__ == "__main__":
