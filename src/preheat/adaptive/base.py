@@ -28,11 +28,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator, Mapping, TypedDict
 
+import numpy as np
+
 from preheat.schedules import Schedule, parse
 from preheat.schedules.validate import check_int, check_real, shorten
 
 if typing.TYPE_CHECKING:
     from typing import Unpack
+
+AFTER_BLOCK = 256  # updates of ``after`` evaluated at once (a schedule's value is the same in an array)
 
 
 @dataclass(frozen=True)
@@ -264,7 +268,8 @@ class Controller(ABC):
             raise ValueError(f"{self.name}: {err}; expected the keywords after, floor, max_step, backoff") from None
         except ValueError as err:
             raise ValueError(str(err).replace("bounds:", f"{self.name}:", 1)) from None
-        self._after: tuple[int, Schedule] | None = None  # (handover step, the schedule built for it)
+        # (handover step, the schedule built for it, first step of a block, its values there)
+        self._after: tuple[int, Schedule, int, np.ndarray] | None = None
         self.state = self.State()
         self.state.current = self.bounds.clip(self.start())
 
@@ -325,9 +330,13 @@ class Controller(ABC):
         state = self.state
         if state.handover is None:
             return state.current
-        if self._after is None or self._after[0] != state.handover:
-            self._after = (state.handover, self.bounds.handover_schedule(self.total - state.handover))
-        value = self._after[1](state.observed - state.handover)
+        t, cache = state.observed - state.handover, self._after
+        if cache is None or cache[0] != state.handover:
+            cache = (state.handover, self.bounds.handover_schedule(self.total - state.handover), 0, np.empty(0))
+        if not 0 <= t - cache[2] < cache[3].size:  # a block of values at once: a lookup per update
+            cache = (*cache[:2], t, np.asarray(cache[1](np.arange(t, t + AFTER_BLOCK)), dtype=float))
+        self._after = cache
+        value = float(cache[3][t - cache[2]])
         return state.current * value if self.scale_after else value
 
     def observe(self, **signals: float) -> float:

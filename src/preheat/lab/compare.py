@@ -56,10 +56,10 @@ class Setup:
 
 SETUPS: dict[str, Setup] = {
     "shakespeare-char": Setup(
-        base={"task": "shakespeare-char", "task_options": {"size": "tiny"}, "optimizer": "adamw",
+        base={"task": "shakespeare-char", "task_options": {"size": "tiny", "block_size": 32}, "optimizer": "adamw",
               "batch_size": 32, "betas": (0.9, 0.99), "weight_decay": 0.1},
         peak_lrs=(3e-3, 3e-2), steps=2000, quick_steps=300,
-        options_full={"size": "small"}, data_option="data",
+        options_full={"size": "small", "block_size": None}, data_option="data",
     ),
     "digits": Setup(
         base={"task": "digits", "optimizer": "adam", "batch_size": 32, "betas": (0.9, 0.99)},
