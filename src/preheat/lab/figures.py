@@ -99,7 +99,8 @@ def _line(axes: Any, x: np.ndarray, y: np.ndarray, look: Look) -> Any:
     return line
 
 
-SUBS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0), tuple(range(1, 10)))
+SUBS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0), tuple(range(1, 10)),
+        tuple(k / 5 for k in range(5, 50)), tuple(k / 10 for k in range(10, 100)))  # down to 0.1 steps
 
 
 def log_ticks(axis: Any, low: float, high: float) -> None:

@@ -31,7 +31,9 @@ def task_figure(result: TaskResult, path: str | Path) -> Path:
     figure = agg_figure(7.2, BODY)
     axes = figure.add_subplot()
     style = looks([(m, m, family) for m, (family, _) in series.items()], emphasised=(TUNED, NO_WARMUP))
-    top = max(finite) * 1.5 if finite else 1.0
+    low, high = (min(finite), max(finite)) if finite else (0.1, 1.0)
+    pad = 0.12 * max(math.log(high / low), math.log(1.1))  # a margin in proportion to the data's span
+    bottom, top = low * math.exp(-pad), high * math.exp(2 * pad)  # the crosses sit on the top edge
     for method, (_, values) in series.items():
         peaks = sorted(values)
         shown = [p for p in peaks if math.isfinite(values[p])]
@@ -42,7 +44,6 @@ def task_figure(result: TaskResult, path: str | Path) -> Path:
         axes.scatter(failed, [top] * len(failed), marker="x", color=style[method].color, zorder=4, clip_on=False)
     axes.set_xscale("log")
     axes.set_yscale("log")
-    bottom = min(finite) / 1.2 if finite else 0.1
     axes.set_ylim(bottom, top)
     axes.set_xlim(min(result.peaks) / 1.3, max(result.peaks) * 1.3)
     log_ticks(axes.xaxis, min(result.peaks) / 1.3, max(result.peaks) * 1.3)
