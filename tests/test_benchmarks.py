@@ -219,6 +219,16 @@ def test_a_killed_run_resumes_to_the_same_numbers(tmp_path: Path) -> None:
            {m: {p: c.scores for p, c in cells.items()} for m, cells in reference.cells.items()}
 
 
+def test_bench_methods_runs_those_and_the_grid_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--tasks", "river-valley", "--quiet",
+                                      "--methods", "auto", "--out", str(tmp_path), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    labels = {run.config.label for run in Store(tmp_path / "tiny" / "river-valley", read_only=True).runs()}
+    assert labels == {"no warmup", "linear 50%", "auto"}
+    result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--methods", "nope", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "methods=['nope'] are unknown; expected some of" in " ".join(result.output.split())
+
+
 @pytest.mark.slow
 def test_the_full_tier(tmp_path: Path) -> None:
     """The full tier as docs/results.md runs it: every run finishes or diverges (none fails)."""
