@@ -168,12 +168,10 @@ def optimizers_for_trainer(
                 "expected them only with an HF scheduler name (a schedule holds its own warmup, "
                 "'auto' needs none)"
             )
-        schedule = schedule_or_controller
-        if schedule_or_controller == AUTO:
-            if num_training_steps is None:
-                raise ValueError("optimizers_for_trainer: num_training_steps=None is invalid with 'auto'; "
-                                 "expected the run's number of updates (auto_warmup decays to its end)")
-            schedule = auto_warmup(num_training_steps)
+        if schedule_or_controller == AUTO and num_training_steps is None:
+            raise ValueError("optimizers_for_trainer: num_training_steps=None is invalid with 'auto'; "
+                             "expected the run's number of updates (auto_warmup decays to its end)")
+        schedule = auto_warmup(num_training_steps) if schedule_or_controller == AUTO else schedule_or_controller
     opt = optimizer_cls(params, lr=lr, **optimizer_kwargs)
     return opt, Scheduler(opt, schedule)
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from preheat.lab.bench.tasks import SIZES, TASKS, BenchTask
-from preheat.lab.compare import WARMUP_TEMPLATE, adaptive_menu
+from preheat.lab.compare import AUTO, WARMUP_TEMPLATE, adaptive_menu
 from preheat.lab.config import RunConfig
 
 WARMUP_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -110,9 +110,10 @@ def tier(name: str, size: str | None = None, device: str = "cpu", methods: list[
         raise ValueError(f"tier={name!r} is invalid; expected one of {', '.join(TIERS)}")
     if size is not None and size not in SIZES:
         raise ValueError(f"size={size!r} is invalid; expected one of {', '.join(SIZES)}")
-    unknown = [method for method in methods or [] if method not in method_labels()]
+    known = method_labels()
+    unknown = [method for method in methods or [] if method not in known]
     if unknown:
-        raise ValueError(f"methods={unknown} are unknown; expected some of {', '.join(method_labels())}")
+        raise ValueError(f"methods={unknown} are unknown; expected some of {', '.join(known)}")
     return replace(TIER_SETTINGS[name], size=size or TIER_SETTINGS[name].size, device=device,
                    methods=None if methods is None else frozenset(methods))
 
@@ -161,7 +162,7 @@ def peers(task: BenchTask, steps: int) -> list[tuple[str, dict[str, Any]]]:
         ]
     methods += [("autowu", {"controller": "autowu_warmup()", "after": cosine}),
                 ("gap", {"controller": "gap_warmup()", "after": cosine}),
-                ("auto", {"controller": "auto_warmup()"})]
+                AUTO]
     return methods
 
 
@@ -180,9 +181,12 @@ def runs(task: BenchTask, settings: Tier, peaks: tuple[float, ...] | None = None
     base = _base(task, settings)
     steps, seeds = base["steps"], range(settings.seeds or task.seeds)
     chosen = settings.methods
+
+    def runs_method(label: str) -> bool:
+        return chosen is None or label in chosen
     grid = [(linear_label(f), _linear(f, steps)) for f in settings.grid]
-    everywhere = grid + [(label, fields) for label, fields in peers(task, steps) if chosen is None or label in chosen]
-    aggressive = [(label, fields) for label, fields in research(task, steps) if chosen is None or label in chosen]
+    everywhere = grid + [(label, fields) for label, fields in peers(task, steps) if runs_method(label)]
+    aggressive = [(label, fields) for label, fields in research(task, steps) if runs_method(label)]
     configs = [RunConfig(**{**base, **fields, "label": label, "peak_lr": peak, "seed": seed})
                for peak in (peaks or peaks_of(task, settings))
                for label, fields in everywhere + (aggressive if peak in task.peaks[-RESEARCH_RUNGS:] else [])
@@ -190,7 +194,7 @@ def runs(task: BenchTask, settings: Tier, peaks: tuple[float, ...] | None = None
     if peaks is None:
         configs += [RunConfig(**{**base, "optimizer": name, "schedule": "cosine_decay({steps})", "label": name,
                                  "peak_lr": 1.0, "seed": seed})
-                    for name in LEARNED_STEP if chosen is None or name in chosen for seed in seeds]
+                    for name in LEARNED_STEP if runs_method(name) for seed in seeds]
     return configs
 
 
