@@ -11,13 +11,13 @@ optimizer and scheduler of every kind, in rotating order, and times ``--steps`` 
 garbage collector off; the report gives the median over repetitions in microseconds per step.
 
 A fourth row, ``auto_warmup``, is ``Scheduler(opt, preheat.auto_warmup(total=T))`` fed a loss
-at every update (``scheduler.step(loss=...)``, a falling noisy sequence, so it raises, holds and
-hands over as in training): what the warmup that needs no length costs; the row below it,
-``in warmup``, never hands over in the timed steps (``patience`` = ``--steps``), so it is the
-cost of a decision at every step. Their cost is also given
-as a fraction of one real training update, timed in the same run: forward, backward and AdamW
-step of the benchmark's smallest model (the digits MLP 64-256-256-10, batch 32), where the
-fraction is largest.
+and a gradient norm at every update (``scheduler.step(loss=..., grad_norm=...)``: a falling
+noisy loss, and half of it as the gradient norm, so it raises, holds and hands over as in
+training): what the warmup that needs no length costs. The row below it, ``in warmup``, never
+hands over in the timed steps (``patience`` = ``--steps``), so it is the cost of a decision at
+every step. Their cost is also given as a fraction of one real training update, timed in the
+same run: forward, backward and AdamW step of the benchmark's smallest model (the digits MLP
+64-256-256-10, batch 32), where the fraction is largest.
 
     python benchmarks/step_overhead.py [--steps 5000] [--repeats 7] [--groups 1]
 """
@@ -98,8 +98,8 @@ def sequential(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Seq
 
 
 def time_steps(scheduler: LRScheduler, steps: int) -> float:
-    """Microseconds per ``scheduler.step()`` over ``steps`` calls (with ``loss=`` for a
-    controller, from :func:`losses`)."""
+    """Microseconds per ``scheduler.step()`` over ``steps`` calls (with ``loss=`` from
+    :func:`losses` and ``grad_norm=`` for a controller)."""
     scheduler.optimizer.step()  # no gradients: changes nothing, but satisfies the call-order check
     fed = losses(steps) if getattr(scheduler, "controller", None) is not None else None
     gc.disable()
@@ -110,7 +110,7 @@ def time_steps(scheduler: LRScheduler, steps: int) -> float:
                 scheduler.step()
         else:
             for loss in fed:
-                scheduler.step(loss=loss)
+                scheduler.step(loss=loss, grad_norm=loss / 2)
         elapsed = time.perf_counter_ns() - start
     finally:
         gc.enable()

@@ -19,7 +19,8 @@ def auto_warmup(total: int, **options: Any) -> Any:
     ``total`` updates, decaying by cosine after it (``after=...`` for another decay, WSD
     included); ``options`` are its other arguments. Use it as a controller:
     ``preheat.Scheduler(optimizer, preheat.auto_warmup(total=N))``, passing each update's loss
-    to ``scheduler.step(loss=...)``."""
+    and gradient norm (before clipping) to ``scheduler.step(loss=..., grad_norm=...)``; with
+    the loss alone its gradient-spike rule is off."""
     from preheat.adaptive import AutoWarmup
 
     return AutoWarmup(total, **options)

@@ -12,12 +12,14 @@ import preheat
 from preheat.adaptive import AutoWarmup, parse_controller
 
 
-def run(controller: AutoWarmup, loss_at, updates: int) -> list[float]:
-    """Feed ``loss_at(t, multiplier)`` for ``updates`` updates; the multipliers used."""
+def run(controller: AutoWarmup, loss_at, updates: int, grad_at=lambda t, m: 1.0) -> list[float]:
+    """Feed ``loss_at(t, multiplier)`` and ``grad_at(t, multiplier)`` (the gradient norm; None:
+    not given) for ``updates`` updates; the multipliers used."""
     used = []
     for t in range(updates):
         used.append(controller.multiplier())
-        controller.observe(loss=loss_at(t, used[-1]), grad_norm=1.0)
+        grad = grad_at(t, used[-1])
+        controller.observe(loss=loss_at(t, used[-1]), **({} if grad is None else {"grad_norm": grad}))
     return used
 
 
@@ -68,6 +70,33 @@ def test_a_loss_that_stays_high_after_a_spike_is_cut_once_per_stall_not_at_every
     assert h is not None and min(used[40:h]) == controller.stall_above / 2  # the stall rule's last cut
 
 
+def test_a_gradient_spike_near_the_peak_undoes_the_doubling_and_doubles_the_wait() -> None:
+    controller = AutoWarmup(400)
+    spiked = []
+
+    def grad(t: int, m: float) -> float:  # the first update two after reaching half the peak spikes 5x
+        if m == 0.5 and not spiked and controller.state.since_change >= 2:
+            spiked.append(t)
+            return 5.0
+        return 1.0
+    used = run(controller, falling, 120, grad)
+    lowers = [d for d in controller.decisions if d.action == "lower"]
+    assert len(lowers) == 1 and lowers[0].step == spiked[0] + 1 and lowers[0].multiplier == 0.25
+    assert "gradient norm 5 > grad_limit=4.0 x 1: undo the last doubling; the next raise waits 8" in lowers[0].reason
+    raises = [d.step for d in controller.decisions if d.action == "raise"]
+    wait = 2 * controller.patience  # from now on, every raise waits twice the patience
+    assert raises[-2:] == [lowers[0].step + wait, lowers[0].step + 2 * wait]
+    assert used[raises[-2]] == 0.5 and used[raises[-1]] == 1.0 and controller.state.grad_spikes == 1
+    assert controller.handover_step == raises[-1] + wait
+
+
+def test_a_gradient_spike_far_below_the_peak_or_no_gradient_norm_changes_nothing() -> None:
+    def low_spikes(t: int, m: float) -> float:
+        return 100.0 if m < 0.125 and t % 5 == 0 else 1.0
+    assert run(AutoWarmup(400), falling, 60, low_spikes) == run(AutoWarmup(400), falling, 60)
+    assert run(AutoWarmup(400), falling, 60, lambda t, m: None) == run(AutoWarmup(400), falling, 60)
+
+
 def test_a_lucky_first_batch_does_not_hold_the_climb() -> None:
     """The reference is the mean of the first losses, not the first loss alone (a digits run whose
     first batch was its easiest stayed at 2^-8 for 40 updates)."""
@@ -115,16 +144,21 @@ def test_a_nan_loss_backs_off() -> None:
 def test_resume_in_a_fresh_controller_repeats_every_decision() -> None:
     def loss(t: int, m: float) -> float:
         return 50.0 if 30 <= t < 32 else 1.0 + 0.5 * math.exp(-t / 30) + (0.3 if m > 0.5 else 0.0)
+
+    def grad(t: int, m: float) -> float:
+        return 9.0 if t in (26, 45) else 1.0 + 0.1 * math.sin(t)
     whole = AutoWarmup(300)
     whole.bind(0.1)
-    run(whole, loss, 120)
+    run(whole, loss, 120, grad)
+    assert whole.state.grad_spikes > 0 and any(d.action == "lower" for d in whole.decisions[:32])
     first = AutoWarmup(300)
     first.bind(0.1)
-    run(first, loss, 40)
+    run(first, loss, 40, grad)
     resumed = AutoWarmup(300)
     resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
     for t in range(40, 120):
-        resumed.observe(loss=loss(t, resumed.multiplier()))
+        m = resumed.multiplier()
+        resumed.observe(loss=loss(t, m), grad_norm=grad(t, m))
     assert resumed.state_dict() == whole.state_dict()
 
 
@@ -134,6 +168,7 @@ def test_resume_in_a_fresh_controller_repeats_every_decision() -> None:
     ({"alpha": 1.5}, "alpha=1.5 is invalid"),
     ({"spike_limit": 1.0}, "spike_limit=1.0 is invalid"),
     ({"stall": 0}, "stall=0 is invalid"),
+    ({"grad_limit": 1.0}, "grad_limit=1.0 is invalid"),
     ({"after": "nope("}, "after='nope\\(' is invalid"),
 ])
 def test_bad_arguments_are_named(kwargs: dict, words: str) -> None:

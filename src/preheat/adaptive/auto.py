@@ -1,4 +1,4 @@
-"""``auto_warmup()``: a warmup that needs no length, from the loss alone.
+"""``auto_warmup()``: a warmup that needs no length, from the loss and the gradient norm.
 
 The LR climbs in doublings from a small fraction of the peak; near the peak each doubling is
 allowed only once the run has absorbed the previous one: the smoothed loss is back below where
@@ -10,9 +10,15 @@ loss spike twice, or at which the loss does not come back for ``stall`` times th
 cut back and becomes the ceiling; the warmup then hands over at the ceiling and the decay starts
 from there (:attr:`~preheat.adaptive.base.Controller.scale_after`).
 
-It reads the loss only (no extra forward or backward, no probe before training), so its cost is
-that of a few float operations per update; it makes no assumption about the optimizer beyond
-"a smaller LR is safer".
+A third rule reads the gradient norm, where it is given: near the peak, a gradient norm far
+above its level at the last raise undoes that raise, and every such spike doubles the wait
+before the next one. An LR the network cannot take yet shows there first: on the benchmark's
+GPT the doubling to half the peak made the gradient norm jump 16x while the loss barely moved,
+and Adam's second moment, inflated by that spike, then shrank every update for tens of steps.
+
+It reads the loss and the gradient norm only (no extra forward or backward, no probe before
+training), so its cost is that of a few float operations per update; it makes no assumption
+about the optimizer beyond "a smaller LR is safer".
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ MIN_CEILING = math.ulp(0.0)  # a ceiling is positive (the state rule), however o
 class AutoState(ControllerState):
     """:class:`AutoWarmup`'s state: the loss average and the losses in it, the reference (the
     average when the level last changed; None until the starting loss is measured), updates
-    since then, the ceiling, the last level at which the loss spiked, and the loss of the last
-    spike since the last raise."""
+    since then, the ceiling, the last level at which the loss spiked, the loss of the last
+    spike since the last raise, the gradient norm's average and its reference (its average at
+    the last raise), and how many gradient spikes there were."""
 
     ema: float | None = None
     samples: int = 0
@@ -47,6 +54,9 @@ class AutoState(ControllerState):
     ceiling: float = field(default=1.0, metadata=within(0.0, 1.0, low_open=True))
     spiked_at: float | None = field(default=None, metadata=within(0.0, 1.0, low_open=True))
     spike_loss: float | None = None
+    grad_ema: float | None = None
+    grad_reference: float | None = None
+    grad_spikes: int = 0
 
 
 class AutoWarmup(Controller):
@@ -54,7 +64,8 @@ class AutoWarmup(Controller):
 
     With ``L_t`` the average of the loss (the plain mean of the losses since it started while
     that mean weighs each loss more than ``alpha``, an EMA of weight ``alpha`` after), ``R`` the
-    *reference*, ``s`` the updates since the multiplier last changed and ``m`` the multiplier:
+    *reference*, ``s`` the updates since the multiplier last changed, ``m`` the multiplier, and
+    ``G_t``, ``G_R`` the same average of the gradient norm and its value at the last raise:
 
     - **start**: updates 0 to ``patience - 1`` hold ``initial``; then ``R`` = ``L`` (the mean of
       the first losses, not the first alone: one easy first batch would make every later loss
@@ -63,14 +74,18 @@ class AutoWarmup(Controller):
       two updates later: the loss of update ``t`` is taken before its step) and, if the loss
       spiked since the last raise, ``loss_t > spike_limit`` times that spike's loss (a loss that
       stays high after a cut is not a new spike; one that keeps growing is): halve ``m`` (undo
-      the last doubling) and restart the average at the next loss. The second spike at the same
-      level makes the halved level the **ceiling**;
+      the last doubling) and restart the averages at the next update. The second spike at the
+      same level makes the halved level the **ceiling**;
+    - **gradient spike**: ``grad_norm_t > grad_limit * G_R``, ``s >= 2`` and ``m >= stall_above``
+      (below it the LR is too small to matter, and single noisy batches spike): halve ``m`` and
+      restart the averages; ``k``, the number of gradient spikes so far, grows by one. No
+      ceiling: such a level is often fine a few tens of updates later;
     - **stall**: ``s >= stall * patience``, ``L_t >= R`` and ``m >= stall_above`` (1/8): the loss
       has not come back at this level: halve ``m``, make it the ceiling, and ``R = L_t``;
-    - **raise**: ``s >= patience`` and either ``L_t < R`` (the run absorbed the last doubling) or
+    - **raise**: ``s >= patience * 2^k`` and either ``L_t < R`` (the run absorbed the last doubling) or
       ``m < stall_above`` (so far below the peak the loss barely moves, and a loss that has not
       fallen is no reason to wait; a peak more than 8x too high still shows itself by spikes):
-      double ``m``, up to the ceiling; ``R = L_t``;
+      double ``m``, up to the ceiling; ``R = L_t``, ``G_R = G_t``;
     - otherwise **hold**.
 
     Update 0 gets ``initial`` (default ``2^-8``: eight doublings to the peak). The warmup hands
@@ -89,7 +104,10 @@ class AutoWarmup(Controller):
         spike_limit: a loss above this multiple of the reference is a spike, > 1; default 3.
         stall: a level whose loss has not come back after ``stall * patience`` updates is cut,
             >= 1; default 4.
-        stall_above: the lowest level the stall rule cuts, in ``(0, 1]``; default 1/8.
+        stall_above: the lowest level the stall and gradient-spike rules cut, in ``(0, 1]``;
+            default 1/8.
+        grad_limit: a gradient norm above this multiple of ``G_R`` is a spike, > 1; default 4.
+            Without a ``grad_norm`` signal the rule is off.
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -113,6 +131,7 @@ class AutoWarmup(Controller):
         spike_limit: float = 3.0,
         stall: int = 4,
         stall_above: float = 0.125,
+        grad_limit: float = 4.0,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -124,6 +143,7 @@ class AutoWarmup(Controller):
         self.spike_limit = check_real(owner, "spike_limit", spike_limit, 1.0, low_open=True)
         self.stall = check_int(owner, "stall", stall, minimum=1)
         self.stall_above = check_real(owner, "stall_above", stall_above, 0.0, 1.0, low_open=True)
+        self.grad_limit = check_real(owner, "grad_limit", grad_limit, 1.0, low_open=True)
         super().__init__(total, after=after, **bounds)
 
     def start(self) -> float:
@@ -140,12 +160,15 @@ class AutoWarmup(Controller):
         state.ema = (1.0 - weight) * before + weight * loss
         if not math.isfinite(state.ema):  # overflow of huge finite losses: restart the average
             state.ema, state.samples = loss, 1
+        grad = signals.get("grad_norm")
+        if grad is not None and math.isfinite(grad):
+            state.grad_ema = grad if state.grad_ema is None else (1.0 - weight) * state.grad_ema + weight * grad
         state.since_change += 1
         if state.reference is None:  # the starting level: the mean of the first patience losses
             if state.since_change < self.patience:
                 return Proposal(current, "hold", f"measuring the starting loss ({state.since_change}/"
                                 f"{self.patience} updates)", {"loss": loss, "ema": state.ema})
-            state.reference, state.since_change = state.ema, 0
+            state.reference, state.since_change, state.grad_reference = state.ema, 0, state.grad_ema
             return Proposal(current, "hold", f"starting loss {state.ema:.4g}", {"loss": loss, "ema": state.ema})
         # below stall_above the loss barely moves: a level there needs no more than no spike
         back = state.ema < state.reference or current < self.stall_above
@@ -158,19 +181,28 @@ class AutoWarmup(Controller):
             if again:
                 state.ceiling = max(lower, MIN_CEILING)
             state.spiked_at, state.spike_loss = current, loss
-            state.since_change, state.ema = 0, None  # the average restarts after the cut
+            state.since_change, state.ema, state.grad_ema = 0, None, None  # the averages restart after the cut
             return Proposal(lower, "lower", f"loss {loss:.4g} > spike_limit={self.spike_limit} x reference "
                             f"{reference:.4g}: undo the last doubling"
                             + (f"; second spike at this level: ceiling {state.ceiling:.4g}" if again else ""),
                             evidence)
-        if not back and since >= self.stall * self.patience:  # (not back: at stall_above or more)
+        limit = self.grad_limit * (state.grad_reference or math.inf)
+        if grad is not None and grad > limit and since >= 2 and current >= self.stall_above:
+            state.grad_spikes += 1
+            state.since_change, state.ema, state.grad_ema = 0, None, None
+            return Proposal(current / 2, "lower", f"gradient norm {grad:.4g} > grad_limit={self.grad_limit} x "
+                            f"{state.grad_reference:.4g}: undo the last doubling; the next raise waits "
+                            f"{self.patience * 2 ** state.grad_spikes} updates", {**evidence, "grad_norm": grad})
+        wait = self.patience * 2**state.grad_spikes
+        if not back and since >= self.stall * wait:  # (not back: at stall_above or more)
             lower = current / 2
             state.ceiling, state.since_change = max(lower, MIN_CEILING), 0
             state.reference = state.ema
             return Proposal(lower, "lower", f"smoothed loss {state.ema:.4g} not back below {reference:.4g} after "
                             f"{since} updates: this level does not pay; ceiling {state.ceiling:.4g}", evidence)
-        if back and since >= self.patience:
+        if back and since >= wait:
             state.reference, state.since_change, state.spike_loss = state.ema, 0, None
+            state.grad_reference = state.grad_ema
             if current >= state.ceiling:
                 return Proposal(current, "hold", f"recovered at the ceiling {state.ceiling:.4g}: warmup done",
                                 evidence, done=True)
@@ -178,4 +210,4 @@ class AutoWarmup(Controller):
                    if state.ema < reference else f"no spike at {current:.4g} < stall_above={self.stall_above:.4g}")
             return Proposal(min(state.ceiling, 2 * current), "raise", f"{why}: double", evidence)
         waiting = "recovered, waiting for patience" if back else "waiting for the loss to come back"
-        return Proposal(current, "hold", f"{waiting} ({since}/{self.patience} updates)", evidence)
+        return Proposal(current, "hold", f"{waiting} ({since}/{wait} updates)", evidence)
