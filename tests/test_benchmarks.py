@@ -135,7 +135,7 @@ def test_a_comparison_pairs_seeds_and_calls_overlaps_ties() -> None:
     assert tie.outcome == "tie" and tie.ratio.value == pytest.approx(math.exp(sum(logs) / 3))
     # a diverged seed loses to a baseline with none, whatever the others do
     assert compare(cell("c", 0.1, [0.1, 0.1, math.inf]), base).outcome == "loss"
-    assert ratio_text(compare(cell("c", 0.1, [0.1, 0.1, math.inf]), base)) == "div 1/3 L"
+    assert ratio_text(compare(cell("c", 0.1, [0.1, 0.1, math.inf]), base)) == "fail 1/3 L"
     assert ratio_text(win) == "0.5 [0.5, 0.5] W"
     assert compare(cell("d", 0.1, [1.0]), base).outcome is None  # one paired seed: no verdict
 
@@ -151,8 +151,30 @@ def test_the_tuned_baseline_stability_and_discrimination() -> None:
     assert result.largest_stable("x") == 0.1 and result.largest_stable("no warmup") == 0.1
     assert result.methods == ["x"]
     table = discrimination([result])
-    assert "| mlp-ce | dev | 0.2 | linear 10%: 0.85 ± 0.12 | div 1/3 | div 1/3 L | yes |" in table
-    assert mean_text(cells[1]) == "1 ± 0" and mean_text(cells[2]) == "div 1/3"
+    assert "| mlp-ce | dev | 0.2 | linear 10%: 0.85 ± 0.12 | fail 1/3 | fail 1/3 L | yes |" in table
+    assert mean_text(cells[1]) == "1 ± 0" and mean_text(cells[2]) == "fail 1/3"
+
+
+def test_a_run_that_ends_at_the_constant_prediction_is_stuck_and_fails(tmp_path: Path) -> None:
+    """The post-LN transformer's collapse: no divergence, a final loss at the loss of predicting
+    the common characters (3.43 nats): a failed seed, not a poor score."""
+    from preheat.lab.record import RunResult
+    task = TASKS["post-ln"]
+    configs = {(c.label, c.seed): c for c in plan.runs(task, plan.tier("full"), (0.004,))
+               if c.label in ("no warmup", "linear 50%")}
+    finals = {"linear 50%": [2.44, 2.48, 2.46], "no warmup": [2.6, 3.432, 3.40]}  # 3.40 > 0.99 x 3.4318
+    store = Store(tmp_path)
+    store.add(configs.values())
+    for (label, seed), config in configs.items():
+        store.save(config, RunResult("finished", evals={"step": [0, 400], "val_loss": [4.2, finals[label][seed]],
+                                                        "val_accuracy": [0.0, 0.3]}, wall_time=1.0))
+    store.close()
+    result = load(task, tmp_path)
+    stuck = result.cells["no warmup"][0.004]
+    assert [run.stuck for run in stuck.runs] == [False, True, True] and stuck.failed == 2
+    assert mean_text(stuck) == "fail 2/3" and ratio_text(result.compare(stuck)) == "fail 2/3 L"
+    assert result.aggressive_peak() == 0.004 and result.largest_stable("no warmup") is None
+    assert result.largest_stable("linear 50%") == 0.004
 
 
 # -- end to end -------------------------------------------------------------------------------

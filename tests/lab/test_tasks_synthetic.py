@@ -463,3 +463,26 @@ def test_user_task_errors(user_package: str) -> None:
     assert failed.status == "failed" and "preheat_no_such_module_xyz" in failed.error
     crashed = train(RunConfig(task=f"{user_package}.mytask:broken"))  # the factory's own error
     assert crashed.status == "failed" and crashed.error.startswith("AttributeError")
+
+
+def test_constant_prediction_loss_against_hand_computed_values() -> None:
+    from preheat.lab.tasks.base import constant_prediction_loss
+    train, val = torch.tensor([0, 0, 1]), torch.tensor([0, 2])
+    # counts 2, 1, 0 -> add-one frequencies 3/6, 2/6, 1/6
+    assert constant_prediction_loss(train, val, 3) == pytest.approx(-(math.log(1 / 2) + math.log(1 / 6)) / 2)
+    # one-hot mean (2/3, 1/3, 0): 2/9 for class 0, 4/9 + 1/9 + 1 for class 2
+    assert constant_prediction_loss(train, val, 3, "mse") == pytest.approx((2 / 9 + 14 / 9) / 2)
+    with pytest.raises(ValueError, match="loss='hinge' is invalid; expected 'cross_entropy' or 'mse'"):
+        constant_prediction_loss(train, val, 3, "hinge")
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_digits_constant_loss_is_what_a_constant_readout_scores(loss: str) -> None:
+    task = make_task("digits", {"width": 16, "loss": loss})
+    counts = torch.bincount(task.data["y_train"], minlength=10).double()
+    logits = ((counts + 1) / (counts.sum() + 10)).log() if loss == "cross_entropy" else counts / counts.sum()
+    model = task.model(0)
+    with torch.no_grad():  # zero the readout's weights: its bias is the output, whatever the input
+        model.layers[-1].weight.zero_()
+        model.layers[-1].bias.copy_(logits.float())  # (standard parameterization: multipliers 1)
+    assert task.constant_loss == pytest.approx(task.evaluate(model)["val_loss"], rel=1e-5)

@@ -347,3 +347,23 @@ def test_cifar_training_runs(fake_cifar: Path) -> None:
     assert all(0 <= a <= 1 for a in result.evals["val_accuracy"])
     again = train(config)
     assert again.steps["train_loss"] == result.steps["train_loss"]
+
+
+class _Constant(torch.nn.Module):
+    """A model whose logits at every position are ``logits``, whatever the input."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(*x.shape, -1)
+
+
+def test_the_constant_loss_is_what_the_training_character_frequencies_score(shakespeare: ShakespeareChar) -> None:
+    counts = torch.bincount(shakespeare.train_data, minlength=len(shakespeare.vocab)).double()
+    frequencies = (counts + 1) / (counts.sum() + len(shakespeare.vocab))
+    with torch.no_grad():
+        scored = shakespeare.evaluate(_Constant(frequencies.log().float()))["val_loss"]
+    assert shakespeare.constant_loss == pytest.approx(scored, rel=1e-5)
+    assert 3.0 < shakespeare.constant_loss < math.log(len(shakespeare.vocab))  # below guessing uniformly

@@ -1,13 +1,20 @@
-"""The benchmark's numbers, from its stores alone: cells, the tuned baseline, paired comparisons.
+"""The benchmark's numbers, from its stores: cells, the tuned baseline, paired comparisons.
+
+The only thing read from elsewhere is each task's ``constant_loss`` (a property of its data, built
+once per task and options), which tells a stuck run from a trained one.
 
 Definitions (the tables and figures show exactly these):
 
-- a run's **score**: its final validation loss (``inf`` if it diverged) on a task scored by
+- a run **failed** when it diverged or, on a task scored by loss, ended *stuck*: its final
+  validation loss within :data:`STUCK_MARGIN` (1 %) of the task's ``constant_loss`` or above it,
+  no better than a prediction that ignores the input (a post-LN transformer that collapsed onto
+  the common characters ends there, at 3.43 nats, without diverging);
+- a run's **score**: its final validation loss (``inf`` if it failed) on a task scored by
   loss; on a task scored by steps (the river valley), the updates it took to reach the task's
   target loss, interpolated between evaluations (``inf`` if it never did or diverged);
 - a **cell**: one method at one peak LR of one task, its runs by seed; its mean score with the
   95 % Student-t interval (:func:`preheat.lab.stats.half_width`), and how many seeds failed
-  (diverged, or never reached the target);
+  (diverged, got stuck, or never reached the target);
 - the **tuned baseline** at a peak LR: the linear warmup length with the lowest mean score
   there (ties: the shorter warmup). It is chosen on the same seeds it is compared on, which
   favours it: a method that ties it ties a tuned warmup that was lucky too. Its **best** is the
@@ -15,19 +22,22 @@ Definitions (the tables and figures show exactly these):
 - a method's **comparison** at a cell: :func:`preheat.lab.stats.paired_ratio` of its scores to
   the tuned baseline's over the seeds both ran, and :func:`preheat.lab.stats.outcome` (win, tie
   or loss; fewer failed seeds wins first);
-- **largest stable peak**: the largest rung such that no seed of the method diverged at it or
-  at any lower rung (None: unstable at the lowest);
+- **largest stable peak**: the largest rung such that no seed of the method diverged or got
+  stuck at it or at any lower rung (None: unstable at the lowest);
 - **steps to target** (tasks scored by loss): the interpolated updates to 1.1 x the tuned
   baseline's mean final loss at that peak (:func:`preheat.lab.metrics.derive_target`); a
   method's **steps ratio** at a cell is its mean over the tuned baseline's mean, over seeds
   that reached it on both sides;
 - **ms per update**: mean wall time over updates, over all the method's runs of the task;
-- a task **discriminates** when, at its **aggressive peak** (the largest rung where the tuned
-  baseline finished every seed), no warmup loses to the tuned baseline (:func:`outcome`).
+- a task **discriminates** when, at its **aggressive peak** (the largest rung where no seed of
+  the tuned baseline diverged or got stuck), no warmup loses to the tuned baseline
+  (:func:`outcome`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -38,18 +48,23 @@ import numpy as np
 
 from preheat.lab.bench.plan import LEARNED_STEP, is_linear, warmup_fraction
 from preheat.lab.bench.tasks import BenchTask
+from preheat.lab.config import RunConfig
 from preheat.lab.methods import describe
 from preheat.lab.metrics import derive_target
 from preheat.lab.stats import Outcome, Ratio, half_width, interpolated_steps, outcome, paired_ratio
 from preheat.lab.store import Store
+from preheat.lab.tasks import make_task
 
 TARGET_FACTOR = 1.1
+#: A final loss above ``(1 - STUCK_MARGIN)`` times the task's constant-prediction loss is stuck.
+STUCK_MARGIN = 0.01
 
 
 @dataclass(frozen=True)
 class Run:
-    """One finished or diverged run: its seed, final val loss (``inf``: diverged), evaluation
-    curve, whether it diverged, and seconds per update."""
+    """One finished or diverged run: its seed, final val loss (``inf``: diverged or stuck),
+    evaluation curve, whether it diverged, seconds per update, and whether it got stuck
+    (finished no better than the constant prediction)."""
 
     seed: int
     final: float
@@ -57,6 +72,12 @@ class Run:
     losses: tuple[float, ...]
     diverged: bool
     seconds_per_update: float
+    stuck: bool = False
+
+    @property
+    def unstable(self) -> bool:
+        """Diverged or stuck."""
+        return self.diverged or self.stuck
 
 
 @dataclass(frozen=True)
@@ -85,12 +106,13 @@ class Cell:
 
     @property
     def failed(self) -> int:
-        """Seeds whose score is infinite (diverged, or never reached the target)."""
+        """Seeds whose score is infinite (diverged, stuck, or never reached the target)."""
         return sum(not math.isfinite(score) for score in self.scores)
 
     @property
-    def diverged(self) -> int:
-        return sum(run.diverged for run in self.runs)
+    def unstable(self) -> int:
+        """Seeds that diverged or got stuck."""
+        return sum(run.unstable for run in self.runs)
 
 
 @dataclass(frozen=True)
@@ -124,8 +146,8 @@ class TaskResult:
         return _best(list(self.tuned.values()))
 
     def aggressive_peak(self) -> float | None:
-        """The largest rung where the tuned baseline finished every seed."""
-        finished = [peak for peak, cell in self.tuned.items() if cell.runs and cell.diverged == 0]
+        """The largest rung where no seed of the tuned baseline diverged or got stuck."""
+        finished = [peak for peak, cell in self.tuned.items() if cell.runs and cell.unstable == 0]
         return max(finished) if finished else None
 
     def compare(self, cell: Cell) -> Comparison | None:
@@ -145,7 +167,7 @@ class TaskResult:
         stable = None
         for peak in self.peaks:
             cell = self.cells.get(method, {}).get(peak)
-            if cell is None or not cell.runs or cell.diverged:
+            if cell is None or not cell.runs or cell.unstable:
                 break
             stable = peak
         return stable
@@ -198,6 +220,7 @@ def load(task: BenchTask, directory: str | Path, ids: Collection[str] | None = N
         ValueError: two runs of one method, peak LR and seed (give ``ids``).
     """
     store = Store(directory, read_only=True)
+    constant = _constant_loss if task.score == "loss" else (lambda config: None)
     try:
         grouped: dict[str, dict[float, list[Run]]] = {}
         families: dict[str, str] = {}
@@ -208,8 +231,11 @@ def load(task: BenchTask, directory: str | Path, ids: Collection[str] | None = N
             losses = tuple(float(v) for v in evals["val_loss"])
             diverged = stored.status == "diverged"
             final = math.inf if diverged or not losses or not math.isfinite(losses[-1]) else losses[-1]
+            floor = constant(stored.config)
+            stuck = floor is not None and math.isfinite(final) and final >= (1 - STUCK_MARGIN) * floor
             seconds = (stored.wall_time or math.nan) / stored.config.steps
-            run = Run(stored.config.seed, final, tuple(float(s) for s in evals["step"]), losses, diverged, seconds)
+            run = Run(stored.config.seed, math.inf if stuck else final, tuple(float(s) for s in evals["step"]),
+                      losses, diverged, seconds, stuck)
             families.setdefault(stored.method, describe(stored.config).family)
             grouped.setdefault(stored.method, {}).setdefault(stored.config.peak_lr, []).append(run)
     finally:
@@ -226,6 +252,16 @@ def load(task: BenchTask, directory: str | Path, ids: Collection[str] | None = N
         if best is not None:
             tuned[peak] = best
     return TaskResult(task, peaks, cells, tuned)
+
+
+@functools.lru_cache(maxsize=None)
+def _task_constant_loss(name: str, options: str) -> float | None:
+    return make_task(name, json.loads(options)).constant_loss
+
+
+def _constant_loss(config: RunConfig) -> float | None:
+    """The constant-prediction loss of the run's task (with its options), loaded once per task."""
+    return _task_constant_loss(config.task, json.dumps(config.task_options, sort_keys=True))
 
 
 def _cell(task: BenchTask, method: str, family: str, peak: float, runs: list[Run]) -> Cell:

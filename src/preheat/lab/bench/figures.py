@@ -2,8 +2,9 @@
 
 One line per method (colours by family, as in the lab's reports), the tuned baseline (the best
 linear warmup at each peak) thick on top, no warmup beside it; a rung where some seed failed
-(diverged, or never reached the target) is a cross on the top edge, so a method's line stops
-where it stops being stable. The learned-step optimizers take no peak LR and are not drawn.
+(diverged, got stuck, or never reached the target) is a cross on the top edge, so a method's
+line stops where it stops being stable. The learned-step optimizers take no peak LR and are not
+drawn.
 """
 
 from __future__ import annotations

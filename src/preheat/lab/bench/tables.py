@@ -3,7 +3,7 @@
 Every number comes from :mod:`preheat.lab.bench.analysis` (see its definitions). A ratio cell
 reads ``0.97 [0.93, 1.01] T``: the method's scores over the tuned baseline's, geometric mean of
 the per-seed ratios with its 95 % interval, and the outcome (``W`` win, ``T`` tie, ``L`` loss);
-``div k/n`` where k of n seeds failed (diverged, or never reached the target).
+``fail k/n`` where k of n seeds failed (diverged, got stuck, or never reached the target).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def mean_text(cell: Cell | None) -> str:
     if cell is None or not cell.scores:
         return "-"
     if cell.failed:
-        return f"div {cell.failed}/{len(cell.scores)}"
+        return f"fail {cell.failed}/{len(cell.scores)}"
     half = cell.half_width
     return number(cell.mean) + ("" if math.isnan(half) else f" ± {number(half, 2)}")
 
@@ -42,7 +42,7 @@ def ratio_text(comparison: Comparison | None) -> str:
     letter = LETTER[comparison.outcome]
     cell = comparison.cell
     if cell.failed:
-        return f"div {cell.failed}/{len(cell.scores)} {letter}"
+        return f"fail {cell.failed}/{len(cell.scores)} {letter}"
     ratio = comparison.ratio
     if ratio is None:
         return letter

@@ -13,6 +13,30 @@ from typing import Any, Iterator
 import torch
 
 
+def constant_prediction_loss(train: torch.Tensor, val: torch.Tensor, classes: int,
+                             loss: str = "cross_entropy") -> float:
+    """The loss on the labels ``val`` of the best prediction that ignores the input, fit on the
+    labels ``train`` (class ids in ``0..classes-1``).
+
+    ``cross_entropy``: ``-mean_i log p[val_i]`` with ``p_c = (n_c + 1) / (N + classes)`` the
+    training frequencies, add-one smoothed so a class missing from ``train`` costs a finite loss.
+    ``mse`` on one-hot targets (summed over classes, averaged over examples):
+    ``mean_i sum_c (q_c - onehot(val_i)_c)^2`` with ``q`` the training one-hot mean.
+
+    Raises:
+        ValueError: ``loss`` is neither.
+    """
+    counts = torch.bincount(train.reshape(-1), minlength=classes).double()
+    if loss == "cross_entropy":
+        p = (counts + 1) / (counts.sum() + classes)
+        return float(-p.log()[val.reshape(-1)].mean())
+    if loss == "mse":
+        q = counts / counts.sum()
+        onehot = torch.nn.functional.one_hot(val.reshape(-1), classes).double()
+        return float(((q - onehot) ** 2).sum(dim=1).mean())
+    raise ValueError(f"loss={loss!r} is invalid; expected 'cross_entropy' or 'mse'")
+
+
 class Task(ABC):
     """A training problem the lab can run under any optimizer, peak LR and schedule.
 
@@ -33,10 +57,16 @@ class Task(ABC):
     ``chance_accuracy`` is the accuracy of guessing (1 / classes), used to call an Adam run
     failed when its training accuracy stays below 1.5x chance (Kalra & Barkeshli 2024); ``None``
     when the task has no accuracy.
+
+    ``constant_loss`` is the validation loss of the best prediction that ignores the input
+    (:func:`constant_prediction_loss`: the training targets' frequencies): a run that ends there
+    learned nothing from its inputs, like a transformer stuck on predicting the most common
+    characters. ``None`` where the task has no such prediction.
     """
 
     name: str = "task"
     chance_accuracy: float | None = None
+    constant_loss: float | None = None
 
     @abstractmethod
     def model(self, seed: int) -> torch.nn.Module:

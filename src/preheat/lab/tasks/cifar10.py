@@ -13,7 +13,8 @@ each image), and ``b"labels"``, N ints in 0..9.
   from a ``torch.Generator`` seeded with the run's seed.
 - Evaluation: loss and accuracy on the test batch (its first ``limit_val`` images if given),
   normalised, without augmentation.
-- ``chance_accuracy`` is 0.1.
+- ``chance_accuracy`` is 0.1; ``constant_loss`` the test batch's cross-entropy of the training
+  labels' frequencies (:func:`~preheat.lab.tasks.base.constant_prediction_loss`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from preheat.lab.models.resnet import ResNet18
-from preheat.lab.tasks.base import Task
+from preheat.lab.tasks.base import Task, constant_prediction_loss
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -96,6 +97,11 @@ class Cifar10(Task):
         self.val_images, self.val_labels = _read_batches(folder, (TEST_FILE,), limit_val, "limit_val")
         self._mean = torch.tensor(MEAN).view(1, 3, 1, 1)
         self._std = torch.tensor(STD).view(1, 3, 1, 1)
+
+    @property
+    def constant_loss(self) -> float:  # type: ignore[override]
+        """The evaluation loss of predicting the training labels' frequencies."""
+        return constant_prediction_loss(self.train_labels, self.val_labels, 10)
 
     def model(self, seed: int) -> ResNet18:
         """A fresh ResNet-18 of width ``width``; its weights depend only on ``seed``."""

@@ -10,7 +10,9 @@ not depend on the run's seed.
 Batches: the training set in epochs, each a fresh permutation from a generator seeded with
 ``2 * seed + 1``; consecutive batches of ``batch_size`` examples run across epoch boundaries, so
 every batch is full and every example is seen once per epoch. Evaluation: loss and accuracy on the
-whole validation set. ``chance_accuracy = 0.1``.
+whole validation set. ``chance_accuracy = 0.1``; ``constant_loss`` is the validation loss of
+the training labels' frequencies (:func:`~preheat.lab.tasks.base.constant_prediction_loss`, for
+the task's loss).
 
 Model ``mlp`` (the default): ``64 -> width -> ... -> width -> 10``, ``depth`` hidden layers, ReLU.
 Each layer computes ``y = alpha_w * (x @ W.T) + alpha_b * b`` with fixed multipliers;
@@ -56,7 +58,7 @@ import torch
 from torch.nn import functional as F
 
 from preheat.lab.models.cnn import DigitsCNN
-from preheat.lab.tasks.base import Task
+from preheat.lab.tasks.base import Task, constant_prediction_loss
 from preheat.schedules.validate import check_choice, check_int, check_real
 
 MODELS = ("mlp", "cnn")
@@ -178,6 +180,11 @@ class Digits(Task):
             self._data = {"x_train": x[train], "y_train": y[train], "x_val": x[val], "y_val": y[val],
                           "train_index": train, "val_index": val}
         return self._data
+
+    @property
+    def constant_loss(self) -> float:  # type: ignore[override]
+        """The validation loss of predicting the training labels' frequencies (see the module docstring)."""
+        return constant_prediction_loss(self.data["y_train"], self.data["y_val"], CLASSES, self.loss_name)
 
     # -- the Task contract -------------------------------------------------------------------
 

@@ -11,7 +11,10 @@ text; the first 90% of the text is for training and the last 10% for validation.
 - Evaluation: mean cross-entropy and next-character accuracy over ``eval_batches x
   eval_batch_size`` fixed validation windows, evenly spaced over the validation text (the same for
   every seed and every run).
-- ``chance_accuracy`` is ``1 / vocab_size``.
+- ``chance_accuracy`` is ``1 / vocab_size``; ``constant_loss`` is the cross-entropy on the
+  validation windows' targets of the training text's character frequencies
+  (:func:`~preheat.lab.tasks.base.constant_prediction_loss`): the loss of a model that learned
+  only which characters are common.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from preheat.lab.models.gpt import GPT, NORMS, GPTConfig
-from preheat.lab.tasks.base import Task
+from preheat.lab.tasks.base import Task, constant_prediction_loss
 
 #: Model presets of ``size``: (block_size, n_layer, n_head, n_embd). ``medium`` is nanoGPT's
 #: shakespeare-char model. Parameter counts for the 78-character vocabulary are in docs/tasks.md.
@@ -150,17 +153,27 @@ class ShakespeareChar(Task):
         accuracy = (logits.detach().argmax(dim=-1) == targets).float().mean()
         return loss, accuracy
 
+    @property
+    def constant_loss(self) -> float:  # type: ignore[override]
+        """The validation loss of predicting the training text's character frequencies."""
+        _, targets = self._windows(self.val_data, self._eval_starts())
+        return constant_prediction_loss(self.train_data, targets, len(self.vocab))
+
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """Mean loss and accuracy over the fixed, evenly spaced validation windows."""
-        count = self.eval_batches * self.eval_batch_size
-        last_start = len(self.val_data) - self.config.block_size - 1
-        starts = torch.linspace(0, last_start, count).round().long()
+        starts = self._eval_starts()
+        count = len(starts)
         total_loss, total_accuracy = 0.0, 0.0
         for chunk in starts.split(self.eval_batch_size):
             loss, accuracy = self.loss(model, self._windows(self.val_data, chunk))
             total_loss += loss.item() * len(chunk)
             total_accuracy += accuracy.item() * len(chunk)
         return {"val_loss": total_loss / count, "val_accuracy": total_accuracy / count}
+
+    def _eval_starts(self) -> torch.Tensor:
+        """The starts of the ``eval_batches x eval_batch_size`` validation windows, evenly spaced."""
+        last_start = len(self.val_data) - self.config.block_size - 1
+        return torch.linspace(0, last_start, self.eval_batches * self.eval_batch_size).round().long()
 
     def _windows(self, data: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs ``data[s : s + T]`` and targets ``data[s + 1 : s + T + 1]`` for each start ``s``."""
