@@ -47,6 +47,7 @@ class Tiny(lightning.LightningModule):
         self.make = make
         self.seen: list[float] = []
         self.losses: list[float] = []
+        self.grad_norms: list[float] = []
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         self.seen.append(self.trainer.optimizers[0].param_groups[0]["lr"])
@@ -54,6 +55,9 @@ class Tiny(lightning.LightningModule):
         loss = F.mse_loss(self.layer(x).squeeze(-1), y)
         self.losses.append(loss.item())
         return loss
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:  # gradients before any clipping
+        self.grad_norms.append(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in self.parameters()])).item())
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.SGD(self.parameters(), lr=PEAK)
@@ -101,12 +105,20 @@ def test_controller_gets_each_step_loss_in_time(tmp_path: Path) -> None:
     assert [d.action for d in controller.decisions] == ["raise"] * STEPS
 
 
+def test_controller_gets_each_step_gradient_norm_before_clipping(tmp_path: Path) -> None:
+    model = fit(tmp_path, lambda: Recording(total=100), callbacks=[PreheatLightningCallback()],
+                gradient_clip_val=1e-6)
+    controller = model.scheduler.controller
+    assert controller.grad_norms == pytest.approx(model.grad_norms, rel=1e-6) and len(controller.grad_norms) == STEPS
+    assert min(controller.grad_norms) > 1e-3  # not the clipped norm
+
+
 def test_auto_warmup_gets_each_step_loss(tmp_path: Path) -> None:
     model = fit(tmp_path, lambda: preheat.auto_warmup(total=STEPS, patience=1), callbacks=[PreheatLightningCallback()])
     replay, expected = preheat.auto_warmup(total=STEPS, patience=1), []
-    for loss in model.losses:  # the same decisions from the losses the model computed
-        expected.append(PEAK * replay.multiplier())
-        replay.observe(loss=loss)
+    for loss, grad_norm in zip(model.losses, model.grad_norms, strict=True):  # the same decisions from
+        expected.append(PEAK * replay.multiplier())                          # what the model computed
+        replay.observe(loss=loss, grad_norm=grad_norm)
     assert model.seen == pytest.approx(expected, rel=1e-12)
     assert model.seen[0] == PEAK * 2.0**-8 and len(set(model.seen)) > 1  # it decided something
 

@@ -20,8 +20,10 @@ optimizer step (training_step, backward, ``optimizer.step()``), then
 step late: the scheduler would already have stepped without a signal (the controller holds). The
 callback instead collects the loss in ``on_before_backward`` (each micro-batch's loss as Lightning
 back-propagates it, divided by ``accumulate_grad_batches``, so the micro-batches of one step sum
-to its mean loss) and calls ``scheduler.observe(loss=...)`` in ``on_before_optimizer_step``, once
-per optimizer update and before ``scheduler.step()``. ``on_train_batch_end``, which runs after the
+to its mean loss) and calls ``scheduler.observe(loss=..., grad_norm=...)`` in
+``on_before_optimizer_step``, once per optimizer update and before ``scheduler.step()``; the
+gradient norm is that of the module's gradients there, before Lightning clips them (left out
+when it is not finite, as in the steps a mixed-precision scaler skips). ``on_train_batch_end``, which runs after the
 scheduler stepped, logs the decision. Manual optimization is not covered (Lightning does not step
 schedulers there; call ``scheduler.step(loss=...)`` yourself).
 
@@ -34,7 +36,10 @@ class is first used, not when this module is.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import torch
 
 from preheat.torch import Scheduler
 
@@ -98,7 +103,9 @@ def _make_callback_class() -> type:
 
         def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
             if self.scheduler is not None and self.scheduler.controller is not None and self._count:
-                self.scheduler.observe(loss=self._loss)
+                grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+                norm = torch.nn.utils.get_total_norm(grads).item() if grads else math.nan
+                self.scheduler.observe(loss=self._loss, **({"grad_norm": norm} if math.isfinite(norm) else {}))
             self._loss, self._count = 0.0, 0
 
         def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
