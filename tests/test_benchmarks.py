@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from preheat.cli import app
 from preheat.lab.bench import plan, runner
 from preheat.lab.bench.analysis import Cell, Run, TaskResult, compare, load
-from preheat.lab.bench.tables import discrimination, mean_text, ratio_text
+from preheat.lab.bench.tables import discrimination, matrix, mean_text, ratio_text
 from preheat.lab.bench.tasks import TASKS
 from preheat.lab.store import Store
 
@@ -153,6 +153,12 @@ def test_the_tuned_baseline_stability_and_discrimination() -> None:
     table = discrimination([result])
     assert "| mlp-ce | dev | 0.2 | linear 10%: 0.85 ± 0.12 | fail 1/3 | fail 1/3 L | yes |" in table
     assert mean_text(cells[1]) == "1 ± 0" and mean_text(cells[2]) == "fail 1/3"
+    rows = matrix([result]).splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| x"]  # the methods, not the grid
+    chosen = matrix([result], ["linear 50%", "x"]).splitlines()[2:]
+    # linear 50% at 0.2 against the tuned linear 10%: ratios 1.125, 1.056, 1.059; the mean log
+    # 0.076 with a t(2) half-width of 0.089 straddles 0: a tie, the task's only dev cell of it
+    assert chosen[0] == "| linear 50% | 0/1/0 | 0/1/0 | - | - |" and chosen[1].startswith("| x |")
 
 
 def test_a_run_that_ends_at_the_constant_prediction_is_stuck_and_fails(tmp_path: Path) -> None:

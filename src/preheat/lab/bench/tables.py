@@ -116,10 +116,11 @@ def discrimination(results: Sequence[TaskResult]) -> str:
                              "discriminates"], rows))
 
 
-def matrix(results: Sequence[TaskResult]) -> str:
-    """Win/tie/loss counts of every method against the tuned baseline, per task (over its peak
-    LRs), the totals per split and the median ratio over every cell of the test tasks."""
-    methods = list(dict.fromkeys(m for r in results for m in r.methods))
+def matrix(results: Sequence[TaskResult], methods: Sequence[str] | None = None) -> str:
+    """Win/tie/loss counts of every method (or of ``methods``, the linear grid's labels
+    allowed) against the tuned baseline, per task (over its peak LRs), the totals per split and
+    the median ratio over every cell of the test tasks."""
+    methods = list(methods or dict.fromkeys(m for r in results for m in r.methods))
     header = ["method"] + [r.task.name for r in results] + ["dev W/T/L", "test W/T/L", "test median ratio"]
     rows = []
     for method in methods:
