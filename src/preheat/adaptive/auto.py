@@ -150,6 +150,10 @@ class AutoWarmup(Controller):
         """Update 0 gets ``initial``: no loss has been seen yet."""
         return self.initial
 
+    def _wait(self) -> int:
+        """Updates between two changes: ``patience`` doubled for every gradient spike so far."""
+        return self.patience * 2**self.state.grad_spikes
+
     def decide(self, signals: Mapping[str, float]) -> Proposal:
         if "loss" not in signals:
             return Proposal(self.current, "hold", "no loss signal")
@@ -192,8 +196,8 @@ class AutoWarmup(Controller):
             state.since_change, state.ema, state.grad_ema = 0, None, None
             return Proposal(current / 2, "lower", f"gradient norm {grad:.4g} > grad_limit={self.grad_limit} x "
                             f"{state.grad_reference:.4g}: undo the last doubling; the next raise waits "
-                            f"{self.patience * 2 ** state.grad_spikes} updates", {**evidence, "grad_norm": grad})
-        wait = self.patience * 2**state.grad_spikes
+                            f"{self._wait()} updates", {**evidence, "grad_norm": grad})
+        wait = self._wait()
         if not back and since >= self.stall * wait:  # (not back: at stall_above or more)
             lower = current / 2
             state.ceiling, state.since_change = max(lower, MIN_CEILING), 0
