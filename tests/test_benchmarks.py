@@ -286,6 +286,10 @@ def test_the_ladder_grows_where_the_tuned_best_is_at_its_edge() -> None:
                           for peak in (0.1, 0.2, 0.4)])
     assert _next_rung(ladder(0.4)) == 0.8 and _next_rung(ladder(0.1)) == 0.05
     assert _next_rung(ladder(0.2)) is None
+    # a best at the edge that only ties the rung next to it: the curve is flat there, no rung added
+    flat = result_of([cell("linear 10%", peak, {0.1: [1.0, 1.1], 0.2: [1.05, 1.06], 0.4: [2.0, 2.1]}[peak])
+                      for peak in (0.1, 0.2, 0.4)])
+    assert flat.best_tuned.peak_lr == 0.1 and _next_rung(flat) is None
     # no warmup behind the tuned baseline at the bottom rung: the ladder does not yet start where
     # warmup makes no difference, so it grows down (a tie there does not)
     behind = ladder(0.2)

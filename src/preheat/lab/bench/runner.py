@@ -6,9 +6,11 @@ benchmark resumes where it stopped (the unfinished runs it left, of a later phas
 first), and a rerun computes nothing and gives the same numbers. Only the plan's runs are read
 back (:func:`preheat.lab.bench.analysis.load` with their ids), so a store that also holds runs
 of an older plan reports the current one.
-While the tuned baseline's best over the ladder is at its top or bottom rung, or no warmup loses
-to it at the bottom rung, it adds a rung beyond that edge (a doubling or a halving, every
-method; at most the tier's ``more_rungs``); then, where the tuned
+While the tuned baseline's best over the ladder is at its top or bottom rung and beats the
+tuned baseline at the rung next to it (a win, paired by seed: the curve is still falling there;
+a tie says it is flat, and a rung beyond would cost a whole rung of runs to find the same), or
+no warmup loses to it at the bottom rung, it adds a rung beyond that edge (a doubling or a
+halving, every method; at most the tier's ``more_rungs``); then, where the tuned
 baseline's best warmup is the grid's longest, it runs the extension
 (:func:`preheat.lab.bench.plan.extension`) into the same store.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from preheat.lab.bench import plan
-from preheat.lab.bench.analysis import TaskResult, load
+from preheat.lab.bench.analysis import TaskResult, compare, load
 from preheat.lab.bench.tasks import BenchTask
 from preheat.lab.sweep import run_sweep
 
@@ -78,15 +80,20 @@ def run_bench(settings: plan.Tier, tasks: list[BenchTask], out: str | Path, work
 
 def _next_rung(result: TaskResult) -> float | None:
     """The rung beyond the ladder's edge the task needs: twice the top where the tuned baseline's
-    best is there; half the bottom where that best is there, or where no warmup loses to the
-    tuned baseline at the bottom rung (the ladder starts where warmup makes no difference);
-    None otherwise (or when nothing finished)."""
+    best is there and beats the tuned baseline of the rung below; half the bottom where that
+    best is there and beats the rung above, or where no warmup loses to the tuned baseline at
+    the bottom rung (the ladder starts where warmup makes no difference); None otherwise (or
+    when nothing finished)."""
     best = result.best_tuned
     if best is None or len(result.peaks) < 2:
         return None
-    top, bottom = max(result.peaks), min(result.peaks)
-    if best.peak_lr == top:
-        return 2 * top
-    no_warmup = result.cells.get(plan.NO_WARMUP, {}).get(bottom)
+    peaks = sorted(result.peaks)
+
+    def falling(edge: float, inner: float) -> bool:
+        neighbour = result.tuned.get(inner)
+        return best.peak_lr == edge and (neighbour is None or compare(best, neighbour).outcome == "win")
+    if falling(peaks[-1], peaks[-2]):
+        return 2 * peaks[-1]
+    no_warmup = result.cells.get(plan.NO_WARMUP, {}).get(peaks[0])
     unsafe = no_warmup is not None and (found := result.compare(no_warmup)) is not None and found.outcome == "loss"
-    return bottom / 2 if best.peak_lr == bottom or unsafe else None
+    return peaks[0] / 2 if falling(peaks[0], peaks[1]) or unsafe else None
