@@ -9,7 +9,7 @@ of an older plan reports the current one.
 While the tuned baseline's best over the ladder is at its top or bottom rung and beats the
 tuned baseline at the rung next to it (a win, paired by seed: the curve is still falling there;
 a tie says it is flat, and a rung beyond would cost a whole rung of runs to find the same), or
-no warmup loses to it at the bottom rung, it adds a rung beyond that edge (a doubling or a
+no warmup fails or loses to it at the bottom rung by more than ``MATERIAL`` (2 %), it adds a rung beyond that edge (a doubling or a
 halving, every method; at most the tier's ``more_rungs``); then, where the tuned
 baseline's best warmup is the grid's longest, it runs the extension
 (:func:`preheat.lab.bench.plan.extension`) into the same store.
@@ -28,6 +28,13 @@ from preheat.lab.sweep import run_sweep
 if TYPE_CHECKING:
     from preheat.lab.sweep.driver import Progress
     from preheat.lab.sweep.ray import RayBackend
+
+
+#: No warmup behind the tuned baseline at the bottom rung by more than this share still makes the
+#: ladder grow down. Less is the schedule's shape, not stability: at a peak too low to train
+#: well, a long warmup (more LR late in the run) beats cosine from the start by 1-2 % on the GPT
+#: at every rung, so a ladder grown for that would never stop.
+MATERIAL = 0.02
 
 
 def store_of(out: str | Path, settings: plan.Tier, task: BenchTask) -> Path:
@@ -81,9 +88,10 @@ def run_bench(settings: plan.Tier, tasks: list[BenchTask], out: str | Path, work
 def _next_rung(result: TaskResult) -> float | None:
     """The rung beyond the ladder's edge the task needs: twice the top where the tuned baseline's
     best is there and beats the tuned baseline of the rung below; half the bottom where that
-    best is there and beats the rung above, or where no warmup loses to the tuned baseline at
-    the bottom rung (the ladder starts where warmup makes no difference); None otherwise (or
-    when nothing finished)."""
+    best is there and beats the rung above, or where no warmup fails or loses to the tuned
+    baseline at the bottom rung by more than :data:`MATERIAL` (the whole interval of its ratio
+    above ``1 + MATERIAL``: the ladder starts where warmup makes no material difference); None
+    otherwise (or when nothing finished)."""
     best = result.best_tuned
     if best is None or len(result.peaks) < 2:
         return None
@@ -95,5 +103,6 @@ def _next_rung(result: TaskResult) -> float | None:
     if falling(peaks[-1], peaks[-2]):
         return 2 * peaks[-1]
     no_warmup = result.cells.get(plan.NO_WARMUP, {}).get(peaks[0])
-    unsafe = no_warmup is not None and (found := result.compare(no_warmup)) is not None and found.outcome == "loss"
+    found = None if no_warmup is None else result.compare(no_warmup)
+    unsafe = found is not None and found.outcome == "loss" and (found.ratio is None or found.ratio.low > 1 + MATERIAL)
     return peaks[0] / 2 if falling(peaks[0], peaks[1]) or unsafe else None
