@@ -163,12 +163,12 @@ def test_the_tuned_baseline_stability_and_discrimination() -> None:
 
 def test_a_run_that_ends_at_the_constant_prediction_is_stuck_and_fails(tmp_path: Path) -> None:
     """The post-LN transformer's collapse: no divergence, a final loss at the loss of predicting
-    the common characters (3.43 nats): a failed seed, not a poor score."""
+    the common characters (3.44 nats): a failed seed, not a poor score."""
     from preheat.lab.record import RunResult
     task = TASKS["post-ln"]
     configs = {(c.label, c.seed): c for c in plan.runs(task, plan.tier("full"), (0.004,))
                if c.label in ("no warmup", "linear 50%")}
-    finals = {"linear 50%": [2.44, 2.48, 2.46], "no warmup": [2.6, 3.432, 3.40]}  # 3.40 > 0.99 x 3.4318
+    finals = {"linear 50%": [2.44, 2.48, 2.46], "no warmup": [2.6, 3.438, 3.41]}  # 3.41 > 0.99 x 3.438
     store = Store(tmp_path)
     store.add(configs.values())
     for (label, seed), config in configs.items():
