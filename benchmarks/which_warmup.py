@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench", help="the folder of the benchmark's stores")
     args = parser.parse_args()
-    settings = plan.tier("full", methods=[m for m in plan.method_labels() if m != "auto"])
+    settings = plan.published()
     results = runner.run_bench(settings, plan.tasks_of(settings), args.out)
     print(matrix(results, ROWS))
 

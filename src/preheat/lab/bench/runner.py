@@ -9,10 +9,10 @@ of an older plan reports the current one.
 While the tuned baseline's best over the ladder is at its top or bottom rung and beats the
 tuned baseline at the rung next to it (a win, paired by seed: the curve is still falling there;
 a tie says it is flat, and a rung beyond would cost a whole rung of runs to find the same), or
-no warmup fails or loses to it at the bottom rung by more than ``MATERIAL`` (2 %), it adds a rung beyond that edge (a doubling or a
-halving, every method; at most the tier's ``more_rungs``); then, where the tuned
-baseline's best warmup is the grid's longest, it runs the extension
-(:func:`preheat.lab.bench.plan.extension`) into the same store.
+no warmup fails or loses to it at the bottom rung by more than ``MATERIAL`` (2 %), it adds a
+rung beyond that edge (a doubling or a halving, every method; at most the tier's
+``more_rungs``); then, where the tuned baseline's best warmup is the grid's longest, it runs
+the extension (:func:`preheat.lab.bench.plan.extension`) into the same store.
 """
 
 from __future__ import annotations
