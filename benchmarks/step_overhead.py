@@ -56,7 +56,7 @@ def builders(steps: int, groups: int) -> dict[str, Callable[[], LRScheduler]]:
         "SequentialLR": lambda: sequential(make_optimizer(groups), warmup, steps),
         AUTO: lambda: preheat.Scheduler(make_optimizer(groups), preheat.auto_warmup(total=steps)),
         WARMING: lambda: preheat.Scheduler(make_optimizer(groups),
-                                           preheat.auto_warmup(total=100 * steps, patience=steps)),
+                                           preheat.auto_warmup(total=100 * steps, ramp=1.0)),
     }
 
 

@@ -25,7 +25,7 @@ CONFIGS = [
     RunConfig(task="river-valley", optimizer="sgd", peak_lr=0.3, steps=40, batch_size=2,
               controller="nars_warmup()"),
     RunConfig(**DIGITS, optimizer="adamw", peak_lr=1e-2, controller="sharpness_warmup()"),
-    RunConfig(**DIGITS, optimizer="adamw", peak_lr=3e-2, controller="auto_warmup(patience=2)"),
+    RunConfig(**DIGITS, optimizer="adamw", peak_lr=3e-2, controller="auto_warmup(ramp=0.3)"),
 ]
 
 

@@ -94,7 +94,7 @@ def test_auto_warmup_is_set_against_the_best() -> None:
     assert tied.auto.method == "auto"
     assert "auto_warmup (no warmup length to choose): 0.515 ± 0.025, rank 2; within noise of the best, " \
            "linear 5%." in tied.lines()
-    worse = verdict(sweep(linear + seeds("mine", [0.70, 0.71, 0.72], controller="auto_warmup(patience=2)")))
+    worse = verdict(sweep(linear + seeds("mine", [0.70, 0.71, 0.72], controller="auto_warmup(ramp=0.3)")))
     assert any(line.endswith("rank 2; worse beyond noise than the best, linear 5%.") for line in worse.lines())
     best = verdict(sweep(linear + seeds("auto", [0.30, 0.31, 0.32], controller="auto_warmup()")))
     assert "auto_warmup, with no warmup length to choose, has the lowest loss here." in best.lines()

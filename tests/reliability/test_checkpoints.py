@@ -302,7 +302,7 @@ BUILT: dict[str, Callable[[], Controller]] = {
     "sharpness": SHARPNESS, "smoothness-fitted": smoothness_fitted,
     "smoothness-given": run("smoothness_warmup(rho=1.0, K0=0.5, K_rho=2.0)"),
     "autowu": run("autowu_warmup(interval=2, min_points=4)", steps=12), "gap": run("gap_warmup()"),
-    "auto": run("auto_warmup(patience=1)", steps=12),
+    "auto": run("auto_warmup()", steps=12),
 }
 assert {type(make()) for make in BUILT.values()} == set(CONTROLLERS)
 

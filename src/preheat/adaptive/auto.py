@@ -1,24 +1,26 @@
-"""``auto_warmup()``: a warmup that needs no length, from the loss and the gradient norm.
+"""``auto_warmup()``: a linear warmup that watches the loss and the gradient norm on the way up.
 
-The LR climbs in doublings from a small fraction of the peak; near the peak each doubling is
-allowed only once the run has absorbed the previous one: the smoothed loss is back below where
-it was when the LR was last changed. This is the persistent catapult of :mod:`preheat.adaptive.catapult` (Kalra &
-Barkeshli 2024: above the stability limit the loss spikes, the sharpness falls, and the run
-settles at the higher LR), with two additions that let it stop *below* the peak when the peak is
-too high, as a range test would (the lesson of AutoWU, Kim et al. 2021): a level that makes the
-loss spike twice, or at which the loss does not come back for ``stall`` times the patience, is
-cut back and becomes the ceiling; the warmup then hands over at the ceiling and the decay starts
-from there (:attr:`~preheat.adaptive.base.Controller.scale_after`).
+Undisturbed it is the linear warmup over ``ramp`` (20 %) of the run followed by cosine decay:
+the fixed length that did best on the benchmark's development tasks (``docs/which-warmup.md``),
+where the tuned warmup's best length ranged from 0 to 70 %. On the way up it watches what
+training computes anyway and answers three signs that the LR is more than the network can take
+yet:
 
-A third rule reads the gradient norm, where it is given: near the peak, a gradient norm far
-above its level at the last raise undoes that raise, and every such spike doubles the wait
-before the next one. An LR the network cannot take yet shows there first: on the benchmark's
-GPT the doubling to half the peak made the gradient norm jump 16x while the loss barely moved,
-and Adam's second moment, inflated by that spike, then shrank every update for tens of steps.
+- **a loss spike** (Kalra & Barkeshli's catapult, or the start of a divergence): the ramp steps
+  back to half its level; a second spike at a comparable level makes half that level the
+  **ceiling**: the warmup hands over there and the decay starts from it;
+- **a gradient-norm spike** (on the benchmark's GPT an LR the network could not take yet showed
+  there first: the norm jumped 5-75x while the loss barely moved, and Adam's second moment,
+  inflated by it, then shrank every update for tens of steps): the ramp steps back to half its
+  level and pauses, for longer after every such spike;
+- **a rising loss**: the mean loss of the last window of updates is significantly above that of
+  the window before while the LR climbs (a range test's stopping point): half the level becomes
+  the ceiling.
 
-It reads the loss and the gradient norm only (no extra forward or backward, no probe before
-training), so its cost is that of a few float operations per update; it makes no assumption
-about the optimizer beyond "a smaller LR is safer".
+Where none of them fires it is exactly the linear warmup (shifted by one update: update 0
+trains at ``1 / W`` of the peak, not at 0). It reads the loss and the gradient norm only (no
+extra forward or backward, no probe before training), so it costs a few float operations per
+update, and it assumes nothing of the optimizer beyond "a smaller LR is safer".
 """
 
 from __future__ import annotations
@@ -36,78 +38,82 @@ if TYPE_CHECKING:
     from preheat.adaptive.base import BoundsKeywords
 
 DEFAULT_AFTER = "cosine_decay({steps})"
-MIN_CEILING = math.ulp(0.0)  # a ceiling is positive (the state rule), however often the LR was cut
+MIN_CEILING = 1e-6  # a ceiling is positive (the state rule), however often the LR was cut
+SETTLED = 5  # losses in the average before the spike and gradient rules may fire
+RISE_Z = 2.0  # a window's mean loss is "rising" when it is this many standard errors above the last
 
 
 @dataclass
 class AutoState(ControllerState):
-    """:class:`AutoWarmup`'s state: the loss average and the losses in it, the reference (the
-    average when the level last changed; None until the starting loss is measured), updates
-    since then, the ceiling, the last level at which the loss spiked, the loss of the last
-    spike since the last raise, the gradient norm's average and its reference (its average at
-    the last raise), and how many gradient spikes there were."""
+    """:class:`AutoWarmup`'s state: the ramp's position (``clock``: the level is ``clock / W``),
+    the ceiling, the loss average (``ema``, over ``samples`` losses), the level of the last loss
+    spike and how many high losses in a row there were, the gradient norm's average, the number
+    of gradient spikes and the updates still paused, the current window's loss sum, sum of
+    squares and count, the last full window's mean and variance, and whether the last window
+    rose."""
 
+    clock: float = field(default=1.0, metadata=within(0.0))
+    ceiling: float = field(default=1.0, metadata=within(0.0, 1.0, low_open=True))
     ema: float | None = None
     samples: int = 0
-    reference: float | None = None
-    since_change: int = 0
-    ceiling: float = field(default=1.0, metadata=within(0.0, 1.0, low_open=True))
-    spiked_at: float | None = field(default=None, metadata=within(0.0, 1.0, low_open=True))
-    spike_loss: float | None = None
+    spiked_at: float | None = field(default=None, metadata=within(0.0, 1.0))
+    high: int = 0
     grad_ema: float | None = None
-    grad_reference: float | None = None
     grad_spikes: int = 0
+    pause: int = 0
+    window_sum: float = 0.0
+    window_squares: float = 0.0
+    window_count: int = 0
+    previous_mean: float | None = None
+    previous_variance: float = field(default=0.0, metadata=within(0.0))
+    rose: bool = False
 
 
 class AutoWarmup(Controller):
-    """Doubling warmup gated by loss recovery, with a ceiling where the peak does not pay.
+    """Linear warmup over ``ramp`` of the run that steps back on spikes and stops below a peak
+    the loss cannot take.
 
-    With ``L_t`` the average of the loss (the plain mean of the losses since it started while
-    that mean weighs each loss more than ``alpha``, an EMA of weight ``alpha`` after), ``R`` the
-    *reference*, ``s`` the updates since the multiplier last changed, ``m`` the multiplier, and
-    ``G_t``, ``G_R`` the same average of the gradient norm and its value at the last raise:
+    With ``W = max(1, round(ramp * total))``, ``c`` the ramp's clock (1 at update 0), ``C`` the
+    ceiling (1 at first), the multiplier of update ``t`` during warmup is ``m = min(C, c / W)``.
+    With ``L`` the average loss (a plain mean while that weighs each loss more than ``alpha``,
+    then an EMA of weight ``alpha``) and ``G`` the same average of the gradient norm, after
+    each update, in this order:
 
-    - **start**: updates 0 to ``patience - 1`` hold ``initial``; then ``R`` = ``L`` (the mean of
-      the first losses, not the first alone: one easy first batch would make every later loss
-      look worse);
-    - **spike**: ``loss_t > spike_limit * R`` and ``s >= 2`` (a change of the LR shows in the loss
-      two updates later: the loss of update ``t`` is taken before its step) and, if the loss
-      spiked since the last raise, ``loss_t > spike_limit`` times that spike's loss (a loss that
-      stays high after a cut is not a new spike; one that keeps growing is): halve ``m`` (undo
-      the last doubling) and restart the averages at the next update. The second spike at the
-      same level makes the halved level the **ceiling**;
-    - **gradient spike**: ``grad_norm_t > grad_limit * G_R``, ``s >= 2`` and ``m >= stall_above``
-      (below it the LR is too small to matter, and single noisy batches spike): halve ``m`` and
-      restart the averages; ``k``, the number of gradient spikes so far, grows by one. No
-      ceiling: such a level is often fine a few tens of updates later;
-    - **stall**: ``s >= stall * patience``, ``L_t >= R`` and ``m >= stall_above`` (1/8): the loss
-      has not come back at this level: halve ``m``, make it the ceiling, and ``R = L_t``;
-    - **raise**: ``s >= patience * 2^k`` and either ``L_t < R`` (the run absorbed the last doubling) or
-      ``m < stall_above`` (so far below the peak the loss barely moves, and a loss that has not
-      fallen is no reason to wait; a peak more than 8x too high still shows itself by spikes):
-      double ``m``, up to the ceiling; ``R = L_t``, ``G_R = G_t``;
-    - otherwise **hold**.
+    - **outlier**: a loss above ``spike_limit * L`` (once ``L`` holds ``SETTLED`` = 5 losses)
+      stays out of the averages; one alone changes nothing (single batches are noisy);
+    - **loss spike**: the second such loss in a row: ``c = c / 2`` (the level halves) and the
+      averages restart; if the level of the last loss spike is at most twice today's, the
+      ceiling becomes ``m / 2``;
+    - **gradient spike**: ``grad_norm > grad_limit * G`` (``G`` before this update, with 5
+      losses averaged) at a level of at least ``watch_above``: ``c = c / 2``, the averages
+      restart, and the ramp pauses ``2^k`` updates, ``k`` the gradient spikes so far. Below
+      ``watch_above`` the LR is too small for its spikes to say anything; without a
+      ``grad_norm`` signal the rule is off;
+    - **rising loss**: every ``w = max(4, round(window * total))`` averaged losses form a
+      window; when a window's mean exceeds the previous window's by more than ``RISE_Z`` = 2
+      standard errors of the difference (``sqrt((s1^2 + s2^2) / w)``, sample variances) at a
+      level of at least ``watch_above``: the ceiling becomes ``m / 2`` and the level drops to it;
+    - otherwise, unless paused, **raise**: ``c = c + 1``; the warmup hands over when the level
+      reaches the ceiling.
 
-    Update 0 gets ``initial`` (default ``2^-8``: eight doublings to the peak). The warmup hands
-    over when ``m`` is at the ceiling (the peak, unless lowered) and the raise rule holds there,
-    or at update ``total``; from the handover ``h`` on, update ``t`` gets ``m_h * after(t - h)``
-    with ``m_h`` the multiplier at the handover (1 unless a ceiling was set) and ``after`` cosine
-    decay over the updates left by default. ``patience`` defaults to ``max(4, total // 400)``
-    updates, so an undisturbed climb takes about ``10 * patience`` updates: 40 of a 400-update
-    run, 2.5 % of a long one.
+    Update 0 gets ``1 / W`` (0 < it <= 1): the first update trains. Undisturbed, update ``t``
+    gets ``(t + 1) / W`` and the handover is at update ``W - 1``, from where update ``t`` gets
+    ``after(t - W + 1)``; after a lowered ceiling ``C``, from the handover ``h`` on, update ``t``
+    gets ``C * after(t - h)`` (:attr:`~preheat.adaptive.base.Controller.scale_after`), with
+    ``after`` cosine decay over the updates left by default. If the level never reaches the
+    ceiling, the warmup ends at update ``total``.
 
     Args:
         total: the run's length in updates; the latest handover.
-        initial: update 0's multiplier, in ``(0, 1]``; default ``2^-8``.
-        patience: updates between two changes (>= 1); default ``max(4, total // 400)``.
-        alpha: EMA weight of the newest loss, in ``(0, 1]``; default 0.3.
-        spike_limit: a loss above this multiple of the reference is a spike, > 1; default 3.
-        stall: a level whose loss has not come back after ``stall * patience`` updates is cut,
-            >= 1; default 4.
-        stall_above: the lowest level the stall and gradient-spike rules cut, in ``(0, 1]``;
-            default 1/8.
-        grad_limit: a gradient norm above this multiple of ``G_R`` is a spike, > 1; default 4.
-            Without a ``grad_norm`` signal the rule is off.
+        ramp: the undisturbed ramp's length as a fraction of the run, in ``(0, 1]``; default 0.2.
+        alpha: EMA weight of the newest loss and gradient norm, in ``(0, 1]``; default 0.3.
+        spike_limit: a loss above this multiple of the average is high, > 1; default 3.
+        grad_limit: a gradient norm above this multiple of its average is a spike, > 1;
+            default 4.
+        window: the rising-loss rule's window as a fraction of the run, in ``(0, 1]``; default
+            0.05.
+        watch_above: the lowest level at which gradient spikes and a rising loss count, in
+            ``[0, 1]``; default 1/8.
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -125,93 +131,113 @@ class AutoWarmup(Controller):
         self,
         total: int,
         *,
-        initial: float = 2.0**-8,
-        patience: int | None = None,
+        ramp: float = 0.2,
         alpha: float = 0.3,
         spike_limit: float = 3.0,
-        stall: int = 4,
-        stall_above: float = 0.125,
         grad_limit: float = 4.0,
+        window: float = 0.05,
+        watch_above: float = 0.125,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
         owner = self.name
-        self.initial = check_real(owner, "initial", initial, 0.0, 1.0, low_open=True)
         total = check_int(owner, "total", total, minimum=1)
-        self.patience = max(4, total // 400) if patience is None else check_int(owner, "patience", patience, minimum=1)
+        self.ramp = check_real(owner, "ramp", ramp, 0.0, 1.0, low_open=True)
         self.alpha = check_real(owner, "alpha", alpha, 0.0, 1.0, low_open=True)
         self.spike_limit = check_real(owner, "spike_limit", spike_limit, 1.0, low_open=True)
-        self.stall = check_int(owner, "stall", stall, minimum=1)
-        self.stall_above = check_real(owner, "stall_above", stall_above, 0.0, 1.0, low_open=True)
         self.grad_limit = check_real(owner, "grad_limit", grad_limit, 1.0, low_open=True)
+        self.window = check_real(owner, "window", window, 0.0, 1.0, low_open=True)
+        self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
+        self.length = max(1, round(self.ramp * total))
+        self.window_length = max(4, round(self.window * total))
         super().__init__(total, after=after, **bounds)
 
     def start(self) -> float:
-        """Update 0 gets ``initial``: no loss has been seen yet."""
-        return self.initial
+        """Update 0 gets ``1 / W``: the ramp's first step, so the first update trains."""
+        return 1.0 / self.length
 
-    def _wait(self) -> int:
-        """Updates between two changes: ``patience`` doubled for every gradient spike so far."""
-        return self.patience * 2**self.state.grad_spikes
+    def level(self) -> float:
+        """The multiplier the ramp is at: ``min(ceiling, clock / W)``."""
+        return min(self.state.ceiling, self.state.clock / self.length)
 
     def decide(self, signals: Mapping[str, float]) -> Proposal:
         if "loss" not in signals:
             return Proposal(self.current, "hold", "no loss signal")
-        state, loss, current = self.state, signals["loss"], self.current
-        before = loss if state.ema is None else state.ema
-        state.samples = 1 if state.ema is None else state.samples + 1
+        state, loss, grad = self.state, signals["loss"], signals.get("grad_norm")
+        grad_before = state.grad_ema
+        settled = state.samples >= SETTLED
+        if settled and state.ema is not None and loss > self.spike_limit * state.ema:
+            state.high += 1  # an outlier stays out of the averages; two in a row are a spike
+        else:
+            state.high = 0
+            self._average(loss)
+        if grad is not None and math.isfinite(grad):
+            state.grad_ema = grad if grad_before is None else (1.0 - self.alpha) * grad_before + self.alpha * grad
+        level = self.level()
+        evidence = {"loss": loss, "ema": state.ema if state.ema is not None else loss, "level": level,
+                    "ceiling": state.ceiling}
+        if state.high >= 2:
+            again = state.spiked_at is not None and level >= state.spiked_at / 2
+            state.spiked_at = level
+            if again:
+                state.ceiling = max(level / 2, MIN_CEILING)
+            state.clock /= 2
+            self._restart()
+            return Proposal(self.level(), "lower", f"loss {loss:.4g} > spike_limit={self.spike_limit} x the "
+                            f"average {evidence['ema']:.4g} twice in a row: back to half the level"
+                            + (f"; second spike near this level: ceiling {state.ceiling:.4g}" if again else ""),
+                            evidence)
+        if (grad is not None and grad_before is not None and settled and level >= self.watch_above
+                and grad > self.grad_limit * grad_before):
+            state.grad_spikes += 1
+            state.clock /= 2
+            state.pause = 2**state.grad_spikes
+            self._restart()
+            return Proposal(self.level(), "lower", f"gradient norm {grad:.4g} > grad_limit={self.grad_limit} x "
+                            f"its average {grad_before:.4g}: back to half the level, pause {state.pause} updates",
+                            {**evidence, "grad_norm": grad})
+        rose, state.rose = state.rose, False
+        if rose and level >= self.watch_above:
+            state.ceiling = max(level / 2, MIN_CEILING)
+            state.clock = state.ceiling * self.length
+            return Proposal(self.level(), "lower", f"mean loss of the last {self.window_length} updates rose by "
+                            f"more than {RISE_Z:g} standard errors: ceiling {state.ceiling:.4g}", evidence)
+        if state.pause > 0:
+            state.pause -= 1
+            return Proposal(level, "hold", f"paused after a gradient spike ({state.pause} more updates)", evidence)
+        state.clock += 1
+        if self.level() >= state.ceiling:
+            return Proposal(state.ceiling, "raise", f"at the ceiling {state.ceiling:.4g}: warmup done", evidence,
+                            done=True)
+        return Proposal(self.level(), "raise", "ramp", evidence)
+
+    def _average(self, loss: float) -> None:
+        """Take ``loss`` into the average and the current window; close the window when full."""
+        state = self.state
+        state.samples += 1
         weight = max(self.alpha, 1.0 / state.samples)  # a plain mean until the EMA has enough losses
-        state.ema = (1.0 - weight) * before + weight * loss
+        state.ema = loss if state.ema is None else (1.0 - weight) * state.ema + weight * loss
         if not math.isfinite(state.ema):  # overflow of huge finite losses: restart the average
             state.ema, state.samples = loss, 1
-        grad = signals.get("grad_norm")
-        if grad is not None and math.isfinite(grad):
-            state.grad_ema = grad if state.grad_ema is None else (1.0 - weight) * state.grad_ema + weight * grad
-        state.since_change += 1
-        if state.reference is None:  # the starting level: the mean of the first patience losses
-            if state.since_change < self.patience:
-                return Proposal(current, "hold", f"measuring the starting loss ({state.since_change}/"
-                                f"{self.patience} updates)", {"loss": loss, "ema": state.ema})
-            state.reference, state.since_change, state.grad_reference = state.ema, 0, state.grad_ema
-            return Proposal(current, "hold", f"starting loss {state.ema:.4g}", {"loss": loss, "ema": state.ema})
-        # below stall_above the loss barely moves: a level there needs no more than no spike
-        back = state.ema < state.reference or current < self.stall_above
-        reference, since = state.reference, state.since_change
-        evidence = {"loss": loss, "ema": state.ema, "reference": reference, "since_change": float(since),
-                    "ceiling": state.ceiling}
-        worse = state.spike_loss is None or loss > self.spike_limit * state.spike_loss  # not the same spike
-        if reference > 0 and loss > self.spike_limit * reference and since >= 2 and worse:
-            lower, again = current / 2, state.spiked_at == current
-            if again:
-                state.ceiling = max(lower, MIN_CEILING)
-            state.spiked_at, state.spike_loss = current, loss
-            state.since_change, state.ema, state.grad_ema = 0, None, None  # the averages restart after the cut
-            return Proposal(lower, "lower", f"loss {loss:.4g} > spike_limit={self.spike_limit} x reference "
-                            f"{reference:.4g}: undo the last doubling"
-                            + (f"; second spike at this level: ceiling {state.ceiling:.4g}" if again else ""),
-                            evidence)
-        limit = self.grad_limit * (state.grad_reference or math.inf)
-        if grad is not None and grad > limit and since >= 2 and current >= self.stall_above:
-            state.grad_spikes += 1
-            state.since_change, state.ema, state.grad_ema = 0, None, None
-            return Proposal(current / 2, "lower", f"gradient norm {grad:.4g} > grad_limit={self.grad_limit} x "
-                            f"{state.grad_reference:.4g}: undo the last doubling; the next raise waits "
-                            f"{self._wait()} updates", {**evidence, "grad_norm": grad})
-        wait = self._wait()
-        if not back and since >= self.stall * wait:  # (not back: at stall_above or more)
-            lower = current / 2
-            state.ceiling, state.since_change = max(lower, MIN_CEILING), 0
-            state.reference = state.ema
-            return Proposal(lower, "lower", f"smoothed loss {state.ema:.4g} not back below {reference:.4g} after "
-                            f"{since} updates: this level does not pay; ceiling {state.ceiling:.4g}", evidence)
-        if back and since >= wait:
-            state.reference, state.since_change, state.spike_loss = state.ema, 0, None
-            state.grad_reference = state.grad_ema
-            if current >= state.ceiling:
-                return Proposal(current, "hold", f"recovered at the ceiling {state.ceiling:.4g}: warmup done",
-                                evidence, done=True)
-            why = (f"smoothed loss {state.ema:.4g} back below the reference {reference:.4g}"
-                   if state.ema < reference else f"no spike at {current:.4g} < stall_above={self.stall_above:.4g}")
-            return Proposal(min(state.ceiling, 2 * current), "raise", f"{why}: double", evidence)
-        waiting = "recovered, waiting for patience" if back else "waiting for the loss to come back"
-        return Proposal(current, "hold", f"{waiting} ({since}/{wait} updates)", evidence)
+        state.window_sum += loss
+        state.window_squares += loss * loss
+        state.window_count += 1
+        if state.window_count < self.window_length:
+            return
+        n = state.window_count
+        mean = state.window_sum / n
+        variance = max(0.0, state.window_squares / n - mean * mean) * n / (n - 1)
+        if not (math.isfinite(mean) and math.isfinite(variance)):
+            mean, variance = math.inf, 0.0
+        previous = state.previous_mean
+        state.rose = (previous is not None and math.isfinite(previous)
+                      and mean - previous > RISE_Z * math.sqrt((variance + state.previous_variance) / n))
+        state.previous_mean, state.previous_variance = (mean, variance) if math.isfinite(mean) else (None, 0.0)
+        state.window_sum, state.window_squares, state.window_count = 0.0, 0.0, 0
+
+    def _restart(self) -> None:
+        """After a step back: the averages and the windows start again at the new level."""
+        state = self.state
+        state.ema, state.samples, state.grad_ema, state.high = None, 0, None, 0
+        state.window_sum, state.window_squares, state.window_count = 0.0, 0.0, 0
+        state.previous_mean, state.previous_variance, state.rose = None, 0.0, False

@@ -35,9 +35,9 @@ WARMUP_TEMPLATE = "warmup_cosine({warmup}, {steps})"
 MIN_STEPS = 10  # the shortest run whose 10% ramps are a step long
 QUICK_SEEDS = 2  # the fewest that give an interval
 AUTO = ("auto", {"controller": "auto_warmup()",
-                 "note": "preheat.auto_warmup(): doubles from 2^-8 of the peak while the loss keeps up, "
-                         "backs off where the loss or the gradient norm spikes, stops below the peak "
-                         "where the loss stalls, then cosine decay"})
+                 "note": "preheat.auto_warmup(): linear over 20 % of the run, steps back where the loss or "
+                         "the gradient norm spikes, stops below the peak where the loss rises, then "
+                         "cosine decay"})
 
 
 @dataclass(frozen=True)
