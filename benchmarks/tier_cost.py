@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=None, help="some tasks only (default: all)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one per idle core")
     args = parser.parse_args()
-    settings = plan.published()
+    settings = plan.tier("full")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.workers} workers, "
           f"load {os.getloadavg()[0]:.2f} at the start; torch {torch.__version__}")
     print(f"{'task':14} {'runs':>6} {'worker-min':>11} {'s/run':>7}")

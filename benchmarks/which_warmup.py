@@ -1,10 +1,11 @@
-"""The evidence table of docs/which-warmup.md: fixed linear warmups and the tuning-free methods
-people reach for, against the tuned linear warmup, from the full tier's stores.
+"""The evidence table of docs/which-warmup.md: auto_warmup, fixed linear warmups and the
+tuning-free methods people reach for, against the tuned linear warmup, from the full tier's
+stores.
 
 Win / tie / loss over every (task, peak LR) cell, per task and per split, and the median ratio
 over the test tasks' cells (:func:`preheat.lab.bench.tables.matrix`). It reads the stores that
-``preheat bench --tier full`` wrote (every method but ``auto``) and runs nothing that is already
-there: run the full tier first.
+``preheat bench --tier full`` wrote and runs nothing that is already there: run the full tier
+first.
 
     python benchmarks/which_warmup.py [--out runs/bench]
 """
@@ -16,7 +17,7 @@ import argparse
 from preheat.lab.bench import plan, runner
 from preheat.lab.bench.tables import matrix
 
-ROWS = ["no warmup", "linear 5%", "linear 10%", "linear 20%", "linear 30%", "linear 50%",
+ROWS = ["auto", "no warmup", "linear 5%", "linear 10%", "linear 20%", "linear 30%", "linear 50%",
         "hf cosine", "untuned", "autowu", "nars"]
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench", help="the folder of the benchmark's stores")
     args = parser.parse_args()
-    settings = plan.published()
+    settings = plan.tier("full")
     results = runner.run_bench(settings, plan.tasks_of(settings), args.out)
     print(matrix(results, ROWS))
 

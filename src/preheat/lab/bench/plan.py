@@ -51,7 +51,6 @@ EXTENSION = (0.7, 0.9)
 LEARNED_STEP = ("prodigy", "dadapt_adam", "dog")
 RESEARCH_RUNGS = 2
 TIERS = ("tiny", "quick", "full")
-IN_DEVELOPMENT = ("auto",)  # methods still being designed: not in the published full tier
 NO_WARMUP = "no warmup"
 LINEAR = "linear "  # the linear grid's labels: "linear 5%"
 
@@ -117,12 +116,6 @@ def tier(name: str, size: str | None = None, device: str = "cpu", methods: list[
         raise ValueError(f"methods={unknown} are unknown; expected some of {', '.join(known)}")
     return replace(TIER_SETTINGS[name], size=size or TIER_SETTINGS[name].size, device=device,
                    methods=None if methods is None else frozenset(methods))
-
-
-def published() -> Tier:
-    """The full tier as ``docs/results.md`` publishes it: every method but :data:`IN_DEVELOPMENT`
-    (kept off the test tasks while it is being designed)."""
-    return tier("full", methods=[m for m in method_labels() if m not in IN_DEVELOPMENT])
 
 
 def tasks_of(settings: Tier, names: list[str] | None = None) -> list[BenchTask]:
