@@ -172,7 +172,8 @@ class AutoWarmup(Controller):
             state.high = 0
             self._average(loss)
         if grad is not None and math.isfinite(grad):
-            state.grad_ema = grad if grad_before is None else (1.0 - self.alpha) * grad_before + self.alpha * grad
+            average = grad if grad_before is None else (1.0 - self.alpha) * grad_before + self.alpha * grad
+            state.grad_ema = average if math.isfinite(average) else grad  # overflow: restart the average
         level = self.level()
         evidence = {"loss": loss, "ema": state.ema if state.ema is not None else loss, "level": level,
                     "ceiling": state.ceiling}
@@ -222,17 +223,18 @@ class AutoWarmup(Controller):
         state.window_sum += loss
         state.window_squares += loss * loss
         state.window_count += 1
+        if not (math.isfinite(state.window_sum) and math.isfinite(state.window_squares)):
+            state.window_sum, state.window_squares, state.window_count = 0.0, 0.0, 0  # overflow: a new window
+            return
         if state.window_count < self.window_length:
             return
         n = state.window_count
         mean = state.window_sum / n
         variance = max(0.0, state.window_squares / n - mean * mean) * n / (n - 1)
-        if not (math.isfinite(mean) and math.isfinite(variance)):
-            mean, variance = math.inf, 0.0
         previous = state.previous_mean
-        state.rose = (previous is not None and math.isfinite(previous)
+        state.rose = (previous is not None
                       and mean - previous > RISE_Z * math.sqrt((variance + state.previous_variance) / n))
-        state.previous_mean, state.previous_variance = (mean, variance) if math.isfinite(mean) else (None, 0.0)
+        state.previous_mean, state.previous_variance = mean, variance
         state.window_sum, state.window_squares, state.window_count = 0.0, 0.0, 0
 
     def _restart(self) -> None:
