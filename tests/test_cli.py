@@ -287,3 +287,17 @@ def test_help_shows_flags_without_a_value_type(command):
     # options that take a value still show its type
     if command and command[0] in ("plot", "show"):
         assert "<int>" in text and "<float>" in text
+
+
+def test_show_resolves_durations_in_units_against_the_run_it_is_told():
+    result, _ = run("show", "linear_warmup('25%') >> constant()", "--total", "8", "--format", "json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["schedule"] == "linear_warmup(2) >> constant()"
+    assert shown["multiplier"] == [0.0, 0.5, 1, 1, 1, 1, 1, 1]
+    result, _ = run("show", "linear_warmup('3ep') >> constant()", "--total", "8", "--epoch", "2",
+                    "--format", "json")
+    assert json.loads(result.output)["schedule"] == "linear_warmup(6) >> constant()"
+    result, text = run("plot", "linear_warmup('2ep') >> constant()", "--total", "8")
+    assert result.exit_code == 2
+    assert "updates_per_epoch was not given" in text and "--epoch for updates_per_epoch" in text

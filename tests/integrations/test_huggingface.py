@@ -12,6 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import preheat
+
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
@@ -116,6 +118,19 @@ def test_hf_name_with_ratio_matches_hf_scheduler() -> None:
         reference.step(), scheduler.optimizer.step()
         hf.step(), scheduler.step()
     assert scheduler.schedules[0] == from_hf_name("cosine", 3, STEPS)
+
+
+def test_a_schedule_in_units_resolves_against_num_training_steps(tmp_path: Path) -> None:
+    written = preheat.linear_warmup("25%", start=0.1) >> preheat.cosine_decay("75%", end=0.2)
+    model = TinyModel()
+    optimizers = optimizers_for_trainer(model, written, lr=PEAK, optimizer="sgd", num_training_steps=STEPS)
+    assert optimizers[1].schedules == [preheat.linear_warmup(2, start=0.1) >> preheat.cosine_decay(6, end=0.2)]
+    seen: list[float] = []
+    transformers.Trainer(model=model, args=arguments(tmp_path), train_dataset=TinyData(), optimizers=optimizers,
+                         callbacks=[lr_recorder(seen)]).train()
+    assert seen == [PEAK * optimizers[1].schedules[0](k) for k in range(STEPS)]
+    with pytest.raises(ValueError, match="'25%' is in a percentage of the run but total was not given"):
+        optimizers_for_trainer(TinyModel(), written, lr=PEAK)
 
 
 def test_arguments_are_checked() -> None:

@@ -2,7 +2,10 @@
 
 ``preheat plot EXPR ...`` draws one or more schedules (a figure with ``--out``, else a terminal
 view); ``preheat show EXPR`` prints the learning rate of every step. EXPR is the text form of a
-schedule, e.g. ``"linear_warmup(2000) >> cosine_decay(98000, end=0.1)"``. Update ``t`` uses
+schedule, e.g. ``"linear_warmup(2000) >> cosine_decay(98000, end=0.1)"``; durations in units
+(``"linear_warmup('5%') >> cosine_decay('95%')"``) resolve against ``--total`` and, for epochs,
+samples and tokens, ``--epoch`` (updates in an epoch), ``--batch`` (samples in an update) and
+``--tokens`` (tokens in an update). Update ``t`` uses
 ``peak * schedule(t)``; ``--peak`` defaults to 1, which shows the schedule's multipliers. A
 mistake in EXPR exits with status 2 and the message, the expression with a caret under the
 problem and a hint; a bad option (``--total``, ``--peak``, ``--every``, ``--out``) exits with
@@ -77,6 +80,12 @@ def _every(value: int) -> int:
     return value
 
 
+def _size(value: Optional[int]) -> Optional[int]:
+    if value is not None and value < 1:
+        _invalid(value, "an integer >= 1")
+    return value
+
+
 def _peak(value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         _invalid(value, "a finite number > 0")
@@ -99,15 +108,26 @@ Peak = Annotated[
     float, typer.Option("--peak", "-p", callback=_peak,
                         help="Peak learning rate (multiplier 1); the default, 1, shows the schedule's multipliers."),
 ]
+UpdatesPerEpoch = Annotated[
+    Optional[int], typer.Option("--epoch", callback=_size, help="Updates in an epoch: resolves '2ep'.")
+]
+SamplesPerUpdate = Annotated[
+    Optional[int], typer.Option("--batch", callback=_size, help="Samples in an update: resolves '500ksp'.")
+]
+TokensPerUpdate = Annotated[
+    Optional[int], typer.Option("--tokens", callback=_size, help="Tokens in an update: resolves '2Btok'.")
+]
 
 
 # -- shared helpers ------------------------------------------------------------------------
 
 
-def _parse(text: str) -> Schedule:
-    """The schedule ``text`` describes; on a mistake, print where it is and exit with 2."""
+def _parse(text: str, total: int, *sizes: Optional[int]) -> Schedule:
+    """The schedule ``text`` describes, its durations in units resolved for a run of ``total``
+    updates and ``sizes`` (updates per epoch, samples and tokens per update); on a mistake, print
+    where it is and exit with 2."""
     try:
-        return parse(text)
+        schedule = parse(text)
     except ParseError as err:
         shown, column = err.excerpt()
         message = Text(style="red")
@@ -118,6 +138,12 @@ def _parse(text: str) -> Schedule:
             message.append(f"\nhint: {err.hint}")
         Console(stderr=True, highlight=False).print(message, soft_wrap=True)
         raise typer.Exit(2) from None
+    try:
+        return schedule.resolve(total, updates_per_epoch=sizes[0], samples_per_update=sizes[1],
+                                tokens_per_update=sizes[2])
+    except ValueError as err:
+        _fail(f"{err} (options: --total, --epoch for updates_per_epoch, --batch for samples_per_update, "
+              "--tokens for tokens_per_update)")
 
 
 def _number(value: float) -> str:
@@ -138,6 +164,9 @@ def plot(
     ] = None,
     title: Annotated[Optional[str], typer.Option(help="Figure title.")] = None,
     log: Annotated[bool, typer.Option("--log", help="Logarithmic learning-rate axis.")] = False,
+    updates_per_epoch: UpdatesPerEpoch = None,
+    samples_per_update: SamplesPerUpdate = None,
+    tokens_per_update: TokensPerUpdate = None,
 ) -> None:
     """Draw the learning rate of each schedule over steps 0 .. N-1.
 
@@ -145,7 +174,8 @@ def plot(
     schedule, a sparkline and a table of the values around each phase boundary. A run longer
     than 100,000 steps is drawn from 100,000 evenly spaced steps and every phase boundary.
     """
-    schedules = [_parse(text) for text in expressions]
+    sizes = updates_per_epoch, samples_per_update, tokens_per_update
+    schedules = [_parse(text, total, *sizes) for text in expressions]
     labels = [text.strip() for text in expressions]
     console = Console(highlight=False)
     if out is not None:
@@ -189,6 +219,9 @@ def show(
     every: Annotated[
         int, typer.Option("--every", "-k", callback=_every, help="Print every K-th step only.")
     ] = 1,
+    updates_per_epoch: UpdatesPerEpoch = None,
+    samples_per_update: SamplesPerUpdate = None,
+    tokens_per_update: TokensPerUpdate = None,
 ) -> None:
     """Print step, multiplier and learning rate for steps 0, K, 2K, ... below N.
 
@@ -202,7 +235,7 @@ def show(
             f"--total {total} with --every {every} makes {rows} rows; expected at most {MAX_ROWS} "
             f"(give --every {-(-total // MAX_ROWS)} or more)"
         )
-    schedule = _parse(expression)
+    schedule = _parse(expression, total, updates_per_epoch, samples_per_update, tokens_per_update)
     steps = list(range(0, total, every))
     multipliers = [float(m) for m in schedule(steps)] if steps else []
     rates = [peak * m for m in multipliers]

@@ -128,7 +128,8 @@ def optimizers_for_trainer(
     ``get_scheduler`` does. The warmup (for a name only) is ``num_warmup_steps`` or
     ``warmup_ratio``, rounded as :func:`warmup_steps` says (HF's rounding). ``"auto"`` is
     :func:`preheat.auto_warmup` over ``num_training_steps`` (no warmup length: train with
-    :class:`PreheatTrainer`).
+    :class:`PreheatTrainer`). A preheat schedule's durations in a percentage of the run
+    (``linear_warmup("5%")``) resolve against ``num_training_steps``.
 
     ``optimizer`` is ``"adamw"`` (default), ``"adam"``, ``"sgd"``, ``"rmsprop"`` or an optimizer
     class; ``optimizer_kwargs`` go to it. A module's trainable parameters are optimized (one
@@ -173,7 +174,7 @@ def optimizers_for_trainer(
                              "expected the run's number of updates (auto_warmup decays to its end)")
         schedule = auto_warmup(num_training_steps) if schedule_or_controller == AUTO else schedule_or_controller
     opt = optimizer_cls(params, lr=lr, **optimizer_kwargs)
-    return opt, Scheduler(opt, schedule)
+    return opt, Scheduler(opt, schedule, total=num_training_steps)
 
 
 def _callback_base() -> type:

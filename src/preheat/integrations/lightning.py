@@ -6,7 +6,8 @@ The scheduler itself needs no adapter: return a :class:`preheat.Scheduler` from
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=3e-4)              # the peak LR
         total = self.trainer.estimated_stepping_batches                        # optimizer updates
-        scheduler = preheat.Scheduler(optimizer, preheat.warmup_cosine(total // 20, total))
+        schedule = preheat.linear_warmup("5%") >> preheat.cosine_decay("95%")
+        scheduler = preheat.Scheduler(optimizer, schedule, total=total)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

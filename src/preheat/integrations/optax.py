@@ -27,9 +27,13 @@ __all__ = ["to_optax", "evaluate"]
 
 
 def check(schedule: Schedule, peak: Any, owner: str) -> float:
-    """Check that ``schedule`` is a preheat schedule and ``peak`` a finite number > 0."""
+    """Check that ``schedule`` is a preheat schedule in updates (durations in units resolved) and
+    ``peak`` a finite number > 0."""
     if not isinstance(schedule, Schedule):
         raise ValueError(f"{owner}: schedule={schedule!r} is invalid; expected a preheat Schedule")
+    if schedule.has_units:
+        raise ValueError(f"{owner}: schedule={schedule} has durations in units; expected them resolved "
+                         f"to updates first: {owner}(schedule.resolve(total=...), peak)")
     if isinstance(peak, bool) or not isinstance(peak, (int, float)) or not math.isfinite(peak) or peak <= 0:
         raise ValueError(f"{owner}: peak={peak!r} is invalid; expected a finite number > 0 (the peak LR)")
     return float(peak)

@@ -172,8 +172,9 @@ class RunConfig(BaseModel):
         return (self.schedule or "constant()").format(steps=self.steps, warmup=self.warmup)
 
     def resolved_schedule(self) -> Schedule:
-        """The schedule this run uses (a run with a controller or a peer uses none)."""
-        return parse(self.schedule_text)
+        """The schedule this run uses (a run with a controller or a peer uses none), its durations
+        in units resolved: ``"5%"`` of ``steps``, ``"500sp"`` at ``batch_size`` samples an update."""
+        return parse(self.schedule_text).resolve(total=self.steps, samples_per_update=self.batch_size)
 
     def resolved_controller(self) -> Controller:
         """A fresh controller for this run (``controller`` must be set)."""

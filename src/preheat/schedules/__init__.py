@@ -7,8 +7,9 @@ See ``docs/schedules.md`` for every formula and a figure of each family.
 The map: :mod:`~.base` (the ``Schedule`` contract: evaluation, the hold after ``length``, the
 dict and text forms, the fingerprint, ``>>`` and ``*``), :mod:`~.warmups` and :mod:`~.decays`
 (one class per family), :mod:`~.compose` (``join``, ``Product``), :mod:`~.presets`
-(``warmup_cosine``, ``wsd``, Hugging Face names), :mod:`~.text` (the safe parser) and
-:mod:`~.validate` (every argument check, by field name).
+(``warmup_cosine``, ``wsd``, Hugging Face names), :mod:`~.units` (durations written as
+``"5%"``, ``"2ep"``, ``"500ksp"``, ``"2Btok"``, resolved to updates), :mod:`~.text` (the safe
+parser) and :mod:`~.validate` (every argument check, by field name).
 """
 
 from preheat.schedules.base import Schedule, from_dict
@@ -35,6 +36,7 @@ from preheat.schedules.decays import (
 )
 from preheat.schedules.presets import HF_NAMES, from_hf_name, warmup_cosine, warmup_linear, wsd
 from preheat.schedules.text import ParseError, parse
+from preheat.schedules.units import Unresolved
 from preheat.schedules.warmups import (
     CosineWarmup,
     ExponentialWarmup,
@@ -79,6 +81,7 @@ __all__ = [
     "Schedule",
     "Join",
     "Product",
+    "Unresolved",
     "from_dict",
     "parse",
     "ParseError",

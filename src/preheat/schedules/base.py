@@ -44,6 +44,17 @@ class Schedule:
     #: Checks for the field names a family introduces (not in ``FIELD_CHECKS``), by name.
     field_checks: ClassVar[dict[str, Check]] = {}
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Schedule:
+        """A call with a duration in units (``"5%"``, ``"2ep"``, ...; see :mod:`~.units`) in its
+        arguments builds the :class:`~preheat.schedules.units.Unresolved` call instead, which
+        :meth:`resolve` makes once the run's size is known; any other call builds ``cls``."""
+        if any(isinstance(v, (str, list, tuple, Schedule)) for v in (*args, *kwargs.values())):
+            from preheat.schedules.units import Unresolved, has_units  # numbers alone skip this
+
+            if has_units([args, list(kwargs.values())]):
+                return Unresolved(cls.name, args, tuple(kwargs.items()))
+        return super().__new__(cls)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         shared = sorted(FIELD_CHECKS.keys() & cls.field_checks.keys())
@@ -82,6 +93,44 @@ class Schedule:
         """How many schedules deep this one is: 1 for a family, one more than its deepest part
         for a composition (at most :data:`MAX_NESTING`)."""
         return 1
+
+    @property
+    def has_units(self) -> bool:
+        """Whether a duration in this schedule is written in units and must be resolved
+        (:meth:`resolve`) before the schedule has values."""
+        return False
+
+    @property
+    def binds_loosely(self) -> bool:
+        """Whether the text form needs brackets as a factor of ``*`` (phases joined by ``>>``)."""
+        return False
+
+    def resolve(
+        self,
+        total: int | None = None,
+        *,
+        updates_per_epoch: int | None = None,
+        samples_per_update: int | None = None,
+        tokens_per_update: int | None = None,
+    ) -> Schedule:
+        """This schedule with every duration in units turned into updates (:mod:`~.units`).
+
+        ``"5%"`` needs ``total`` (the run's updates), ``"2ep"`` ``updates_per_epoch``, ``"500sp"``
+        ``samples_per_update``, ``"1Mtok"`` ``tokens_per_update``; each duration becomes the
+        nearest whole number of updates (halves up), then the schedule is built and validated as
+        if written in updates. A schedule without units is returned as it is, whatever is given.
+
+        Raises:
+            ValueError: a size a duration needs is missing (naming both), a size is not an
+                integer >= 1, or the resolved schedule is invalid (warmup longer than the run, ...).
+        """
+        from preheat.schedules.units import RunSize
+
+        return self._resolved(RunSize(total, updates_per_epoch, samples_per_update, tokens_per_update))
+
+    def _resolved(self, size: Any) -> Schedule:
+        """:meth:`resolve` with the sizes as one :class:`~preheat.schedules.units.RunSize`."""
+        return self
 
     def _at(self, t: Any, xp: Any) -> Any:
         """The family's formula: the values at steps ``t``, ``0 <= t <= length``.

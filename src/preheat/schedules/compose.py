@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from preheat.schedules.base import MAX_NESTING, Schedule, format_value
+from preheat.schedules.units import then_with_units
 from preheat.schedules.validate import MAX_STEP, check_sequence, check_steps, shorten
 
 
@@ -72,6 +73,10 @@ class Join(Schedule):
     def nesting(self) -> int:
         return self._depth  # type: ignore[attr-defined, no-any-return]
 
+    @property
+    def binds_loosely(self) -> bool:
+        return True
+
     @cached_property
     def length(self) -> int | None:
         last = self.schedules[-1].length
@@ -124,6 +129,9 @@ class Product(Schedule):
     name: ClassVar[str] = "product"
     factors: tuple[Schedule, ...]
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Product:
+        return object.__new__(cls)  # factors with durations in units are resolved in place
+
     def __post_init__(self) -> None:
         flat: list[Schedule] = []
         for factor in check_sequence("product", "factors", self.factors, "at least two schedules"):
@@ -139,6 +147,13 @@ class Product(Schedule):
     def nesting(self) -> int:
         return self._depth  # type: ignore[attr-defined, no-any-return]
 
+    @property
+    def has_units(self) -> bool:
+        return any(f.has_units for f in self.factors)
+
+    def _resolved(self, size: Any) -> Schedule:
+        return Product(tuple(f._resolved(size) for f in self.factors)) if self.has_units else self
+
     @cached_property
     def length(self) -> int | None:
         lengths = [f.length for f in self.factors]
@@ -151,7 +166,7 @@ class Product(Schedule):
         return value
 
     def __str__(self) -> str:
-        return " * ".join(f"({f})" if isinstance(f, Join) else str(f) for f in self.factors)
+        return " * ".join(f"({f})" if f.binds_loosely else str(f) for f in self.factors)
 
 
 def then(first: Schedule, second: Schedule) -> Schedule:
@@ -159,8 +174,11 @@ def then(first: Schedule, second: Schedule) -> Schedule:
 
     Chains flatten into one :class:`Join`, and a zero-length phase followed by another is
     dropped (no update ever uses it). ``first`` must end: a schedule that never ends cannot be
-    followed.
+    followed. Where either side has durations in units the chain waits for them to be resolved
+    (:func:`~preheat.schedules.units.then_with_units`).
     """
+    if first.has_units or second.has_units:
+        return then_with_units(first, second)
     if first.length is None:
         raise ValueError(
             f"{shorten(first)} >> ...: the left side never ends (no steps), so nothing can follow it; "

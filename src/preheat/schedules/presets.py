@@ -18,6 +18,7 @@ from preheat.schedules.decays import (
     OneMinusSqrtDecay,
     PolynomialDecay,
 )
+from preheat.schedules.units import accepts_units
 from preheat.schedules.validate import check_choice, check_real, check_steps
 from preheat.schedules.warmups import CosineWarmup, LinearWarmup
 
@@ -32,6 +33,7 @@ def _warmup_and_total(owner: str, warmup: Any, total: Any) -> tuple[int, int]:
     return warmup, total
 
 
+@accepts_units
 def warmup_cosine(warmup: int, total: int, start: float = 0.0, end: float = 0.0) -> Schedule:
     """Linear warmup over ``warmup`` steps, then cosine decay to ``end`` at step ``total``.
 
@@ -42,6 +44,7 @@ def warmup_cosine(warmup: int, total: int, start: float = 0.0, end: float = 0.0)
     return LinearWarmup(warmup, start) >> CosineDecay(total - warmup, end)
 
 
+@accepts_units
 def warmup_linear(warmup: int, total: int, start: float = 0.0, end: float = 0.0) -> Schedule:
     """Linear warmup over ``warmup`` steps, then linear decay to ``end`` at step ``total``.
 
@@ -55,6 +58,7 @@ def warmup_linear(warmup: int, total: int, start: float = 0.0, end: float = 0.0)
 WSD_SHAPES = ("linear", "cosine", "1-sqrt", "exponential")
 
 
+@accepts_units
 def wsd(
     warmup: int,
     total: int,
@@ -150,6 +154,7 @@ def _ratio(owner: str, absolute: str, rate: str, kwargs: dict[str, Any], default
     return check_real(owner, f"{absolute} / peak", value / peak, 0.0, 1.0, high_open=absolute == "lr_end")
 
 
+@accepts_units
 def from_hf_name(
     name: str,
     num_warmup_steps: int,

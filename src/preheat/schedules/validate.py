@@ -101,7 +101,14 @@ def _whole(value: Any) -> int | None:
 
 
 def check_steps(owner: str, name: str, value: Any, minimum: int = 0) -> int:
-    """A step count: an integer from ``minimum`` up to :data:`MAX_STEP` (below ``2**63``)."""
+    """A step count: an integer from ``minimum`` up to :data:`MAX_STEP` (below ``2**63``).
+
+    A string is refused with a reminder of the durations in units a schedule accepts instead
+    (``"5%"``, ``"2ep"``, ...: they never reach this check, see :mod:`~.units`).
+    """
+    if isinstance(value, str):
+        raise _fail(owner, name, value, f"an integer >= {minimum} (updates) or a duration with a unit: "
+                    "'5%' of the run, '2ep' epochs, '500ksp' samples or '2Btok' tokens")
     return check_int(owner, name, value, minimum, maximum=MAX_STEP)
 
 

@@ -6,6 +6,7 @@ chained from what the optimizer holds, so resuming needs only the step count.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import warnings
@@ -18,6 +19,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from preheat.schedules import Schedule, from_dict
+from preheat.schedules.units import RunSize
 from preheat.schedules.validate import shorten
 
 #: Hyperparameters ``hyperparams`` may schedule: name -> (param group key, tuple index or None).
@@ -64,6 +66,11 @@ class Scheduler(LRScheduler):
             or a list with one per group. The initial value of ``name`` is the group's value when
             the scheduler is built, kept in ``group["initial_<name>"]`` (e.g.
             ``initial_weight_decay``, ``initial_beta2``) and in :attr:`initial_values`.
+        total, updates_per_epoch, samples_per_update, tokens_per_update: the run's size, which
+            resolves durations written in units (``linear_warmup("5%")``, ``"2ep"``, ``"500ksp"``,
+            ``"2Btok"``; see :meth:`Schedule.resolve <preheat.schedules.Schedule.resolve>`) once,
+            here. Count updates, not micro-batches: with gradient accumulation an update holds
+            every micro-batch's samples. Not needed by schedules written in updates.
         last_epoch: torch's resume argument: ``-1`` (default) starts at step 0. ``k >= 0``
             continues after step ``k`` (the groups then get step ``k + 1`` at once) from the
             ``initial_*`` values already in the groups. Prefer :meth:`load_state_dict`.
@@ -88,6 +95,10 @@ class Scheduler(LRScheduler):
         schedule: Schedule | Sequence[Schedule] | Any,
         *,
         hyperparams: Mapping[str, Schedule | Sequence[Schedule]] | None = None,
+        total: int | None = None,
+        updates_per_epoch: int | None = None,
+        samples_per_update: int | None = None,
+        tokens_per_update: int | None = None,
         last_epoch: int = -1,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -109,11 +120,14 @@ class Scheduler(LRScheduler):
         _check_names(hyperparams, optimizer)
         groups = optimizer.param_groups
         self.controller = schedule if _is_controller(schedule) else None
-        self.schedules: list[Schedule] = [] if self.controller else _per_group("schedule", schedule, len(groups))
+        size = _run_size(total, updates_per_epoch, samples_per_update, tokens_per_update)
+        self.schedules: list[Schedule] = (
+            [] if self.controller else _per_group("schedule", schedule, len(groups), size)
+        )
         if self.controller is not None:
             self.controller.bind(float(groups[0].get("initial_lr", groups[0]["lr"])))
         self.hyperparams: dict[str, list[Schedule]] = {
-            name: _per_group(f"hyperparams[{name!r}]", value, len(groups))
+            name: _per_group(f"hyperparams[{name!r}]", value, len(groups), size)
             for name, value in hyperparams.items()
         }
         if last_epoch == -1:
@@ -436,17 +450,30 @@ def _all_reduce(signals: Mapping[str, float]) -> dict[str, float]:
     return dict(zip(keys, (tensor / dist.get_world_size()).tolist()))
 
 
-def _per_group(what: str, value: Any, count: int) -> list[Schedule]:
-    """``value`` as one schedule per param group (a single schedule is shared by all)."""
+def _run_size(*sizes: int | None) -> dict[str, int | None]:
+    """The run's size (``total`` and the per-update counts) as :meth:`Schedule.resolve`'s keyword
+    arguments, checked, its errors named for the Scheduler."""
+    try:
+        return dataclasses.asdict(RunSize(*sizes))
+    except ValueError as err:
+        raise ValueError(f"Scheduler: {str(err).removeprefix('resolve: ')}") from None
+
+
+def _per_group(what: str, value: Any, count: int, size: Mapping[str, int | None]) -> list[Schedule]:
+    """``value`` as one schedule per param group (a single schedule is shared by all), each with
+    its durations in units resolved against ``size``."""
     if isinstance(value, Schedule):
-        return [value] * count
+        value = [value] * count
     if (
         isinstance(value, Sequence)
         and not isinstance(value, str)
         and len(value) == count
         and all(isinstance(s, Schedule) for s in value)
     ):
-        return list(value)
+        try:
+            return [s.resolve(**size) for s in value]
+        except ValueError as err:
+            raise ValueError(f"Scheduler: {what}: {err}") from None
     raise ValueError(
         f"Scheduler: {what}={value!r} is invalid; expected a preheat Schedule or a list of "
         f"{count} Schedules, one per param group"
