@@ -301,3 +301,51 @@ def test_show_resolves_durations_in_units_against_the_run_it_is_told():
     result, text = run("plot", "linear_warmup('2ep') >> constant()", "--total", "8")
     assert result.exit_code == 2
     assert "updates_per_epoch was not given" in text and "--epoch for updates_per_epoch" in text
+
+
+def test_check_finds_a_schedule_that_does_not_fit_the_run_and_exits_1():
+    result, text = run("check", "warmup_cosine(10, 90)", "--total", "100")
+    assert result.exit_code == 1, text
+    assert "1 error(s), 1 note(s)" in text
+    assert "decay-ends-early" in text and "holds it for the last 10 of 100 updates" in text
+    assert "zero-first-update" in text
+    result, text = run("check", "linear_warmup('5%', start=0.01) >> cosine_decay('95%')", "--total", "1000")
+    assert result.exit_code == 0 and "no warmup mistakes found" in text
+    result, text = run("check", "linear_warmup(10) >> constant()")
+    assert result.exit_code == 2 and "EXPR needs --total" in text
+
+
+SETUP = '''
+import torch
+import preheat
+
+
+def setup():
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    return {"scheduler": preheat.Scheduler(optimizer, preheat.linear_warmup(300) >> preheat.constant()),
+            "total": 200}
+'''
+
+
+def test_check_runs_a_setup_named_on_the_command_line_and_nothing_else(tmp_path, monkeypatch):
+    (tmp_path / "my_setup.py").write_text(SETUP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result, text = run("check", "--setup", "my_setup:setup")
+    assert result.exit_code == 1, text
+    assert "warmup-too-long" in text
+    result, text = run("check", "--setup", "os:system")
+    assert result.exit_code == 2 and "expected a function defined in os" in text
+
+
+def test_check_reads_a_checkpoint_as_data_and_finds_a_schedule_free_train_mode(tmp_path):
+    schedulefree = pytest.importorskip("schedulefree")
+    import torch
+
+    optimizer = schedulefree.AdamWScheduleFree(torch.nn.Linear(2, 1).parameters(), lr=1e-3)
+    optimizer.train()
+    torch.save({"optimizer": optimizer.state_dict()}, tmp_path / "ckpt.pt")
+    result, text = run("check", "--checkpoint", str(tmp_path / "ckpt.pt"))
+    assert result.exit_code == 1 and "schedule-free-train-mode" in text
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    result, text = run("check", "--checkpoint", str(tmp_path / "bad.pt"))
+    assert result.exit_code == 2 and "cannot be read as data" in text

@@ -1,17 +1,19 @@
 """preheat: learning-rate warmup done right.
 
-Schedules (pure, NumPy only) are re-exported here; ``preheat.Scheduler`` (PyTorch) is imported
-lazily, so ``import preheat`` does not import torch.
+Schedules (pure, NumPy only) are re-exported here; ``preheat.Scheduler`` and ``preheat.check``
+(PyTorch) are imported lazily, so ``import preheat`` does not import torch.
 """
 
 from typing import Any
 
 from preheat.schedules import *  # noqa: F403
 from preheat.schedules import __all__ as _schedule_names
+from preheat.schedules.checks import Finding, WarmupMistake
 
 __version__ = "0.1.0"
 
-__all__ = [*_schedule_names, "auto_warmup", "__version__"]  # Scheduler too, but star imports stay torch-free
+#: Scheduler and check too, but star imports stay torch-free.
+__all__ = [*_schedule_names, "auto_warmup", "Finding", "WarmupMistake", "__version__"]
 
 
 def auto_warmup(total: int, **options: Any) -> Any:
@@ -32,4 +34,8 @@ def __getattr__(name: str) -> Any:
         from preheat.torch import Scheduler
 
         return Scheduler
+    if name == "check":
+        from preheat.torch.checks import check
+
+        return check
     raise AttributeError(f"module 'preheat' has no attribute {name!r}")

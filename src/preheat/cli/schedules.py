@@ -47,13 +47,13 @@ class Format(str, Enum):
 # -- options -------------------------------------------------------------------------------
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` as one line on stderr and exit with ``code``."""
     Console(stderr=True, highlight=False).print(Text(f"error: {message}", style="red"), soft_wrap=True)
     raise typer.Exit(code)
 
 
-class _OneLineErrors(Command):
+class OneLineErrors(Command):
     """A command whose bad or missing option values (``BadParameter``: a check below, a number
     that is not one, a --format that is not a choice) print as one line and exit 2."""
 
@@ -61,7 +61,7 @@ class _OneLineErrors(Command):
         try:
             return super().parse_args(ctx, args)
         except typer.BadParameter as err:
-            _fail(f"{err.format_message()} (see: preheat {ctx.info_name} --help)")
+            fail(f"{err.format_message()} (see: preheat {ctx.info_name} --help)")
 
 
 def _invalid(value: object, expected: str) -> NoReturn:
@@ -108,13 +108,13 @@ Peak = Annotated[
     float, typer.Option("--peak", "-p", callback=_peak,
                         help="Peak learning rate (multiplier 1); the default, 1, shows the schedule's multipliers."),
 ]
-UpdatesPerEpoch = Annotated[
+Epoch = Annotated[
     Optional[int], typer.Option("--epoch", callback=_size, help="Updates in an epoch: resolves '2ep'.")
 ]
-SamplesPerUpdate = Annotated[
+Batch = Annotated[
     Optional[int], typer.Option("--batch", callback=_size, help="Samples in an update: resolves '500ksp'.")
 ]
-TokensPerUpdate = Annotated[
+Tokens = Annotated[
     Optional[int], typer.Option("--tokens", callback=_size, help="Tokens in an update: resolves '2Btok'.")
 ]
 
@@ -122,7 +122,7 @@ TokensPerUpdate = Annotated[
 # -- shared helpers ------------------------------------------------------------------------
 
 
-def _parse(text: str, total: int, *sizes: Optional[int]) -> Schedule:
+def parse_expression(text: str, total: int, *sizes: Optional[int]) -> Schedule:
     """The schedule ``text`` describes, its durations in units resolved for a run of ``total``
     updates and ``sizes`` (updates per epoch, samples and tokens per update); on a mistake, print
     where it is and exit with 2."""
@@ -142,7 +142,7 @@ def _parse(text: str, total: int, *sizes: Optional[int]) -> Schedule:
         return schedule.resolve(total, updates_per_epoch=sizes[0], samples_per_update=sizes[1],
                                 tokens_per_update=sizes[2])
     except ValueError as err:
-        _fail(f"{err} (options: --total, --epoch for updates_per_epoch, --batch for samples_per_update, "
+        fail(f"{err} (options: --total, --epoch for updates_per_epoch, --batch for samples_per_update, "
               "--tokens for tokens_per_update)")
 
 
@@ -153,7 +153,7 @@ def _number(value: float) -> str:
 # -- commands ------------------------------------------------------------------------------
 
 
-@app.command(cls=_OneLineErrors)
+@app.command(cls=OneLineErrors)
 def plot(
     expressions: Annotated[list[str], typer.Argument(metavar="EXPR", help="Schedule expression(s).")],
     total: Total,
@@ -164,9 +164,9 @@ def plot(
     ] = None,
     title: Annotated[Optional[str], typer.Option(help="Figure title.")] = None,
     log: Annotated[bool, typer.Option("--log", help="Logarithmic learning-rate axis.")] = False,
-    updates_per_epoch: UpdatesPerEpoch = None,
-    samples_per_update: SamplesPerUpdate = None,
-    tokens_per_update: TokensPerUpdate = None,
+    updates_per_epoch: Epoch = None,
+    samples_per_update: Batch = None,
+    tokens_per_update: Tokens = None,
 ) -> None:
     """Draw the learning rate of each schedule over steps 0 .. N-1.
 
@@ -175,18 +175,18 @@ def plot(
     than 100,000 steps is drawn from 100,000 evenly spaced steps and every phase boundary.
     """
     sizes = updates_per_epoch, samples_per_update, tokens_per_update
-    schedules = [_parse(text, total, *sizes) for text in expressions]
+    schedules = [parse_expression(text, total, *sizes) for text in expressions]
     labels = [text.strip() for text in expressions]
     console = Console(highlight=False)
     if out is not None:
         try:
             path = plot_schedules(schedules, labels, total, peak, out, title=title, log=log)
         except ImportError as err:
-            _fail(str(err), code=1)
+            fail(str(err), code=1)
         except ValueError as err:  # --out became unusable since it was checked
-            _fail(f"Invalid value for '--out' / '-o': {err}")
+            fail(f"Invalid value for '--out' / '-o': {err}")
         except OSError as err:  # the disk is full, say: nothing is left behind
-            _fail(f"cannot write {shorten(str(out))}: {err.strerror or err}", code=1)
+            fail(f"cannot write {shorten(str(out))}: {err.strerror or err}", code=1)
         console.print(f"wrote {path}")
         return
     if title:
@@ -210,7 +210,7 @@ def plot(
         console.print()
 
 
-@app.command(cls=_OneLineErrors)
+@app.command(cls=OneLineErrors)
 def show(
     expression: Annotated[str, typer.Argument(metavar="EXPR", help="Schedule expression.")],
     total: Total,
@@ -219,9 +219,9 @@ def show(
     every: Annotated[
         int, typer.Option("--every", "-k", callback=_every, help="Print every K-th step only.")
     ] = 1,
-    updates_per_epoch: UpdatesPerEpoch = None,
-    samples_per_update: SamplesPerUpdate = None,
-    tokens_per_update: TokensPerUpdate = None,
+    updates_per_epoch: Epoch = None,
+    samples_per_update: Batch = None,
+    tokens_per_update: Tokens = None,
 ) -> None:
     """Print step, multiplier and learning rate for steps 0, K, 2K, ... below N.
 
@@ -231,11 +231,11 @@ def show(
     """
     rows = -(-total // every)
     if rows > MAX_ROWS:
-        _fail(
+        fail(
             f"--total {total} with --every {every} makes {rows} rows; expected at most {MAX_ROWS} "
             f"(give --every {-(-total // MAX_ROWS)} or more)"
         )
-    schedule = _parse(expression, total, updates_per_epoch, samples_per_update, tokens_per_update)
+    schedule = parse_expression(expression, total, updates_per_epoch, samples_per_update, tokens_per_update)
     steps = list(range(0, total, every))
     multipliers = [float(m) for m in schedule(steps)] if steps else []
     rates = [peak * m for m in multipliers]

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import numbers
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -20,6 +21,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from preheat.schedules import Schedule, from_dict
 from preheat.schedules.units import RunSize
+from preheat.torch.checks import cadence_findings, optimizer_findings, schedule_findings, train_mode_findings, warn
 from preheat.schedules.validate import shorten
 
 #: Hyperparameters ``hyperparams`` may schedule: name -> (param group key, tuple index or None).
@@ -70,7 +72,8 @@ class Scheduler(LRScheduler):
             resolves durations written in units (``linear_warmup("5%")``, ``"2ep"``, ``"500ksp"``,
             ``"2Btok"``; see :meth:`Schedule.resolve <preheat.schedules.Schedule.resolve>`) once,
             here. Count updates, not micro-batches: with gradient accumulation an update holds
-            every micro-batch's samples. Not needed by schedules written in updates.
+            every micro-batch's samples. Not needed by schedules written in updates; ``total``
+            also lets the scheduler check the schedule against the run (below).
         last_epoch: torch's resume argument: ``-1`` (default) starts at step 0. ``k >= 0``
             continues after step ``k`` (the groups then get step ``k + 1`` at once) from the
             ``initial_*`` values already in the groups. Prefer :meth:`load_state_dict`.
@@ -85,9 +88,21 @@ class Scheduler(LRScheduler):
     schedules and initial values replace those given to the constructor**: resuming reproduces
     the checkpointed run exactly.
 
+    **Checks.** The scheduler warns (:class:`~preheat.schedules.checks.WarmupMistake`, once each)
+    on the warmup mistakes of :mod:`preheat.torch.checks`: when built, a warmup as long as
+    ``total`` or a decay that ends before it, and Prodigy with a warmup and no
+    ``safeguard_warmup``; while training, :meth:`step` called once per several optimizer updates
+    (Lightning's ``interval="epoch"``) or more often than the optimizer (per micro-batch); in
+    :meth:`state_dict`, a schedule-free optimizer in train mode. The optimizer's updates are
+    counted with a step hook from construction (or :meth:`load_state_dict`) on.
+
     Raises:
         ValueError: naming the argument, the bad value and what is valid.
     """
+
+    # torch's constructor makes the first step() call before _watch_cadence starts counting
+    _calls = _updates = 0
+    _cadence_warned = True
 
     def __init__(
         self,
@@ -141,6 +156,13 @@ class Scheduler(LRScheduler):
         }
         self._index()
         super().__init__(optimizer, last_epoch)
+        self._watch_cadence()
+        if total is not None:
+            for unique in self._unique:
+                warn(schedule_findings(unique, total))
+        first = self.controller.multiplier() if self.controller is not None else min(
+            (s(0) for s in self.schedules), default=1.0)
+        warn(optimizer_findings(optimizer, warms_up=first < 1.0))
 
     def step(self, epoch: int | None = None, **signals: float) -> None:
         """Advance one step (call it after ``optimizer.step()``) and write the new values.
@@ -168,6 +190,11 @@ class Scheduler(LRScheduler):
         self._step_count += 1
         self.last_epoch += 1
         self._apply()
+        self._calls += 1
+        if not self._cadence_warned:
+            found = cadence_findings(self._calls, self._updates)
+            warn(found)
+            self._cadence_warned = bool(found)
 
     def observe(self, **signals: float) -> None:
         """Give the controller the signals of the update just made (before :meth:`step`).
@@ -198,6 +225,7 @@ class Scheduler(LRScheduler):
         (its ``state_dict()``, or None). Peaks and initial values are floats, or tensors where
         the groups hold tensors.
         """
+        warn(train_mode_findings(self.optimizer))
         return {
             "last_epoch": self.last_epoch,
             "_step_count": self._step_count,
@@ -242,6 +270,7 @@ class Scheduler(LRScheduler):
         self._step_count = loaded.step_count
         self._index()
         self._apply()
+        self._calls = self._updates = 0  # the cadence is watched from the resume on
 
     def _checked(self, state_dict: Any) -> _Loaded:
         """Everything :meth:`load_state_dict` puts in place, checked, copied, and nothing changed."""
@@ -315,6 +344,20 @@ class Scheduler(LRScheduler):
             for name in given
         }
         return hyperparams, initial_values
+
+    def _watch_cadence(self) -> None:
+        """Count the optimizer's updates (a step hook) against :meth:`step` calls made from now on,
+        to warn once if they drift apart (see :func:`~preheat.torch.checks.cadence_findings`)."""
+        self._calls = self._updates = 0
+        self._cadence_warned = False
+        me = weakref.ref(self)
+
+        def count(*_: Any) -> None:
+            scheduler = me()
+            if scheduler is not None:
+                scheduler._updates += 1
+
+        self._update_hook = self.optimizer.register_step_post_hook(count)
 
     def _index(self) -> None:
         """Evaluate each distinct schedule once per step: map every use to a slot in ``_unique``."""
