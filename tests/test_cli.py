@@ -349,3 +349,16 @@ def test_check_reads_a_checkpoint_as_data_and_finds_a_schedule_free_train_mode(t
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     result, text = run("check", "--checkpoint", str(tmp_path / "bad.pt"))
     assert result.exit_code == 2 and "cannot be read as data" in text
+
+
+def test_advise_prints_the_advice_and_writes_its_record(tmp_path):
+    result, text = run("advise", "--task", "digits", "--steps", "1000", "--out", str(tmp_path / "advice"))
+    assert result.exit_code == 0, text
+    assert "peak LR" in text and "stable range" in text and "eta_c (catapult)" in text
+    record = json.loads((tmp_path / "advice" / "advice.json").read_text())
+    assert f"{record['peak_lr']:.3g}" in text and record["schedule"] in text
+    assert record["total"] == 1000 and record["budget"] == 20
+    assert (tmp_path / "advice" / "advice.png").read_bytes()[:4] == b"\x89PNG"
+    assert "optimizers_for_trainer" in text and "estimated_stepping_batches" in text
+    result, text = run("advise", "--task", "digits", "--budget", "lots")
+    assert result.exit_code == 2 and "--budget='lots' is invalid" in text

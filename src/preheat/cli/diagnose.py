@@ -49,7 +49,7 @@ OutOption = Annotated[Optional[Path], typer.Option(
     "--out", "-o", help="Folder for the PNGs and the JSON [default: runs/diagnose-TASK].")]
 
 
-def _task_options(items: list[str]) -> dict[str, Any]:
+def task_options(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` items as a dict; each value read as YAML (``width=32`` is the int 32)."""
     from preheat.lab.config import parse_yaml
 
@@ -62,7 +62,7 @@ def _task_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def _config_error(err: Exception, schedule: str) -> str:
+def config_error(err: Exception, schedule: str) -> str:
     """A pydantic validation error as one line per field, named by its option; other errors as text.
 
     An error of the whole config (no field) comes from its schedule check, the only one the
@@ -84,7 +84,7 @@ def _config_error(err: Exception, schedule: str) -> str:
     return "; ".join(lines) or str(err)
 
 
-def _fields(task: str, optimizer: str | None, peak_lr: float | None, batch_size: int | None,
+def run_fields(task: str, optimizer: str | None, peak_lr: float | None, batch_size: int | None,
             options: dict[str, Any]) -> dict[str, Any]:
     """The run's fields: the task's curated setting in ``preheat compare`` (if any), then the options given.
 
@@ -176,7 +176,7 @@ def diagnose(
     from preheat.lab.tasks import make_task
 
     try:
-        fields = _fields(task, optimizer, peak_lr, batch_size, _task_options(task_option))
+        fields = run_fields(task, optimizer, peak_lr, batch_size, task_options(task_option))
         config = RunConfig(**fields, schedule=schedule, steps=steps, seed=seed)
         if every > steps:
             raise ValueError(f"--every={every} is invalid; expected at most --steps={steps}")
@@ -184,7 +184,7 @@ def diagnose(
             raise ValueError(f"--f-star={f_star} is invalid; expected a finite number")
         built = make_task(config.task, config.task_options)
     except ValueError as err:
-        errors.print(f"[red]error:[/] {escape(_config_error(err, schedule))}", soft_wrap=True)
+        errors.print(f"[red]error:[/] {escape(config_error(err, schedule))}", soft_wrap=True)
         raise typer.Exit(2) from None
     out = out if out is not None else Path("runs") / ("diagnose-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", task))
     if out.exists() and not out.is_dir():  # checked before training, not after

@@ -6,6 +6,7 @@
   (forward passes only).
 - :func:`catapult_search`: Kalra & Barkeshli's initial-LR search (forward passes only).
 - :func:`lr_range_test`: the LR range test with ``valley``/``steepest``/``min_over_10`` rules.
+- :func:`advise`: a catapult search and a range test read into a peak LR and a warmup.
 
 Every probe takes ``loss_fn(model, batch) -> scalar tensor`` and works on the model's trainable
 parameters (``requires_grad``), in ``model.parameters()`` order. Imports torch and NumPy, and
@@ -13,6 +14,7 @@ parameters (``requires_grad``), in ``model.parameters()`` order. Imports torch a
 """
 
 from preheat.probes._state import LossFn
+from preheat.probes.advise import Advice, advise
 from preheat.probes.catapult import DEFAULT_DELTA, CatapultResult, UpdateFn, catapult_search
 from preheat.probes.critical import CriticalResult, critical_sharpness
 from preheat.probes.lr_range import LRRangeResult, lr_range_test
@@ -24,6 +26,8 @@ from preheat.probes.sharpness import (
 
 __all__ = [
     "LossFn",
+    "advise",
+    "Advice",
     "UpdateFn",
     "sharpness",
     "SharpnessResult",

@@ -1,0 +1,366 @@
+"""``advise``: a peak LR and a warmup for your own model, from probes run before training.
+
+Two probes, within a budget of the planned run's updates (2 % by default):
+
+1. **Catapult search** (Kalra & Barkeshli 2024, :func:`~preheat.probes.catapult_search`) on one
+   batch at the initial weights: ``eta_c``, the smallest LR whose first update raises the loss
+   (by 1 % for the Adam family, 10 % for SGD). Forward passes only.
+2. **LR range test** (Smith 2017, :func:`~preheat.probes.lr_range_test`) with the rest of the
+   budget: the loss under an exponentially rising LR, smoothed; where it falls and where it
+   blows up. With ``eta_c`` found it sweeps ``eta_c / 1000 .. 100 eta_c``, else
+   ``start_lr .. end_lr``.
+
+The advice read off them:
+
+- **peak LR**: the range test's ``valley`` suggestion (two thirds of the way down its longest
+  descent); the ``steepest`` one where there is no valley.
+- **stable range**: from the LR at which the smoothed loss first falls 2 % below its start to
+  the LR at which, past its lowest point, it is back above its start (``None``: it never is, up
+  to the last LR tested).
+- **warmup**: none if ``peak <= eta_c`` (the first update at the peak is already safe: a warmup
+  there only costs progress, as on the benchmark's river valley); else linear from ``eta_c``
+  (Kalra & Barkeshli's start, ``start = eta_c / peak``) over 30 % of the run, the fixed length
+  that lost the fewest test cells of the benchmark (``docs/which-warmup.md``), then cosine decay
+  to 0. The schedule is an expression in fractions of the run, ready to paste.
+
+The model and optimizer are left as they were (each probe restores them). Random number
+generators are not restored (dropout draws from them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from preheat.probes._state import LossFn, check_loss_fn, fail
+from preheat.probes.catapult import CatapultResult, catapult_search
+from preheat.probes.lr_range import LRRangeResult, lr_range_test
+from preheat.schedules.units import RunSize, duration, to_updates
+from preheat.schedules.validate import check_int, check_real
+
+#: The fewest updates a range test is read from; a smaller budget is raised to it (and said so).
+MIN_RANGE_UPDATES = 30
+#: The warmup where the peak is above ``eta_c``: the benchmark's steadiest fixed length.
+WARMUP_FRACTION = 0.3
+#: The smoothed loss this far below its start marks the low end of the stable range.
+FALL = 0.02
+#: With ``eta_c`` known, the range test sweeps from ``eta_c * SPAN[0]`` to ``eta_c * SPAN[1]``
+#: (within ``start_lr .. end_lr``): its updates go where peaks are, not 8 decades wide.
+SPAN = (1e-3, 1e2)
+#: A forward pass costs about this much of a training update (forward + backward + step).
+FORWARD_COST = 1 / 3
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What :func:`advise` recommends, and the evidence.
+
+    Attributes:
+        peak_lr: the recommended peak LR.
+        stable_range: ``(low, high)``: where the range test's smoothed loss starts to fall and
+            where it is back above its start (either None where that was not seen).
+        schedule: the warmup and decay as a schedule expression in fractions of the run
+            (``preheat.parse(schedule)``; resolve with ``total``).
+        total: the planned run's updates.
+        critical_lr: Kalra & Barkeshli's ``eta_c`` at the initial weights (None: the search did not
+            bracket it, see ``catapult.status``; or the optimizer is not SGD- or Adam-like).
+        range_test: the range test's record.
+        catapult: the catapult search's record (None where it was not run).
+        budget: the updates the probes were allowed.
+        cost: what they spent, in training updates (a forward pass counts as 1/3 of one).
+        seconds: wall-clock time of both probes.
+        evidence: one sentence per decision, in order.
+    """
+
+    peak_lr: float
+    stable_range: tuple[float | None, float | None]
+    schedule: str
+    total: int
+    critical_lr: float | None
+    range_test: LRRangeResult
+    catapult: CatapultResult | None
+    budget: int
+    cost: float
+    seconds: float
+    evidence: tuple[str, ...]
+
+    def huggingface(self) -> str:
+        """The lines that train with this advice under Hugging Face's ``Trainer``."""
+        return (
+            "from preheat.integrations.huggingface import optimizers_for_trainer\n"
+            f"optimizers = optimizers_for_trainer(model, preheat.parse({self.schedule!r}),\n"
+            f"                                    lr={self.peak_lr:.3g}, num_training_steps={self.total})\n"
+            "trainer = transformers.Trainer(..., optimizers=optimizers)"
+        )
+
+    def lightning(self) -> str:
+        """The ``configure_optimizers`` lines for Lightning (stepped every update)."""
+        return (
+            f"optimizer = ...(self.parameters(), lr={self.peak_lr:.3g})\n"
+            f"scheduler = preheat.Scheduler(optimizer, preheat.parse({self.schedule!r}),\n"
+            "                              total=self.trainer.estimated_stepping_batches)\n"
+            'return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}'
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record: the advice, the evidence and both probes' measurements."""
+        catapult = None
+        if self.catapult is not None:
+            catapult = {"lr": self.catapult.lr, "status": self.catapult.status, "L0": self.catapult.L0,
+                        "threshold": self.catapult.threshold, "delta": self.catapult.delta,
+                        "kind": self.catapult.kind, "evidence": [list(e) for e in self.catapult.evidence]}
+        return {
+            "peak_lr": self.peak_lr,
+            "stable_range": list(self.stable_range),
+            "schedule": self.schedule,
+            "total": self.total,
+            "critical_lr": self.critical_lr,
+            "budget": self.budget,
+            "cost": self.cost,
+            "seconds": self.seconds,
+            "evidence": list(self.evidence),
+            "range_test": {
+                "lrs": _finite(self.range_test.lrs), "losses": _finite(self.range_test.losses),
+                "smoothed": _finite(self.range_test.smoothed), "suggestions": self.range_test.suggestions,
+                "stop_reason": self.range_test.stop_reason,
+            },
+            "catapult": catapult,
+        }
+
+    def save(self, folder: str | Path) -> list[Path]:
+        """Write ``advice.json`` and the figure ``advice.png`` into ``folder`` (made if missing)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = folder / "advice.json"
+        record.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        return [record, self.figure(folder / "advice.png")]
+
+    def figure(self, path: str | Path) -> Path:
+        """The range test with the advice on it, and the catapult bracket, as one figure."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        test = self.range_test
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+        left.plot(test.lrs, test.losses, color="0.75", lw=0.8, label="loss of each update's batch")
+        left.plot(test.lrs, test.smoothed, color="C0", lw=1.8, label="smoothed")
+        low, high = self.stable_range
+        if low is not None:
+            left.axvspan(low, high or test.lrs[-1], color="C2", alpha=0.12, label="stable range")
+        left.axvline(self.peak_lr, color="C3", lw=1.6, label=f"advised peak {self.peak_lr:.3g}")
+        if self.critical_lr is not None:
+            left.axvline(self.critical_lr, color="C1", ls="--", lw=1.2, label=f"eta_c {self.critical_lr:.3g}")
+        left.set_xscale("log")
+        finite = test.smoothed[np.isfinite(test.smoothed)]
+        if finite.size:
+            left.set_ylim(finite.min() - 0.1 * abs(finite.min()), 1.5 * finite[0] + 1e-12)
+        left.set_xlabel("learning rate")
+        left.set_ylabel("training loss")
+        left.set_title(f"LR range test ({len(test.lrs)} updates, stopped: {test.stop_reason})")
+        left.legend(fontsize=8)
+        if self.catapult is not None and self.catapult.evidence:
+            tried = np.array(self.catapult.evidence, dtype=np.float64)
+            order = np.argsort(tried[:, 0])
+            right.plot(tried[order, 0], tried[order, 1], "o-", color="C1", ms=3, label="loss after one update")
+            right.axhline(self.catapult.threshold, color="0.3", ls=":",
+                          label=f"L0 (1 + {self.catapult.delta:g})")
+            if self.critical_lr is not None:
+                right.axvline(self.critical_lr, color="C1", ls="--", lw=1.2, label="eta_c")
+            right.axvline(self.peak_lr, color="C3", lw=1.6, label="advised peak")
+            right.set_xscale("log")
+            right.set_ylim(None, 2.0 * self.catapult.threshold)
+            right.legend(fontsize=8)
+            right.set_title(f"catapult search at init ({self.catapult.status})")
+        else:
+            right.text(0.5, 0.5, "no catapult search", ha="center", va="center", transform=right.transAxes)
+        right.set_xlabel("learning rate of the first update")
+        right.set_ylabel("loss after it")
+        path = Path(path)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+
+def advise(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Iterable[Any],
+    optimizer: torch.optim.Optimizer,
+    *,
+    total: int,
+    budget: int | str = "2%",
+    time_limit: float | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+) -> Advice:
+    """Recommend a peak LR, its stable range and a warmup for training ``model`` for ``total`` updates.
+
+    Runs a catapult search on the first batch and an LR range test on the next ones (see the
+    module docstring for the rules), together within ``budget`` updates: an int, or a duration
+    such as ``"2%"`` of ``total`` (the default). A budget below :data:`MIN_RANGE_UPDATES`
+    updates for the range test is raised to it, and the advice says so. ``time_limit`` (seconds)
+    stops the range test early. The model, its gradients and the optimizer are restored.
+
+    Args:
+        model, loss_fn, batches, optimizer: as for :func:`~preheat.probes.lr_range_test`:
+            ``loss_fn(model, batch) -> scalar tensor`` (positive), ``batches`` an iterable of
+            batches (re-iterated if it runs out, when it can be), the optimizer you will train with.
+        total: the planned run's updates, >= 1.
+        budget: the updates the probes may spend.
+        time_limit: seconds the range test may take, or None.
+        start_lr, end_lr: the LRs the range test (and the catapult search) sweep between.
+
+    Raises:
+        ValueError: a bad argument, or a range test whose loss never fell (no LR to recommend:
+            raise ``end_lr`` or the budget).
+    """
+    owner = "advise"
+    if not isinstance(model, nn.Module):
+        raise fail(owner, "model", type(model).__name__, "a torch.nn.Module")
+    check_loss_fn(owner, loss_fn)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise fail(owner, "optimizer", type(optimizer).__name__, "a torch.optim.Optimizer")
+    total = check_int(owner, "total", total, minimum=1)
+    allowed = _budget(owner, budget, total)
+    start_lr = check_real(owner, "start_lr", start_lr, 0.0, low_open=True)
+    end_lr = check_real(owner, "end_lr", end_lr, start_lr, low_open=True)
+    if time_limit is not None:
+        time_limit = check_real(owner, "time_limit", time_limit, 0.0, low_open=True)
+    started = time.perf_counter()
+    evidence: list[str] = []
+    iterator = iter(batches)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise fail(owner, "batches", "<empty iterable>", "at least one batch") from None
+    catapult, spent = _catapult(model, loss_fn, first, optimizer, start_lr, end_lr, evidence)
+    steps = max(MIN_RANGE_UPDATES, allowed - math.ceil(spent))
+    if allowed - math.ceil(spent) < MIN_RANGE_UPDATES:
+        evidence.append(f"The budget of {allowed} updates leaves fewer than {MIN_RANGE_UPDATES} for the "
+                        f"range test, the fewest it is read from: it ran {steps}.")
+    source = batches if iterator is not batches else _chain(first, iterator)
+    if time_limit is not None:
+        source = _until(source, started + time_limit)
+    low, high = start_lr, end_lr
+    if catapult is not None and catapult.status == "bracketed":  # spend the updates around eta_c
+        low, high = max(start_lr, catapult.lr * SPAN[0]), min(end_lr, catapult.lr * SPAN[1])
+        evidence.append(f"The range test spans {low:.3g} to {high:.3g}, eta_c / {1 / SPAN[0]:g} to "
+                        f"{SPAN[1]:g} eta_c.")
+    test = lr_range_test(model, loss_fn, source, optimizer, start_lr=low, end_lr=high, steps=steps)
+    spent += len(test.lrs)
+    peak, stable = _peak(test, evidence)
+    critical = catapult.lr if catapult is not None and catapult.status == "bracketed" else None
+    schedule = _schedule(peak, critical, evidence)
+    return Advice(peak, stable, schedule, total, critical, test, catapult, allowed, spent,
+                  time.perf_counter() - started, tuple(evidence))
+
+
+def _budget(owner: str, budget: Any, total: int) -> int:
+    if duration(budget) is not None:
+        return to_updates(budget, RunSize(total=total), owner)
+    if isinstance(budget, str):
+        raise fail(owner, "budget", budget, "a number of updates or a duration such as '2%'")
+    return check_int(owner, "budget", budget, minimum=1)
+
+
+def _catapult(model: nn.Module, loss_fn: LossFn, batch: Any, optimizer: torch.optim.Optimizer,
+              start_lr: float, end_lr: float, evidence: list[str]) -> tuple[CatapultResult | None, float]:
+    """The catapult search for the optimizer's kind of first update, and its cost in updates."""
+    kind = _first_update_kind(optimizer)
+    if kind is None:
+        evidence.append(f"No catapult search: {type(optimizer).__name__}'s first update is neither "
+                        "SGD's nor Adam's, so eta_c is unknown and the warmup is the default one.")
+        return None, 0.0
+    eps = float(optimizer.param_groups[0].get("eps", 1e-8))
+    result = catapult_search(model, loss_fn, batch, eta0=start_lr, target_lr=end_lr, kind=kind, eps=eps,
+                             bisection_steps=6)
+    cost = 1.0 + FORWARD_COST * (len(result.evidence) + 1)
+    if result.status == "bracketed":
+        evidence.append(f"Catapult search ({kind}'s first update, delta {result.delta:g}): one update at "
+                        f"{result.lr:.3g} or more raises the loss; eta_c = {result.lr:.3g}.")
+    else:
+        evidence.append(f"Catapult search ({kind}): not bracketed ({result.status}); eta_c is unknown.")
+    return result, cost
+
+
+def _first_update_kind(optimizer: torch.optim.Optimizer) -> str | None:
+    """``"adam"`` for the Adam family (a first update of about ``lr * sign(g)``), ``"sgd"`` for SGD."""
+    group = optimizer.param_groups[0]
+    if "betas" in group and "eps" in group:
+        return "adam"
+    if isinstance(optimizer, torch.optim.SGD):
+        return "sgd"
+    return None
+
+
+def _peak(test: LRRangeResult, evidence: list[str]) -> tuple[float, tuple[float | None, float | None]]:
+    """The recommended peak and the stable range, read off the range test."""
+    rule = "valley" if test.suggestions.get("valley") else "steepest"
+    peak = test.suggestions.get(rule)
+    smoothed = np.where(np.isfinite(test.smoothed), test.smoothed, np.inf)
+    falling = np.flatnonzero(smoothed < (1 - FALL) * smoothed[0])
+    if peak is None or not falling.size:
+        raise ValueError(
+            f"advise: the range test's loss never fell {100 * FALL:g} % between {test.lrs[0]:.3g} and {test.lrs[-1]:.3g} "
+            f"({len(test.lrs)} updates, stopped: {test.stop_reason}); expected a falling loss: raise "
+            "end_lr, the budget, or check the loss function"
+        )
+    low = float(test.lrs[falling[0]])
+    lowest = int(np.argmin(smoothed))
+    back = np.flatnonzero(smoothed[lowest:] >= smoothed[0])
+    high = float(test.lrs[lowest + back[0]]) if back.size else None
+    evidence.append(f"LR range test ({len(test.lrs)} updates, {test.stop_reason}): the loss falls from "
+                    f"{low:.3g} and " + (f"is back above its start at {high:.3g}" if high else
+                                          "never climbs back above its start")
+                    + f"; its {rule} suggestion is {peak:.3g}, the advised peak.")
+    return float(peak), (low, high)
+
+
+def _schedule(peak: float, critical: float | None, evidence: list[str]) -> str:
+    if critical is not None and peak <= critical:
+        evidence.append(f"The peak is at or below eta_c: its first update is already safe, so no warmup "
+                        "(cosine decay over the run).")
+        return "cosine_decay('100%')"
+    start = 0.0 if critical is None else critical / peak
+    percent = round(100 * WARMUP_FRACTION)
+    evidence.append(f"Linear warmup over {percent} % of the run (the benchmark's steadiest fixed length) "
+                    + (f"from eta_c ({start:.3g} of the peak)" if critical is not None else "from 0")
+                    + ", then cosine decay.")
+    start_text = f", start={start:.3g}" if start > 0 else ""
+    return f"linear_warmup('{percent}%'{start_text}) >> cosine_decay('{100 - percent}%')"
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    """The first batch again (it was only probed, not trained on), then the rest."""
+    yield first
+    yield from rest
+
+
+def _until(batches: Iterable[Any], deadline: float) -> Iterator[Any]:
+    """``batches`` (again from the start when it runs out, if it can be) until
+    ``time.perf_counter()`` passes ``deadline``, the first batch in any case: a one-shot iterator."""
+    first = True
+    while True:
+        iterator = iter(batches)
+        for batch in iterator:
+            if time.perf_counter() > deadline and not first:  # the range test needs one batch
+                return
+            first = False
+            yield batch
+        if iterator is batches:
+            return

@@ -1,0 +1,139 @@
+"""``advise``: the probes read into a peak LR, a stable range and a warmup, within a budget, with
+the model and optimizer left as they were."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import preheat
+from preheat.probes import advise
+from preheat.probes.advise import MIN_RANGE_UPDATES, WARMUP_FRACTION
+
+
+def regression(seed: int = 0, scale: float = 1.0):
+    """A linear least-squares problem: model, loss_fn and an endless list of batches."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 8, generator=g) * scale
+    y = x @ torch.randn(8, 1, generator=g) + 0.1 * torch.randn(256, 1, generator=g)
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(8, 1)
+
+    def loss_fn(m, batch):
+        return torch.nn.functional.mse_loss(m(batch[0]), batch[1])
+
+    batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+    return model, loss_fn, batches
+
+
+def test_advice_is_a_peak_inside_its_stable_range_and_a_schedule_for_the_run():
+    model, loss_fn, batches = regression()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    advice = advise(model, loss_fn, batches, optimizer, total=2000, budget=100)
+    low, high = advice.stable_range
+    assert low is not None and low <= advice.peak_lr
+    assert high is None or advice.peak_lr < high
+    assert advice.critical_lr is not None and advice.catapult.status == "bracketed"
+    resolved = preheat.parse(advice.schedule).resolve(total=2000)
+    if advice.peak_lr <= advice.critical_lr:
+        assert advice.schedule == "cosine_decay('100%')"
+    else:
+        warmup = round(WARMUP_FRACTION * 2000)
+        assert resolved(0) == pytest.approx(advice.critical_lr / advice.peak_lr, rel=1e-2)
+        assert resolved(warmup) == 1.0 and resolved(warmup - 1) < 1.0
+    assert advice.cost <= 100 and len(advice.range_test.lrs) <= 100
+
+
+@pytest.mark.parametrize(("peak", "critical", "expected"), [
+    (0.01, 0.05, "cosine_decay('100%')"),
+    (0.2, 0.05, "linear_warmup('30%', start=0.25) >> cosine_decay('70%')"),
+    (0.2, None, "linear_warmup('30%') >> cosine_decay('70%')"),
+])
+def test_the_warmup_rule(peak, critical, expected):
+    from preheat.probes.advise import _schedule
+
+    evidence: list[str] = []
+    assert _schedule(peak, critical, evidence) == expected
+    assert len(evidence) == 1
+
+
+def test_the_model_and_the_optimizer_are_left_as_they_were():
+    model, loss_fn, batches = regression()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    before = [p.detach().clone() for p in model.parameters()]
+    state = optimizer.state_dict()
+    advise(model, loss_fn, batches, optimizer, total=1000, budget=40)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert optimizer.param_groups[0]["lr"] == 3e-4 and optimizer.state_dict()["state"] == state["state"]
+
+
+def test_a_budget_too_small_for_a_range_test_is_raised_and_said():
+    model, loss_fn, batches = regression()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    advice = advise(model, loss_fn, batches, optimizer, total=500)  # 2 % of 500: 10 updates
+    assert advice.budget == 10
+    assert len(advice.range_test.lrs) <= MIN_RANGE_UPDATES
+    assert any(f"fewer than {MIN_RANGE_UPDATES}" in line and f"it ran {MIN_RANGE_UPDATES}" in line
+               for line in advice.evidence)
+
+
+def test_the_default_budget_is_two_percent_of_the_run():
+    model, loss_fn, batches = regression()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    advice = advise(model, loss_fn, batches, optimizer, total=5000)
+    assert advice.budget == 100 and advice.cost <= 100
+
+
+def test_a_time_limit_stops_the_range_test():
+    model, loss_fn, batches = regression()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"\(1 updates, stopped: batches_exhausted\)"):
+        advise(model, loss_fn, batches, optimizer, total=10**6, budget=5000, time_limit=1e-9)
+
+
+def test_an_optimizer_of_another_kind_gets_no_catapult_search_and_says_so():
+    model, loss_fn, batches = regression()
+    optimizer = torch.optim.Adagrad(model.parameters(), lr=0.1)
+    advice = advise(model, loss_fn, batches, optimizer, total=3000, budget=60)
+    assert advice.catapult is None and advice.critical_lr is None
+    assert "No catapult search: Adagrad" in advice.evidence[0]
+    assert advice.schedule == f"linear_warmup('{round(100 * WARMUP_FRACTION)}%') >> cosine_decay('70%')"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"total": 0}, "total=0 is invalid"),
+    ({"total": 100, "budget": "lots"}, "budget='lots' is invalid"),
+    ({"total": 100, "budget": 0}, "budget=0 is invalid"),
+    ({"total": 100, "time_limit": -1}, "time_limit=-1 is invalid"),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    model, loss_fn, batches = regression()
+    with pytest.raises(ValueError, match=message):
+        advise(model, loss_fn, batches, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
+
+
+def test_a_loss_that_never_falls_has_no_advice():
+    model, _, batches = regression()
+
+    def flat(m, batch):
+        return (m(batch[0]) * 0).sum() + 1.0
+
+    with pytest.raises(ValueError, match="the range test's loss never fell"):
+        advise(model, flat, batches, torch.optim.SGD(model.parameters(), lr=0.1), total=1000, budget=40)
+
+
+def test_the_record_and_the_figure(tmp_path):
+    model, loss_fn, batches = regression()
+    advice = advise(model, loss_fn, batches, torch.optim.SGD(model.parameters(), lr=0.1), total=1000, budget=40)
+    record, figure = advice.save(tmp_path / "advice")
+    data = json.loads(record.read_text())
+    assert data["peak_lr"] == advice.peak_lr and data["schedule"] == advice.schedule
+    assert len(data["range_test"]["lrs"]) == len(advice.range_test.lrs)
+    assert data["catapult"]["lr"] == advice.critical_lr
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"lr={advice.peak_lr:.3g}" in advice.huggingface() and advice.schedule in advice.huggingface()
+    assert '"interval": "step"' in advice.lightning()
+    assert math.isfinite(advice.seconds)
