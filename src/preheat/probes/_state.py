@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +43,18 @@ def trainable_parameters(model: Any, owner: str) -> list[Tensor]:
 def check_loss_fn(owner: str, loss_fn: Any) -> None:
     if not callable(loss_fn):
         raise fail(owner, "loss_fn", loss_fn, "a callable loss_fn(model, batch) -> scalar tensor")
+
+
+def check_training(owner: str, model: Any, loss_fn: Any, batches: Any, optimizer: Any) -> None:
+    """The arguments of a probe that trains: a module, a loss function, an iterable of batches
+    and an optimizer."""
+    if not isinstance(model, nn.Module):
+        raise fail(owner, "model", type(model).__name__, "a torch.nn.Module")
+    check_loss_fn(owner, loss_fn)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise fail(owner, "optimizer", type(optimizer).__name__, "a torch.optim.Optimizer")
+    if not isinstance(batches, Iterable):
+        raise fail(owner, "batches", type(batches).__name__, "an iterable of batches")
 
 
 def scalar_loss(owner: str, loss: Any) -> Tensor:

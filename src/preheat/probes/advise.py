@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from preheat.probes._state import LossFn, check_loss_fn, fail
+from preheat.probes._state import LossFn, check_training, fail
 from preheat.probes.catapult import CatapultResult, catapult_search
 from preheat.probes.lr_range import LRRangeResult, lr_range_test
 from preheat.schedules.units import RunSize, duration, to_updates
@@ -226,11 +226,7 @@ def advise(
             raise ``end_lr`` or the budget).
     """
     owner = "advise"
-    if not isinstance(model, nn.Module):
-        raise fail(owner, "model", type(model).__name__, "a torch.nn.Module")
-    check_loss_fn(owner, loss_fn)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise fail(owner, "optimizer", type(optimizer).__name__, "a torch.optim.Optimizer")
+    check_training(owner, model, loss_fn, batches, optimizer)
     total = check_int(owner, "total", total, minimum=1)
     allowed = _budget(owner, budget, total)
     start_lr = check_real(owner, "start_lr", start_lr, 0.0, low_open=True)

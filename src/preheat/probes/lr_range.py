@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from preheat.probes._state import LossFn, check_loss_fn, fail, scalar_loss
+from preheat.probes._state import LossFn, check_training, fail, scalar_loss
 from preheat.schedules.validate import check_int, check_real
 
 
@@ -120,13 +120,7 @@ def lr_range_test(
     one extra optimizer state, in memory on their devices) and loading them back.
     """
     owner = "lr_range_test"
-    if not isinstance(model, nn.Module):
-        raise fail(owner, "model", type(model).__name__, "a torch.nn.Module")
-    check_loss_fn(owner, loss_fn)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise fail(owner, "optimizer", type(optimizer).__name__, "a torch.optim.Optimizer")
-    if not isinstance(batches, Iterable):
-        raise fail(owner, "batches", type(batches).__name__, "an iterable of batches")
+    check_training(owner, model, loss_fn, batches, optimizer)
     start_lr = check_real(owner, "start_lr", start_lr, 0.0, low_open=True)
     end_lr = check_real(owner, "end_lr", end_lr, start_lr, low_open=True)
     steps = check_int(owner, "steps", steps, minimum=2)
