@@ -77,7 +77,7 @@ def advise(
     table.add_row("stable range", _range(*advice.stable_range))
     table.add_row("eta_c (catapult)", "unknown" if advice.critical_lr is None else f"{advice.critical_lr:.3g}")
     table.add_row("schedule", escape(advice.schedule))
-    table.add_row("cost", f"{advice.cost:.0f} of {advice.budget} updates allowed, {advice.seconds:.1f} s")
+    table.add_row("cost", f"{advice.cost:.0f} of {advice.budget} updates allowed, {advice.seconds:.2g} s")
     console.print(table)
     evidence = Table.grid(padding=(0, 1))
     evidence.add_column()
