@@ -10,18 +10,21 @@ Two probes, within a budget of the planned run's updates (2 % by default):
    blows up. With ``eta_c`` found it sweeps ``eta_c / 1000 .. 100 eta_c``, else
    ``start_lr .. end_lr``.
 
-The advice read off them:
+The advice read off them (the rules were set on the benchmark's development tasks, see
+``docs/advise.md``):
 
-- **peak LR**: the range test's ``valley`` suggestion (two thirds of the way down its longest
-  descent); the ``steepest`` one where there is no valley.
+- **peak LR**: for the Adam family (and any optimizer without SGD's first update), the range
+  test's ``valley`` suggestion (two thirds of the way down its longest descent; ``steepest``
+  where there is no valley). For SGD, half the LR at which the smoothed loss, past its lowest
+  point, is back above its start: with a warmup, SGD's best peaks on the development tasks sat
+  near the largest stable LR, 10-60x above the valley.
 - **stable range**: from the LR at which the smoothed loss first falls 2 % below its start to
   the LR at which, past its lowest point, it is back above its start (``None``: it never is, up
   to the last LR tested).
-- **warmup**: none if ``peak <= eta_c`` (the first update at the peak is already safe: a warmup
-  there only costs progress, as on the benchmark's river valley); else linear from ``eta_c``
-  (Kalra & Barkeshli's start, ``start = eta_c / peak``) over 30 % of the run, the fixed length
-  that lost the fewest test cells of the benchmark (``docs/which-warmup.md``), then cosine decay
-  to 0. The schedule is an expression in fractions of the run, ready to paste.
+- **warmup**: linear over 30 % of the run, then cosine decay to 0 - the fixed length that lost
+  the fewest test cells of the benchmark (``docs/which-warmup.md``). ``eta_c`` places the range
+  test and is reported; it does not shorten the warmup, because on the development GPT a peak
+  below ``eta_c`` still needed one (no warmup there cost 1.2x the best loss).
 
 The model and optimizer are left as they were (each probe restores them). Random number
 generators are not restored (dropout draws from them).
@@ -51,6 +54,8 @@ from preheat.schedules.validate import check_int, check_real
 MIN_RANGE_UPDATES = 30
 #: The warmup where the peak is above ``eta_c``: the benchmark's steadiest fixed length.
 WARMUP_FRACTION = 0.3
+#: For SGD the advised peak is this share of the stable range's top.
+SGD_SHARE = 0.5
 #: The smoothed loss this far below its start marks the low end of the stable range.
 FALL = 0.02
 #: With ``eta_c`` known, the range test sweeps from ``eta_c * SPAN[0]`` to ``eta_c * SPAN[1]``
@@ -255,9 +260,9 @@ def advise(
                         f"{SPAN[1]:g} eta_c.")
     test = lr_range_test(model, loss_fn, source, optimizer, start_lr=low, end_lr=high, steps=steps)
     spent += len(test.lrs)
-    peak, stable = _peak(test, evidence)
+    peak, stable = _peak(test, catapult is not None and catapult.kind == "sgd", evidence)
     critical = catapult.lr if catapult is not None and catapult.status == "bracketed" else None
-    schedule = _schedule(peak, critical, evidence)
+    schedule = _schedule(evidence)
     return Advice(peak, stable, schedule, total, critical, test, catapult, allowed, spent,
                   time.perf_counter() - started, tuple(evidence))
 
@@ -300,41 +305,39 @@ def _first_update_kind(optimizer: torch.optim.Optimizer) -> str | None:
     return None
 
 
-def _peak(test: LRRangeResult, evidence: list[str]) -> tuple[float, tuple[float | None, float | None]]:
-    """The recommended peak and the stable range, read off the range test."""
-    rule = "valley" if test.suggestions.get("valley") else "steepest"
-    peak = test.suggestions.get(rule)
+def _peak(test: LRRangeResult, sgd: bool,
+          evidence: list[str]) -> tuple[float, tuple[float | None, float | None]]:
+    """The recommended peak and the stable range, read off the range test (``sgd``: the
+    optimizer's first update is SGD's)."""
     smoothed = np.where(np.isfinite(test.smoothed), test.smoothed, np.inf)
     falling = np.flatnonzero(smoothed < (1 - FALL) * smoothed[0])
-    if peak is None or not falling.size:
+    rule = "valley" if test.suggestions.get("valley") else "steepest"
+    if test.suggestions.get(rule) is None or not falling.size:
         raise ValueError(
-            f"advise: the range test's loss never fell {100 * FALL:g} % between {test.lrs[0]:.3g} and {test.lrs[-1]:.3g} "
-            f"({len(test.lrs)} updates, stopped: {test.stop_reason}); expected a falling loss: raise "
-            "end_lr, the budget, or check the loss function"
+            f"advise: the range test's loss never fell {100 * FALL:g} % between {test.lrs[0]:.3g} and "
+            f"{test.lrs[-1]:.3g} ({len(test.lrs)} updates, stopped: {test.stop_reason}); expected a falling "
+            "loss: raise end_lr, the budget, or check the loss function"
         )
     low = float(test.lrs[falling[0]])
     lowest = int(np.argmin(smoothed))
     back = np.flatnonzero(smoothed[lowest:] >= smoothed[0])
     high = float(test.lrs[lowest + back[0]]) if back.size else None
-    evidence.append(f"LR range test ({len(test.lrs)} updates, {test.stop_reason}): the loss falls from "
-                    f"{low:.3g} and " + (f"is back above its start at {high:.3g}" if high else
-                                          "never climbs back above its start")
-                    + f"; its {rule} suggestion is {peak:.3g}, the advised peak.")
-    return float(peak), (low, high)
+    seen = (f"LR range test ({len(test.lrs)} updates, {test.stop_reason}): the loss falls from {low:.3g} and "
+            + (f"is back above its start at {high:.3g}" if high else "never climbs back above its start"))
+    if sgd and high is not None:
+        peak = high * SGD_SHARE
+        evidence.append(f"{seen}; for SGD the advised peak is {SGD_SHARE:g} of that, {peak:.3g}.")
+    else:
+        peak = float(test.suggestions[rule])  # type: ignore[arg-type]
+        evidence.append(f"{seen}; its {rule} suggestion is {peak:.3g}, the advised peak.")
+    return peak, (low, high)
 
 
-def _schedule(peak: float, critical: float | None, evidence: list[str]) -> str:
-    if critical is not None and peak <= critical:
-        evidence.append(f"The peak is at or below eta_c: its first update is already safe, so no warmup "
-                        "(cosine decay over the run).")
-        return "cosine_decay('100%')"
-    start = 0.0 if critical is None else critical / peak
+def _schedule(evidence: list[str]) -> str:
     percent = round(100 * WARMUP_FRACTION)
-    evidence.append(f"Linear warmup over {percent} % of the run (the benchmark's steadiest fixed length) "
-                    + (f"from eta_c ({start:.3g} of the peak)" if critical is not None else "from 0")
-                    + ", then cosine decay.")
-    start_text = f", start={start:.3g}" if start > 0 else ""
-    return f"linear_warmup('{percent}%'{start_text}) >> cosine_decay('{100 - percent}%')"
+    evidence.append(f"Linear warmup over {percent} % of the run (the benchmark's steadiest fixed length), "
+                    "then cosine decay.")
+    return f"linear_warmup('{percent}%') >> cosine_decay('{100 - percent}%')"
 
 
 def _finite(values: np.ndarray) -> list[float | None]:
