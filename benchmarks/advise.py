@@ -9,8 +9,7 @@ Per task (the full tier's tasks at their default size):
    least 30 range-test updates): its peak LR and schedule train every seed of the task;
 3. torch-lr-finder's suggestion (``LRFinder.range_test``, 100 updates, its steepest-gradient
    suggestion) and Lightning's (``Tuner.lr_find``, 100 updates, ``suggestion()``) on the same
-   model, each trained at that peak with the benchmark's steadiest fixed warmup (linear 30 %,
-   then cosine), every seed.
+   model, each trained at that peak with advise's warmup (linear 20 %, then cosine), every seed.
 
 Printed: each method's peak and schedule, its mean final validation loss (mean steps to the
 target for the river valley) against the grid's best cell, paired by seed (ratio and 95 %
@@ -39,8 +38,10 @@ from preheat.lab.optimizers import build_optimizer
 from preheat.lab.sweep import run_sweep
 from preheat.lab.tasks import make_task
 from preheat.probes import advise
+from preheat.probes.advise import WARMUP_FRACTION
 
-FALLBACK = "linear_warmup('30%') >> cosine_decay('70%')"
+#: The finders suggest no warmup: their peaks train with advise's (20 % linear, then cosine).
+FALLBACK = f"linear_warmup('{round(100 * WARMUP_FRACTION)}%') >> cosine_decay('{100 - round(100 * WARMUP_FRACTION)}%')"
 FINDER_UPDATES = 100
 
 

@@ -45,12 +45,12 @@ def test_advice_is_a_peak_inside_its_stable_range_and_a_schedule_for_the_run():
     assert advice.cost <= 100 and len(advice.range_test.lrs) <= 100
 
 
-def test_adam_takes_the_valley_and_every_advice_warms_up_over_30_percent():
+def test_adam_takes_the_valley_and_every_advice_warms_up_over_20_percent():
     model, loss_fn, batches = regression()
     advice = advise(model, loss_fn, batches, torch.optim.AdamW(model.parameters(), lr=1e-3), total=2000,
                     budget=100)
     assert advice.peak_lr == advice.range_test.suggestions["valley"]
-    assert advice.schedule == "linear_warmup('30%') >> cosine_decay('70%')"
+    assert advice.schedule == "linear_warmup('20%') >> cosine_decay('80%')"
     assert advice.catapult.kind == "adam"
 
 
@@ -94,7 +94,8 @@ def test_an_optimizer_of_another_kind_gets_no_catapult_search_and_says_so():
     advice = advise(model, loss_fn, batches, optimizer, total=3000, budget=60)
     assert advice.catapult is None and advice.critical_lr is None
     assert "No catapult search: Adagrad" in advice.evidence[0]
-    assert advice.schedule == f"linear_warmup('{round(100 * WARMUP_FRACTION)}%') >> cosine_decay('70%')"
+    percent = round(100 * WARMUP_FRACTION)
+    assert advice.schedule == f"linear_warmup('{percent}%') >> cosine_decay('{100 - percent}%')"
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
