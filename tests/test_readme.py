@@ -109,6 +109,8 @@ def check(argv: list[str], text: str, folder: Path) -> None:
         total = int(option(argv, "--total"))
         assert lines[0] == "step,multiplier,lr" and len(lines) == total + 1
         assert [int(line.split(",")[0]) for line in lines[1:]] == list(range(total))
+    elif command == "advise":
+        assert "peak LR" in text and "schedule" in text and "Hugging Face" in text
     elif command == "check":
         assert "no warmup mistakes found" in text or "0 error(s)" in text
     elif command == "diagnose":
@@ -123,7 +125,7 @@ def check(argv: list[str], text: str, folder: Path) -> None:
 def test_the_readme_shows_each_command() -> None:
     """The README keeps a command of each kind (so the test below cannot pass on an empty list)."""
     kinds = [argv[0] for argv in commands()]
-    for kind in ("--help", "compare", "sweep", "report", "plot", "show", "check", "diagnose"):
+    for kind in ("--help", "compare", "sweep", "report", "plot", "show", "check", "advise", "diagnose"):
         assert kind in kinds, kind
     sweep = next(argv for argv in commands() if argv[0] == "sweep")
     assert any("{warmup}" in arg for arg in sweep) and len(grid(sweep)["warmup"]) > 1  # it sweeps warmups
