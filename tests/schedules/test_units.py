@@ -172,6 +172,8 @@ def test_a_step_count_in_the_wrong_form_says_what_a_duration_looks_like():
          "has no duration with a unit"),
         ({"type": "unresolved", "function": "linear_warmup", "args": ["5%"], "kwargs": [["nope", 1]]},
          "unexpected keyword argument 'nope'"),
+        ({"type": "unresolved", "function": "then", "args": ["5%", "10%"], "kwargs": []},
+         "expected two or more schedules"),
     ],
 )
 def test_a_stored_call_is_checked_when_loaded(data, message):

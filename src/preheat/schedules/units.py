@@ -173,7 +173,11 @@ class Unresolved(Schedule):
         if not has_units([args, [v for _, v in kwargs]]):
             raise ValueError(f"unresolved: {self} has no duration with a unit; expected at least one, "
                              f"e.g. {EXAMPLES} (call {self.function} directly otherwise)")
-        if self.function != "then":
+        if self.function == "then":
+            if len(args) < 2 or kwargs or not all(isinstance(a, Schedule) for a in args):
+                raise ValueError(f"unresolved: then({shorten(args)}) is invalid; expected two or more "
+                                 "schedules (the phases of a >> b) and no keyword arguments")
+        else:
             try:
                 inspect.signature(functions[self.function]).bind(*args, **dict(kwargs))
             except TypeError as err:
