@@ -1,7 +1,7 @@
 """preheat: learning-rate warmup done right.
 
-Schedules (pure, NumPy only) are re-exported here; ``preheat.Scheduler`` and ``preheat.check``
-(PyTorch) are imported lazily, so ``import preheat`` does not import torch.
+Schedules (pure, NumPy only) are re-exported here; ``preheat.Scheduler``, ``preheat.check`` and
+``preheat.advise`` (PyTorch) are imported lazily, so ``import preheat`` does not import torch.
 """
 
 from typing import Any
@@ -12,7 +12,7 @@ from preheat.schedules.checks import Finding, WarmupMistake
 
 __version__ = "0.1.0"
 
-#: Scheduler and check too, but star imports stay torch-free.
+#: Scheduler, check and advise too, but star imports stay torch-free.
 __all__ = [*_schedule_names, "auto_warmup", "Finding", "WarmupMistake", "__version__"]
 
 
@@ -38,4 +38,8 @@ def __getattr__(name: str) -> Any:
         from preheat.torch.checks import check
 
         return check
+    if name == "advise":
+        from preheat.probes.advise import advise
+
+        return advise
     raise AttributeError(f"module 'preheat' has no attribute {name!r}")

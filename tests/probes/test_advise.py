@@ -132,3 +132,22 @@ def test_the_record_and_the_figure(tmp_path):
     assert f"lr={advice.peak_lr:.3g}" in advice.huggingface() and advice.schedule in advice.huggingface()
     assert '"interval": "step"' in advice.lightning()
     assert math.isfinite(advice.seconds)
+
+
+def test_the_curvature_is_the_hessians_top_eigenvalue_against_sgds_threshold():
+    model, loss_fn, batches = regression()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    advice = advise(model, loss_fn, batches, optimizer, total=5000)  # 100 updates: room for it
+    value, coefficient, kind = advice.curvature
+    x = torch.cat([batches[0][0], torch.ones(32, 1)], dim=1).double()  # the weights and the bias
+    exact = float(torch.linalg.eigvalsh(2 * x.T @ x / 32)[-1])  # Hessian of the mean squared error
+    assert value == pytest.approx(exact, rel=1e-3)
+    assert (coefficient, kind) == (pytest.approx(3.8), "sgd")
+    assert any("Curvature at init: sharpness" in line for line in advice.evidence)
+
+
+def test_no_room_in_the_budget_means_no_curvature_and_it_says_so():
+    model, loss_fn, batches = regression()
+    advice = advise(model, loss_fn, batches, torch.optim.AdamW(model.parameters(), lr=1e-3), total=1000)
+    assert advice.curvature is None
+    assert any("No curvature measurement" in line for line in advice.evidence)

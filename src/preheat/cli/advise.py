@@ -38,7 +38,7 @@ def advise(
     seed: Annotated[int, typer.Option(help="Seed of the model and the batches.")] = 0,
     task_option: TaskOptions = [],
     budget: Annotated[str, typer.Option(help="Updates the probes may spend: a number or a share of --steps.")] = "2%",
-    time_limit: Annotated[Optional[float], typer.Option(help="Seconds the range test may take.")] = None,
+    time_limit: Annotated[float, typer.Option(help="Seconds the range test may take.")] = 600.0,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Folder for advice.json and advice.png.")] = None,
 ) -> None:

@@ -1,11 +1,17 @@
 """``advise``: a peak LR and a warmup for your own model, from probes run before training.
 
-Two probes, within a budget of the planned run's updates (2 % by default):
+Three probes, within a budget of the planned run's updates (2 % by default):
 
 1. **Catapult search** (Kalra & Barkeshli 2024, :func:`~preheat.probes.catapult_search`) on one
    batch at the initial weights: ``eta_c``, the smallest LR whose first update raises the loss
    (by 1 % for the Adam family, 10 % for SGD). Forward passes only.
-2. **LR range test** (Smith 2017, :func:`~preheat.probes.lr_range_test`) with the rest of the
+2. **Curvature** at the initial weights, where the budget leaves room for it: the top
+   eigenvalue of the Hessian on that batch (:func:`~preheat.probes.sharpness`, 10 Lanczos
+   steps), preconditioned for the Adam family by its first update's ``|g| + eps``, against the
+   stability threshold of a step at LR ``eta``: ``2 (1 + momentum) / eta`` for SGD,
+   ``(2 + 2 beta1) / ((1 - beta1) eta)`` for Adam (Cohen et al. 2022). Reported and drawn,
+   not used by the rules.
+3. **LR range test** (Smith 2017, :func:`~preheat.probes.lr_range_test`) with the rest of the
    budget: the loss under an exponentially rising LR, smoothed; where it falls and where it
    blows up. With ``eta_c`` found it sweeps ``eta_c / 1000 .. 100 eta_c``, else
    ``start_lr .. end_lr``.
@@ -47,6 +53,7 @@ from torch import nn
 from preheat.probes._state import LossFn, check_training, fail
 from preheat.probes.catapult import CatapultResult, catapult_search
 from preheat.probes.lr_range import LRRangeResult, lr_range_test
+from preheat.probes.sharpness import sharpness
 from preheat.schedules.units import RunSize, duration, to_updates
 from preheat.schedules.validate import check_int, check_real
 
@@ -61,6 +68,9 @@ FALL = 0.02
 #: With ``eta_c`` known, the range test sweeps from ``eta_c * SPAN[0]`` to ``eta_c * SPAN[1]``
 #: (within ``start_lr .. end_lr``): its updates go where peaks are, not 8 decades wide.
 SPAN = (1e-3, 1e2)
+#: Lanczos steps of the curvature probe, and what one Hessian-vector product costs in updates.
+CURVATURE_STEPS = 10
+HVP_COST = 2.0
 #: A forward pass costs about this much of a training update (forward + backward + step).
 FORWARD_COST = 1 / 3
 
@@ -80,6 +90,9 @@ class Advice:
             bracket it, see ``catapult.status``; or the optimizer is not SGD- or Adam-like).
         range_test: the range test's record.
         catapult: the catapult search's record (None where it was not run).
+        curvature: ``(sharpness, threshold_coefficient, kind)``: the top Hessian eigenvalue at
+            init (preconditioned for Adam) and ``c`` of the stability threshold ``c / eta``;
+            None where the budget left no room for it or the optimizer is of another kind.
         budget: the updates the probes were allowed.
         cost: what they spent, in training updates (a forward pass counts as 1/3 of one).
         seconds: wall-clock time of both probes.
@@ -93,6 +106,7 @@ class Advice:
     critical_lr: float | None
     range_test: LRRangeResult
     catapult: CatapultResult | None
+    curvature: tuple[float, float, str] | None
     budget: int
     cost: float
     seconds: float
@@ -139,6 +153,9 @@ class Advice:
                 "stop_reason": self.range_test.stop_reason,
             },
             "catapult": catapult,
+            "curvature": None if self.curvature is None else {
+                "sharpness": self.curvature[0], "threshold": f"{self.curvature[1]:g} / lr",
+                "kind": self.curvature[2]},
         }
 
     def save(self, folder: str | Path) -> list[Path]:
@@ -149,15 +166,36 @@ class Advice:
         record.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
         return [record, self.figure(folder / "advice.png")]
 
+    def _curvature_panel(self, axes: Any, lrs: np.ndarray) -> None:
+        """The sharpness at init against the stability threshold ``c / lr`` over the LRs tested."""
+        if self.curvature is None:
+            axes.text(0.5, 0.5, "no curvature measurement\n(budget, or optimizer kind)", ha="center",
+                      va="center", transform=axes.transAxes)
+            axes.set_axis_off()
+            return
+        value, coefficient, kind = self.curvature
+        grid = np.geomspace(lrs[0], lrs[-1], 100)
+        axes.plot(grid, coefficient / grid, color="0.3", ls=":", label=f"stability threshold {coefficient:g} / lr")
+        axes.axhline(value, color="C4", lw=1.6, label=f"{'preconditioned ' if kind == 'adam' else ''}"
+                                                       f"sharpness at init {value:.3g}")
+        axes.axvline(self.peak_lr, color="C3", lw=1.6, label="advised peak")
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("learning rate")
+        axes.set_ylabel("curvature")
+        axes.set_title("curvature against the stability threshold")
+        axes.legend(fontsize=8)
+
     def figure(self, path: str | Path) -> Path:
-        """The range test with the advice on it, and the catapult bracket, as one figure."""
+        """The range test with the advice on it, the catapult bracket and the curvature against the
+        stability threshold, as one figure."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         test = self.range_test
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+        fig, (left, right, third) = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
         left.plot(test.lrs, test.losses, color="0.75", lw=0.8, label="loss of each update's batch")
         left.plot(test.lrs, test.smoothed, color="C0", lw=1.8, label="smoothed")
         low, high = self.stable_range
@@ -191,6 +229,7 @@ class Advice:
             right.text(0.5, 0.5, "no catapult search", ha="center", va="center", transform=right.transAxes)
         right.set_xlabel("learning rate of the first update")
         right.set_ylabel("loss after it")
+        self._curvature_panel(third, test.lrs)
         path = Path(path)
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -205,17 +244,19 @@ def advise(
     *,
     total: int,
     budget: int | str = "2%",
-    time_limit: float | None = None,
+    time_limit: float | None = 600.0,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
 ) -> Advice:
     """Recommend a peak LR, its stable range and a warmup for training ``model`` for ``total`` updates.
 
-    Runs a catapult search on the first batch and an LR range test on the next ones (see the
-    module docstring for the rules), together within ``budget`` updates: an int, or a duration
-    such as ``"2%"`` of ``total`` (the default). A budget below :data:`MIN_RANGE_UPDATES`
-    updates for the range test is raised to it, and the advice says so. ``time_limit`` (seconds)
-    stops the range test early. The model, its gradients and the optimizer are restored.
+    Runs a catapult search on the first batch, a curvature measurement on it where the budget
+    leaves room, and an LR range test on the next batches (see the module docstring for the
+    rules), together within ``budget`` updates: an int, or a duration such as ``"2%"`` of
+    ``total`` (the default). A budget that leaves the range test fewer than
+    :data:`MIN_RANGE_UPDATES` updates is raised to that, and the advice says so. ``time_limit``
+    (seconds, 600 by default) stops the range test early. The model, its gradients and the
+    optimizer are restored.
 
     Args:
         model, loss_fn, batches, optimizer: as for :func:`~preheat.probes.lr_range_test`:
@@ -223,7 +264,7 @@ def advise(
             batches (re-iterated if it runs out, when it can be), the optimizer you will train with.
         total: the planned run's updates, >= 1.
         budget: the updates the probes may spend.
-        time_limit: seconds the range test may take, or None.
+        time_limit: seconds the range test may take (10 minutes by default), or None.
         start_lr, end_lr: the LRs the range test (and the catapult search) sweep between.
 
     Raises:
@@ -246,6 +287,12 @@ def advise(
     except StopIteration:
         raise fail(owner, "batches", "<empty iterable>", "at least one batch") from None
     catapult, spent = _catapult(model, loss_fn, first, optimizer, start_lr, end_lr, evidence)
+    curvature = None
+    if catapult is not None and allowed - spent >= MIN_RANGE_UPDATES + CURVATURE_STEPS * HVP_COST:
+        curvature = _curvature(model, loss_fn, first, optimizer, catapult.kind, evidence)
+        spent += CURVATURE_STEPS * HVP_COST
+    elif catapult is not None:
+        evidence.append("No curvature measurement: the budget leaves no room for it beside the range test.")
     steps = max(MIN_RANGE_UPDATES, allowed - math.ceil(spent))
     if allowed - math.ceil(spent) < MIN_RANGE_UPDATES:
         evidence.append(f"The budget of {allowed} updates leaves fewer than {MIN_RANGE_UPDATES} for the "
@@ -263,7 +310,7 @@ def advise(
     peak, stable = _peak(test, catapult is not None and catapult.kind == "sgd", evidence)
     critical = catapult.lr if catapult is not None and catapult.status == "bracketed" else None
     schedule = _schedule(evidence)
-    return Advice(peak, stable, schedule, total, critical, test, catapult, allowed, spent,
+    return Advice(peak, stable, schedule, total, critical, test, catapult, curvature, allowed, spent,
                   time.perf_counter() - started, tuple(evidence))
 
 
@@ -293,6 +340,28 @@ def _catapult(model: nn.Module, loss_fn: LossFn, batch: Any, optimizer: torch.op
     else:
         evidence.append(f"Catapult search ({kind}): not bracketed ({result.status}); eta_c is unknown.")
     return result, cost
+
+
+def _curvature(model: nn.Module, loss_fn: LossFn, batch: Any, optimizer: torch.optim.Optimizer, kind: str,
+               evidence: list[str]) -> tuple[float, float, str]:
+    """The top Hessian eigenvalue at init (for Adam, preconditioned by its first update's
+    ``|g| + eps``) and the coefficient ``c`` of the stability threshold ``c / lr``."""
+    group = optimizer.param_groups[0]
+    preconditioner = None
+    if kind == "adam":
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss_fn(model, batch), params, allow_unused=True)
+        eps = float(group.get("eps", 1e-8))
+        preconditioner = [(g.abs() if g is not None else torch.zeros_like(p)) + eps for g, p in zip(grads, params)]
+        beta1 = float(group["betas"][0])
+        coefficient = (2 + 2 * beta1) / (1 - beta1)
+    else:
+        coefficient = 2 * (1 + float(group.get("momentum", 0.0)))
+    value = sharpness(model, loss_fn, batch, iters=CURVATURE_STEPS, tol=1e-3, preconditioner=preconditioner).value
+    evidence.append(f"Curvature at init: {'preconditioned ' if kind == 'adam' else ''}sharpness {value:.3g}, "
+                    f"so a step above {coefficient / value:.3g} is past the stability threshold "
+                    f"{coefficient:g} / lr along its top direction.")
+    return value, coefficient, kind
 
 
 def _first_update_kind(optimizer: torch.optim.Optimizer) -> str | None:
