@@ -32,4 +32,4 @@ preheat plot "wsd(100, 1000, end=0.01)" "wsd(100, 1000, shape='cosine', end=0.01
 preheat plot "from_hf_name('cosine', 100, 1000)" "from_hf_name('cosine_with_restarts', 100, 1000, num_cycles=2)" "from_hf_name('inverse_sqrt', 100)" "from_hf_name('warmup_stable_decay', 100, 1000, num_decay_steps=200, min_lr_ratio=0.1)" --total 1300 --peak 1 --out docs/figures/from_hf_name.png
 
 # advise (docs/advise.md): the probes' figure on the digits task
-preheat advise --task digits --steps 1000 --out runs/advise-digits && cp runs/advise-digits/advice.png docs/figures/advise-digits.png
+preheat advise --task digits --steps 5000 --out runs/advise-digits && cp runs/advise-digits/advice.png docs/figures/advise-digits.png
