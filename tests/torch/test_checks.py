@@ -88,7 +88,9 @@ def test_lightning_default_epoch_interval_is_caught_while_training(tmp_path: Pat
 
         def configure_optimizers(self):
             optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
-            scheduler = preheat.Scheduler(optimizer, preheat.linear_warmup(20) >> preheat.constant())
+            scheduler = preheat.Scheduler(optimizer, preheat.linear_warmup("25%") >> preheat.constant(),
+                                          total=self.trainer.estimated_stepping_batches)
+            self.built = scheduler
             config = {"scheduler": scheduler} if self.interval is None else {"scheduler": scheduler,
                                                                              "interval": self.interval}
             return {"optimizer": optimizer, "lr_scheduler": config}
@@ -99,10 +101,13 @@ def test_lightning_default_epoch_interval_is_caught_while_training(tmp_path: Pat
         trainer = lightning.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                                     enable_progress_bar=False, enable_model_summary=False,
                                     default_root_dir=tmp_path)
+        module = Module(interval)
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
-            trainer.fit(Module(interval), torch.utils.data.DataLoader(data, batch_size=4))
+            trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=4))
         seen[interval] = mistakes(record)
+        # 2 epochs of 8 batches: "25%" of Lightning's 16 stepping batches is 4 updates
+        assert module.built.schedules == [preheat.linear_warmup(4) >> preheat.constant()]
     assert seen == {None: ["stepped-per-epoch"], "step": []}
 
 
