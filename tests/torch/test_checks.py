@@ -13,7 +13,7 @@ import torch
 
 import preheat
 from preheat.schedules.checks import GRID, check_steps, lr_findings
-from preheat.torch.checks import cadence_findings, check, checkpoint_findings
+from preheat.torch.checks import MICRO_BATCH_EVIDENCE, cadence_findings, check, checkpoint_findings
 
 
 def codes(findings) -> list[str]:
@@ -177,6 +177,22 @@ def test_a_resumed_scheduler_counts_from_the_resume():
         warnings.simplefilter("always")
         train(resumed, model, updates=40, accumulation=1, step_per_micro_batch=False)
     assert mistakes(record) == []
+
+
+def test_a_settled_cadence_stops_counting_and_a_resume_watches_again():
+    model = torch.nn.Linear(2, 1)
+    optimizer = sgd(model=model)
+    hooks = optimizer._optimizer_step_post_hooks  # torch's registry of step post hooks
+    scheduler = preheat.Scheduler(optimizer, preheat.warmup_cosine(10, 1000))
+    train(scheduler, model, updates=MICRO_BATCH_EVIDENCE - 1, accumulation=1, step_per_micro_batch=False)
+    assert len(hooks) == 1
+    train(scheduler, model, updates=1, accumulation=1, step_per_micro_batch=False)
+    assert len(hooks) == 0  # settled: no cost per update from here on
+    scheduler.load_state_dict(scheduler.state_dict())
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        train(scheduler, model, updates=10, accumulation=4, step_per_micro_batch=True)
+    assert mistakes(record) == ["stepped-per-micro-batch"] and len(hooks) == 0
 
 
 def test_hugging_face_trainer_with_accumulation_steps_the_scheduler_per_update(tmp_path: Path):

@@ -18,10 +18,18 @@ import numpy as np
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
+from torch.utils.hooks import RemovableHandle
 
 from preheat.schedules import Schedule, from_dict
 from preheat.schedules.units import RunSize
-from preheat.torch.checks import cadence_findings, optimizer_findings, schedule_findings, train_mode_findings, warn
+from preheat.torch.checks import (
+    MICRO_BATCH_EVIDENCE,
+    cadence_findings,
+    optimizer_findings,
+    schedule_findings,
+    train_mode_findings,
+    warn,
+)
 from preheat.schedules.validate import shorten
 
 #: Hyperparameters ``hyperparams`` may schedule: name -> (param group key, tuple index or None).
@@ -94,7 +102,9 @@ class Scheduler(LRScheduler):
     ``safeguard_warmup``; while training, :meth:`step` called once per several optimizer updates
     (Lightning's ``interval="epoch"``) or more often than the optimizer (per micro-batch); in
     :meth:`state_dict`, a schedule-free optimizer in train mode. The optimizer's updates are
-    counted with a step hook from construction (or :meth:`load_state_dict`) on.
+    counted with a step hook from construction (or :meth:`load_state_dict`) on, until a warning
+    or :data:`~preheat.torch.checks.MICRO_BATCH_EVIDENCE` calls settle the cadence; then the
+    hook is removed and a step costs nothing more.
 
     Raises:
         ValueError: naming the argument, the bad value and what is valid.
@@ -102,7 +112,7 @@ class Scheduler(LRScheduler):
 
     # torch's constructor makes the first step() call before _watch_cadence starts counting
     _calls = _updates = 0
-    _cadence_warned = True
+    _update_hook: RemovableHandle | None = None
 
     def __init__(
         self,
@@ -191,10 +201,12 @@ class Scheduler(LRScheduler):
         self.last_epoch += 1
         self._apply()
         self._calls += 1
-        if not self._cadence_warned:
+        if self._update_hook is not None:
             found = cadence_findings(self._calls, self._updates)
             warn(found)
-            self._cadence_warned = bool(found)
+            if found or self._calls >= MICRO_BATCH_EVIDENCE:
+                self._update_hook.remove()
+                self._update_hook = None
 
     def observe(self, **signals: float) -> None:
         """Give the controller the signals of the update just made (before :meth:`step`).
@@ -270,7 +282,7 @@ class Scheduler(LRScheduler):
         self._step_count = loaded.step_count
         self._index()
         self._apply()
-        self._calls = self._updates = 0  # the cadence is watched from the resume on
+        self._watch_cadence()  # from the resume on
 
     def _checked(self, state_dict: Any) -> _Loaded:
         """Everything :meth:`load_state_dict` puts in place, checked, copied, and nothing changed."""
@@ -348,8 +360,9 @@ class Scheduler(LRScheduler):
     def _watch_cadence(self) -> None:
         """Count the optimizer's updates (a step hook) against :meth:`step` calls made from now on,
         to warn once if they drift apart (see :func:`~preheat.torch.checks.cadence_findings`)."""
+        if self._update_hook is not None:
+            self._update_hook.remove()
         self._calls = self._updates = 0
-        self._cadence_warned = False
         me = weakref.ref(self)
 
         def count(*_: Any) -> None:
