@@ -6,6 +6,7 @@ The full tier (hours) is marked ``slow`` and left out of the default run."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import signal
@@ -23,6 +24,8 @@ from preheat.lab.bench.analysis import Cell, Run, TaskResult, compare, load
 from preheat.lab.bench.tables import discrimination, matrix, mean_text, ratio_text
 from preheat.lab.bench.tasks import TASKS
 from preheat.lab.store import Store
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 pytest.importorskip("pytorch_warmup")
 pytest.importorskip("schedulefree")
@@ -181,6 +184,17 @@ def test_a_run_that_ends_at_the_constant_prediction_is_stuck_and_fails(tmp_path:
     assert mean_text(stuck) == "fail 2/3" and ratio_text(result.compare(stuck)) == "fail 2/3 L"
     assert result.aggressive_peak() == 0.004 and result.largest_stable("no warmup") is None
     assert result.largest_stable("linear 50%") == 0.004
+
+
+def test_the_held_out_tuned_warmup_is_chosen_without_the_seed_it_is_scored_on() -> None:
+    spec = importlib.util.spec_from_file_location("held_out_tuning", BENCHMARKS / "held_out_tuning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    steady, lucky = cell("linear 5%", 0.1, [1.0, 1.0, 1.0]), cell("linear 20%", 0.1, [0.5, 1.2, 1.2])
+    result = result_of([steady, lucky])
+    assert result.tuned[0.1] is lucky  # chosen for seed 0's luck: mean 0.97
+    # seed 0 is scored with the length best on seeds 1 and 2 (5 %), the others with 20 %
+    assert module.held_out(result, 0.1).scores == (1.0, 1.2, 1.2)
 
 
 # -- end to end -------------------------------------------------------------------------------

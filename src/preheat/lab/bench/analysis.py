@@ -17,7 +17,8 @@ Definitions (the tables and figures show exactly these):
   (diverged, got stuck, or never reached the target);
 - the **tuned baseline** at a peak LR: the linear warmup length with the lowest mean score
   there (ties: the shorter warmup). It is chosen on the same seeds it is compared on, which
-  favours it: a method that ties it ties a tuned warmup that was lucky too. Its **best** is the
+  favours it: a method that ties it ties a tuned warmup that was lucky too (by about one test
+  cell in 25 for a fixed length, ``benchmarks/held_out_tuning.py``). Its **best** is the
   best cell over every (peak LR, warmup): what a user with a tuning budget would get;
 - a method's **comparison** at a cell: :func:`preheat.lab.stats.paired_ratio` of its scores to
   the tuned baseline's over the seeds both ran, and :func:`preheat.lab.stats.outcome` (win, tie
