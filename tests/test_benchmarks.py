@@ -22,7 +22,7 @@ from preheat.cli import app
 from preheat.lab.bench import plan, runner
 from preheat.lab.bench.analysis import Cell, Run, TaskResult, compare, load
 from preheat.lab.bench.tables import discrimination, matrix, mean_text, ratio_text
-from preheat.lab.bench.tasks import TASKS
+from preheat.lab.bench.tasks import TASKS, BenchTask
 from preheat.lab.store import Store
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
@@ -38,7 +38,7 @@ def test_the_tasks_span_models_optimizers_and_both_splits() -> None:
     tasks = list(TASKS.values())
     assert len(tasks) >= 8 and len({t.kind for t in tasks}) >= 4
     assert {t.base["optimizer"] for t in tasks} >= {"adamw", "sgd", "muon"}
-    assert {t.split for t in tasks} == {"dev", "test"}
+    assert {t.split for t in tasks} == {"dev", "test", "holdout"}
     assert any(t.base["task"] == "digits" and t.base.get("task_options", {}).get("parameterization") == "mup" for t in tasks)
     assert any(t.base.get("task_options", {}).get("loss") == "mse" for t in tasks)
     assert any(t.base.get("task_options", {}).get("norm") == "post" for t in tasks)
@@ -92,7 +92,7 @@ def test_the_grid_is_extended_only_where_its_best_is_at_the_edge() -> None:
 
 
 def test_bad_tiers_tasks_and_shards_are_refused() -> None:
-    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full"):
+    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full, holdout"):
         plan.tier("huge")
     with pytest.raises(ValueError, match="size='xl' is invalid; expected one of tiny, default, large"):
         plan.tier("full", "xl")
@@ -102,8 +102,13 @@ def test_bad_tiers_tasks_and_shards_are_refused() -> None:
         runner.shard(plan.tasks_of(plan.tier("full")), "3/2")
     tasks = plan.tasks_of(plan.tier("full"))
     assert runner.shard(tasks, "1/2") + runner.shard(tasks, "2/2") != tasks
-    assert sorted(t.name for t in runner.shard(tasks, "1/2") + runner.shard(tasks, "2/2")) == sorted(TASKS)
+    assert sorted(t.name for t in runner.shard(tasks, "1/2") + runner.shard(tasks, "2/2")) == sorted(t.name for t in tasks)
     assert {t.split for t in plan.tasks_of(plan.tier("quick"))} == {"dev"}
+    assert {t.split for t in tasks} == {"dev", "test"}  # the full tier leaves the holdout tasks out
+    assert {t.split for t in plan.tasks_of(plan.tier("holdout"))} == {"holdout"}
+    assert len(plan.tasks_of(plan.tier("tiny"))) == len(TASKS)
+    with pytest.raises(ValueError, match=r"tasks=\['mlp-deep'\] are not in the full tier \(its splits: dev, test\)"):
+        plan.tasks_of(plan.tier("full"), ["mlp-ce", "mlp-deep"])
 
 
 # -- the statistics on hand-made cells --------------------------------------------------------
@@ -114,7 +119,7 @@ def cell(method: str, peak: float, scores: list[float], family: str = "schedule"
     return Cell(method, family, peak, runs, tuple(scores))
 
 
-def result_of(cells: list[Cell]) -> TaskResult:
+def result_of(cells: list[Cell], task: BenchTask = TASKS["mlp-ce"]) -> TaskResult:
     by_method: dict[str, dict[float, Cell]] = {}
     for c in cells:
         by_method.setdefault(c.method, {})[c.peak_lr] = c
@@ -123,7 +128,7 @@ def result_of(cells: list[Cell]) -> TaskResult:
     for peak in peaks:
         grid = [c for c in cells if c.peak_lr == peak and (c.method == "no warmup" or c.method.startswith("linear"))]
         tuned[peak] = min(grid, key=lambda c: c.mean)
-    return TaskResult(TASKS["mlp-ce"], peaks, by_method, tuned)
+    return TaskResult(task, peaks, by_method, tuned)
 
 
 def test_a_comparison_pairs_seeds_and_calls_overlaps_ties() -> None:
@@ -161,7 +166,11 @@ def test_the_tuned_baseline_stability_and_discrimination() -> None:
     chosen = matrix([result], ["linear 50%", "x"]).splitlines()[2:]
     # linear 50% at 0.2 against the tuned linear 10%: ratios 1.125, 1.056, 1.059; the mean log
     # 0.076 with a t(2) half-width of 0.089 straddles 0: a tie, the task's only dev cell of it
-    assert chosen[0] == "| linear 50% | 0/1/0 | 0/1/0 | - | - |" and chosen[1].startswith("| x |")
+    assert chosen[0] == "| linear 50% | 0/1/0 | 0/1/0 |" and chosen[1].startswith("| x |")  # dev only
+    held = result_of(cells, TASKS["cnn-sgd"])
+    header, _, row = matrix([result, held], ["linear 50%"]).splitlines()[:3]
+    assert header.endswith("| dev W/T/L | holdout W/T/L | holdout median ratio |")
+    assert row == "| linear 50% | 0/1/0 | 0/1/0 | 0/1/0 | 0/1/0 | 1.08 |"  # exp(0.076)
 
 
 def test_a_run_that_ends_at_the_constant_prediction_is_stuck_and_fails(tmp_path: Path) -> None:
@@ -276,7 +285,7 @@ def test_the_full_tier(tmp_path: Path) -> None:
     """The full tier as docs/results.md runs it: every run finishes or diverges (none fails)."""
     result = CliRunner().invoke(app, ["bench", "--tier", "full", "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
-    for task in TASKS.values():
+    for task in plan.tasks_of(plan.tier("full")):
         stored = Store(tmp_path / "full" / task.name, read_only=True).runs()
         assert {run.status for run in stored} <= {"finished", "diverged"}, task.name
 

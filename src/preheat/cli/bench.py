@@ -19,7 +19,7 @@ from preheat.cli.lab import (Address, Backend, Cpus, Gpus, Quiet, Retries, Worke
 
 @app.command()
 def bench(
-    tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks) or full (hours).")] = "quick",
+    tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks), full (hours: dev and test tasks) or holdout (the holdout tasks).")] = "quick",
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Only these tasks (repeat the option).")] = None,
     methods: Annotated[Optional[list[str]], typer.Option(
         "--methods", help="Only these methods besides the linear grid (repeat the option).")] = None,
@@ -93,13 +93,14 @@ def bench(
 
 def _totals(results: list[Any]) -> Table:
     """Per method: win/tie/loss against the tuned warmup over every (task, peak LR) cell, by split."""
-    from preheat.lab.bench.tables import wtl_by_split
+    from preheat.lab.bench.tables import splits_of, wtl_by_split
 
     table = Table(title="win / tie / loss against the tuned warmup", title_justify="left")
     table.add_column("method")
-    table.add_column("dev W/T/L", justify="right")
-    table.add_column("test W/T/L", justify="right")
+    splits = splits_of(results)
+    for split in splits:
+        table.add_column(f"{split} W/T/L", justify="right")
     for method in dict.fromkeys(m for r in results for m in r.methods):
         counts = wtl_by_split(results, method)
-        table.add_row(method, counts["dev"], counts["test"])
+        table.add_row(method, *(counts[split] for split in splits))
     return table

@@ -31,9 +31,10 @@ The methods, each run through its own package where one exists:
 A tier may run only some ``methods`` (the linear grid always runs: it is the baseline), to
 rerun one method after a change, or to keep a method still in development off the test tasks.
 
-Tiers: ``full`` (every task, its whole ladder and seeds), ``quick`` (the development tasks at
+Tiers: ``full`` (the dev and test tasks, their whole ladders and seeds), ``holdout`` (the
+holdout tasks, likewise), ``quick`` (the development tasks at
 the two top rungs, 2 seeds, the grid 0, 5, 20, 50 %, half the updates: minutes on 2 cores),
-``tiny`` (every task at its tiny size, the top rung, 2 seeds, the grid 0 and 50 %: the tests'
+``tiny`` (every task, the holdout ones too, at its tiny size, the top rung, 2 seeds, the grid 0 and 50 %: the tests'
 end-to-end run).
 """
 
@@ -42,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from preheat.lab.bench.tasks import SIZES, TASKS, BenchTask
+from preheat.lab.bench.tasks import SIZES, SPLITS, TASKS, BenchTask
 from preheat.lab.compare import AUTO, WARMUP_TEMPLATE, adaptive_menu
 from preheat.lab.config import RunConfig
 
@@ -50,22 +51,22 @@ WARMUP_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 EXTENSION = (0.7, 0.9)
 LEARNED_STEP = ("prodigy", "dadapt_adam", "dog")
 RESEARCH_RUNGS = 2
-TIERS = ("tiny", "quick", "full")
+TIERS = ("tiny", "quick", "full", "holdout")
 NO_WARMUP = "no warmup"
 LINEAR = "linear "  # the linear grid's labels: "linear 5%"
 
 
 @dataclass(frozen=True)
 class Tier:
-    """How much of each task a tier runs: its ``name``, the tasks' ``size``, which ``split``
-    (None: both), how many top rungs of the ladder (None: all), the seeds (None: the task's),
+    """How much of each task a tier runs: its ``name``, the tasks' ``size``, the ``splits`` whose
+    tasks it runs, how many top rungs of the ladder (None: all), the seeds (None: the task's),
     the warmup grid, the fraction of the task's updates, how many rungs it may add beyond the
     ladder's edge, the ``device`` every run uses, and the ``methods`` it runs besides the linear
     grid (None: all)."""
 
     name: str
     size: str
-    split: str | None
+    splits: tuple[str, ...]
     rungs: int | None
     seeds: int | None
     grid: tuple[float, ...]
@@ -76,9 +77,10 @@ class Tier:
 
 
 TIER_SETTINGS = {
-    "full": Tier("full", "default", None, None, None, WARMUP_GRID, more_rungs=2),
-    "quick": Tier("quick", "default", "dev", 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
-    "tiny": Tier("tiny", "tiny", None, 1, 2, (0.0, 0.5)),
+    "full": Tier("full", "default", ("dev", "test"), None, None, WARMUP_GRID, more_rungs=2),
+    "holdout": Tier("holdout", "default", ("holdout",), None, None, WARMUP_GRID, more_rungs=2),
+    "quick": Tier("quick", "default", ("dev",), 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
+    "tiny": Tier("tiny", "tiny", SPLITS, 1, 2, (0.0, 0.5)),
 }
 
 
@@ -122,13 +124,18 @@ def tasks_of(settings: Tier, names: list[str] | None = None) -> list[BenchTask]:
     """The tasks the tier runs, in table order; ``names`` picks some of them.
 
     Raises:
-        ValueError: an unknown task name.
+        ValueError: an unknown task name, or a task of a split the tier does not run.
     """
     unknown = [name for name in names or [] if name not in TASKS]
     if unknown:
         raise ValueError(f"tasks={unknown} are unknown; expected some of {', '.join(TASKS)}")
+    elsewhere = [name for name in names or [] if TASKS[name].split not in settings.splits]
+    if elsewhere:
+        ours = [name for name, task in TASKS.items() if task.split in settings.splits]
+        raise ValueError(f"tasks={elsewhere} are not in the {settings.name} tier (its splits: "
+                         f"{', '.join(settings.splits)}); expected some of {', '.join(ours)}")
     return [task for task in TASKS.values()
-            if (names is None or task.name in names) and (settings.split in (None, task.split))]
+            if (names is None or task.name in names) and task.split in settings.splits]
 
 
 def peaks_of(task: BenchTask, settings: Tier) -> tuple[float, ...]:

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from preheat.lab.bench.analysis import Cell, Comparison, TaskResult, compare
 from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP, Tier, method_labels, runs, tier
+from preheat.lab.bench.tasks import SPLITS
 
 LETTER = {"win": "W", "tie": "T", "loss": "L"}
 
@@ -118,24 +119,35 @@ def discrimination(results: Sequence[TaskResult]) -> str:
 
 def matrix(results: Sequence[TaskResult], methods: Sequence[str] | None = None) -> str:
     """Win/tie/loss counts of every method (or of ``methods``, the linear grid's labels
-    allowed) against the tuned baseline, per task (over its peak LRs), the totals per split and
-    the median ratio over every cell of the test tasks."""
+    allowed) against the tuned baseline, per task (over its peak LRs), the totals per split and,
+    per split but dev, the median ratio over its cells."""
     methods = list(methods or dict.fromkeys(m for r in results for m in r.methods))
-    header = ["method"] + [r.task.name for r in results] + ["dev W/T/L", "test W/T/L", "test median ratio"]
+    splits = splits_of(results)
+    reported = [split for split in splits if split != "dev"]
+    header = (["method"] + [r.task.name for r in results] + [f"{split} W/T/L" for split in splits]
+              + [f"{split} median ratio" for split in reported])
     rows = []
     for method in methods:
         counts = wtl_by_split(results, method)
-        per_task, test_ratios = [], []
+        per_task, ratios = [], {split: [] for split in reported}
         for result in results:
             comparisons = result.comparisons(method)
             per_task.append(_wtl(comparisons) if comparisons else "-")
-            if result.task.split == "test":
-                test_ratios += [math.inf if c.cell.failed else c.ratio.value if c.ratio else math.nan
-                                for c in comparisons]
-        finite = [r for r in test_ratios if not math.isnan(r)]
-        rows.append([method] + per_task + [counts["dev"], counts["test"],
-                                           number(statistics.median(finite), 3) if finite else "-"])
+            if result.task.split in ratios:
+                ratios[result.task.split] += [math.inf if c.cell.failed else c.ratio.value if c.ratio else math.nan
+                                              for c in comparisons]
+        medians = []
+        for split in reported:
+            finite = [r for r in ratios[split] if not math.isnan(r)]
+            medians.append(number(statistics.median(finite), 3) if finite else "-")
+        rows.append([method] + per_task + [counts[split] for split in splits] + medians)
     return "\n".join(_table(header, rows))
+
+
+def splits_of(results: Sequence[TaskResult]) -> list[str]:
+    """The splits of the results' tasks, in :data:`~preheat.lab.bench.tasks.SPLITS` order."""
+    present = {result.task.split for result in results}
+    return [split for split in SPLITS if split in present]
 
 
 def _wtl(comparisons: Sequence[Comparison]) -> str:
@@ -143,10 +155,10 @@ def _wtl(comparisons: Sequence[Comparison]) -> str:
 
 
 def wtl_by_split(results: Sequence[TaskResult], method: str) -> dict[str, str]:
-    """``W/T/L`` of ``method`` against the tuned baseline over every cell of the dev and of the
-    test tasks (``-`` for a split without a compared cell)."""
+    """``W/T/L`` of ``method`` against the tuned baseline over every cell of each split of the
+    results' tasks (:func:`splits_of`; ``-`` for a split without a compared cell)."""
     found = {split: [c for r in results if r.task.split == split for c in r.comparisons(method)]
-             for split in ("dev", "test")}
+             for split in splits_of(results)}
     return {split: _wtl(comparisons) if comparisons else "-" for split, comparisons in found.items()}
 
 
