@@ -1,10 +1,10 @@
 """``preheat advise`` on the benchmark's tasks, against the best cell of the full (peak x warmup)
 grid, with torch-lr-finder's and Lightning's LR-finder suggestions side by side.
 
-Per task (the full tier's tasks at their default size):
+Per task (the full tier's tasks at their default size, or the holdout tier's):
 
-1. the linear grid of the full tier (every rung of the ladder, warmups 0-50 %, extended where
-   its best is at an edge) is run into the benchmark's store, or read from it: the **grid**;
+1. the linear grid of the tier (every rung of the ladder, warmups 0-50 %, extended where its
+   best is at an edge) is run into the benchmark's store, or read from it: the **grid**;
 2. ``advise`` runs once, on seed 0's model, within its default budget (2 % of the run, at
    least 30 range-test updates): its peak LR and schedule train every seed of the task;
 3. torch-lr-finder's suggestion (``LRFinder.range_test``, 100 updates, its steepest-gradient
@@ -17,7 +17,7 @@ interval; a tie when the interval holds 1), whether it is within 2 % of the best
 cost against the grid, in updates. Runs are stored (``--out``), so a rerun computes only what
 is missing.
 
-    python benchmarks/advise.py --split dev [--tasks mlp-ce ...] [--out runs/bench] [--workers 2]
+    python benchmarks/advise.py --split dev|test|holdout [--tasks mlp-ce ...] [--out runs/bench] [--workers 2]
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def row(label: str, peak: float | None, schedule: str, cell: Cell | None, best: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
+    parser.add_argument("--split", choices=("dev", "test", "holdout"), default="dev")
     parser.add_argument("--tasks", nargs="*", help="only these tasks")
     parser.add_argument("--out", default="runs/bench", help="the benchmark's stores (the grid)")
     parser.add_argument("--advise-out", default="runs/advise", help="stores of the advised runs")
@@ -161,8 +161,8 @@ def main() -> None:
     parser.add_argument("--finders", action=argparse.BooleanOptionalAction, default=True,
                         help="also torch-lr-finder's and Lightning's suggestions")
     args = parser.parse_args()
-    settings = plan.tier("full", methods=[])
-    tasks = [t for t in plan.tasks_of(settings, args.tasks) if args.split in ("all", t.split)]
+    settings = plan.tier("holdout" if args.split == "holdout" else "full", methods=[])
+    tasks = [t for t in plan.tasks_of(settings, args.tasks) if t.split == args.split]
     out = Path(args.advise_out)
     for task in tasks:
         (result,) = runner.run_bench(settings, [task], args.out, workers=args.workers)

@@ -395,7 +395,9 @@ def _peak(test: LRRangeResult, sgd: bool,
             + (f"is back above its start at {high:.3g}" if high else "never climbs back above its start"))
     if sgd and high is not None:
         peak = high * SGD_SHARE
-        evidence.append(f"{seen}; for SGD the advised peak is {SGD_SHARE:g} of that, {peak:.3g}.")
+        evidence.append(f"{seen}; for SGD the advised peak is {SGD_SHARE:g} of that, {peak:.3g}. "
+                        "This is a rough guide: on the benchmark's SGD tasks it missed the best peak "
+                        "several-fold, both ways (docs/advise.md); sweep peaks around it.")
     else:
         peak = float(test.suggestions[rule])  # type: ignore[arg-type]
         evidence.append(f"{seen}; its {rule} suggestion is {peak:.3g}, the advised peak.")
