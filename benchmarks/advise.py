@@ -38,10 +38,7 @@ from preheat.lab.optimizers import build_optimizer
 from preheat.lab.sweep import run_sweep
 from preheat.lab.tasks import make_task
 from preheat.probes import advise
-from preheat.probes.advise import WARMUP_FRACTION
-
-#: The finders suggest no warmup: their peaks train with advise's (20 % linear, then cosine).
-FALLBACK = f"linear_warmup('{round(100 * WARMUP_FRACTION)}%') >> cosine_decay('{100 - round(100 * WARMUP_FRACTION)}%')"
+from preheat.probes.advise import SCHEDULE  # the finders suggest no warmup: they train with advise's
 FINDER_UPDATES = 100
 
 
@@ -175,8 +172,8 @@ def main() -> None:
         advice = advise(model, lambda m, b: built.loss(m, b)[0], batches, optimizer, total=task.steps)
         rows = [("advise", advice.peak_lr, advice.schedule, advice.cost)]
         if args.finders:
-            rows += [("torch-lr-finder", torch_lr_finder(fields), FALLBACK, None),
-                     ("lightning lr_find", lightning_lr_finder(fields), FALLBACK, None)]
+            rows += [("torch-lr-finder", torch_lr_finder(fields), SCHEDULE, None),
+                     ("lightning lr_find", lightning_lr_finder(fields), SCHEDULE, None)]
         print(f"\n### {task.name} ({task.split}, {task.steps} updates, {task.seeds} seeds)\n")
         print(f"Grid's best: {best.method} at {best.peak_lr:g}, mean {best.mean:.4g} "
               f"(+- {best.half_width:.2g}); the grid: {grid_runs} runs, {grid_cost} updates.\n")

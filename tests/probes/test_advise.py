@@ -93,7 +93,7 @@ def test_an_optimizer_of_another_kind_gets_no_catapult_search_and_says_so():
     optimizer = torch.optim.Adagrad(model.parameters(), lr=0.1)
     advice = advise(model, loss_fn, batches, optimizer, total=3000, budget=60)
     assert advice.catapult is None and advice.critical_lr is None
-    assert "No catapult search: Adagrad" in advice.evidence[0]
+    assert "No catapult search: the optimizer (Adagrad)" in advice.evidence[0]
     percent = round(100 * WARMUP_FRACTION)
     assert advice.schedule == f"linear_warmup('{percent}%') >> cosine_decay('{100 - percent}%')"
 
