@@ -268,3 +268,11 @@ def test_check_reads_a_preheat_scheduler_and_its_optimizer():
     assert codes(check(scheduler, total=400)) == ["decay-ends-early"]
     controlled = preheat.Scheduler(sgd(), preheat.auto_warmup(total=100))
     assert check(controlled, total=100) == []  # a controller has no LRs to read ahead
+
+
+def test_a_schedule_passed_as_the_scheduler_is_refused_with_the_keyword_to_use():
+    schedule = preheat.warmup_cosine(100, 1000)
+    with pytest.raises(ValueError, match=r"scheduler=linear_warmup\(100\) >> cosine_decay\(900\) is invalid; expected a torch LR "
+                                         r"scheduler .* check\(schedule=\.\.\., total=\.\.\.\)"):
+        check(schedule, total=1000)
+    assert codes(check(schedule=schedule, total=1000)) == ["zero-first-update"]

@@ -34,7 +34,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from preheat.schedules import Schedule
 from preheat.schedules.checks import Finding, WarmupMistake, check_steps, lr_findings
-from preheat.schedules.validate import check_int
+from preheat.schedules.validate import check_int, shorten
 
 #: Scheduler steps before "more scheduler steps than updates" is called a habit, not a few
 #: updates a gradient scaler skipped at the start of mixed-precision training.
@@ -151,8 +151,14 @@ def check(
     - ``total``: the run's updates; the LR rules need it.
 
     Returns a list of :class:`~preheat.schedules.checks.Finding` (empty: nothing found).
+
+    Raises:
+        ValueError: ``scheduler`` is not a torch LR scheduler (a schedule goes in ``schedule=``).
     """
     function: Schedule | Callable[[Any], Any] | None = schedule
+    if scheduler is not None and not isinstance(scheduler, LRScheduler):
+        raise ValueError(f"check: scheduler={shorten(scheduler)} is invalid; expected a torch LR scheduler "
+                         "(preheat.Scheduler, LambdaLR, ...); pass a schedule as check(schedule=..., total=...)")
     if scheduler is not None:
         optimizer = optimizer or scheduler.optimizer
         if function is None:
