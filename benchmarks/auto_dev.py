@@ -1,0 +1,53 @@
+"""``auto_warmup`` on the development tasks against the stored linear grid: the design loop.
+
+A run's id is its configuration, not the code of the rule it runs, so after a change to the rule
+the benchmark would find ``auto``'s runs already stored and compute nothing. This runs the rule
+as it is now under the label ``auto VARIANT`` (a new id) in the full tier's dev stores, beside
+the grid as the benchmark grew it (extensions and added rungs included), every rung and seed;
+then prints its win / tie / loss against the tuned warmup, beside ``auto`` as stored and the
+fixed 20 and 30 %, and its ratio at every cell. Edit the rule in ``src/preheat/adaptive/auto.py``,
+run with a new ``--variant``, compare; a reused name reads its old runs back. The labelled runs
+never enter the benchmark's own tables (they are not in its plan). The dev tasks only: the
+test and holdout tasks judge a frozen revision (``docs/results.md``).
+
+    python benchmarks/auto_dev.py --variant v1 [--out runs/bench] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from preheat.lab.bench import plan, runner
+from preheat.lab.bench.analysis import load
+from preheat.lab.bench.tables import matrix, ratio_text
+from preheat.lab.sweep import run_sweep
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", required=True, help="a new name for the rule as it is now")
+    parser.add_argument("--out", default="runs/bench", help="the benchmark's stores, with the full tier's grid")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    settings = plan.tier("full", methods=["auto"])
+    label = f"auto {args.variant}"
+    results = []
+    for task in plan.tasks_of(settings):
+        if task.split != "dev":
+            continue
+        store = runner.store_of(args.out, settings, task)
+        grid = load(task, store)
+        if not grid.tuned:
+            raise SystemExit(f"{store} holds no linear grid: run preheat bench --tier full --tasks {task.name} first")
+        configs = [config.model_copy(update={"label": label})
+                   for config in plan.runs(task, settings, grid.peaks) if config.label == "auto"]
+        run_sweep(configs, store, workers=args.workers)
+        results.append(load(task, store))
+    print(matrix(results, [label, "auto", "linear 20%", "linear 30%"]))
+    for result in results:
+        cells = "; ".join(f"{c.cell.peak_lr:g}: {ratio_text(c)}" for c in result.comparisons(label))
+        print(f"{result.task.name}: {cells}")
+
+
+if __name__ == "__main__":
+    main()
