@@ -24,7 +24,8 @@ import statistics
 from collections import Counter
 
 from preheat.lab.bench import plan, runner
-from preheat.lab.bench.analysis import Cell, TaskResult, compare
+from preheat.lab.bench.analysis import Cell, TaskResult, compare, grid_at
+from preheat.lab.bench.tables import splits_of
 
 ROWS = ["no warmup", "linear 5%", "linear 10%", "linear 20%", "linear 30%", "linear 50%"]
 
@@ -32,8 +33,7 @@ ROWS = ["no warmup", "linear 5%", "linear 10%", "linear 20%", "linear 30%", "lin
 def held_out(result: TaskResult, peak: float) -> Cell:
     """The tuned baseline at ``peak`` chosen without the seed it is scored on: for each seed the
     grid's cells all ran, the length with the lowest mean over the other seeds, and its score."""
-    grid = sorted((cells[peak] for method, cells in result.cells.items() if plan.is_linear(method) and peak in cells),
-                  key=lambda cell: plan.warmup_fraction(cell.method))
+    grid = grid_at(result.cells, peak)
     scores = {cell.method: dict(zip(cell.seeds, cell.scores)) for cell in grid}
     runs = {cell.method: dict(zip(cell.seeds, cell.runs)) for cell in grid}
     seeds = sorted(set.intersection(*(set(cell.seeds) for cell in grid)))
@@ -49,7 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = plan.tier("full", methods=[])
     counts: dict[tuple[str, str, str], Counter[str]] = {}
-    for result in runner.run_bench(settings, plan.tasks_of(settings), args.out):
+    results = runner.run_bench(settings, plan.tasks_of(settings), args.out)
+    for result in results:
         for peak in result.peaks:
             baselines = {"same seeds": result.tuned[peak], "held out": held_out(result, peak)}
             for method in ROWS:
@@ -58,7 +59,7 @@ def main() -> None:
                     found = None if cell is None else compare(cell, baseline).outcome
                     if found is not None:
                         counts.setdefault((method, result.task.split, name), Counter())[found] += 1
-    splits = ("dev", "test")
+    splits = splits_of(results)
     print("| method | " + " | ".join(f"{split}: same seeds | {split}: held out" for split in splits) + " |")
     print("|---|" + "---|---|" * len(splits))
     for method in ROWS:

@@ -247,12 +247,17 @@ def load(task: BenchTask, directory: str | Path, ids: Collection[str] | None = N
                           for peak in by_peak}))
     tuned = {}
     for peak in peaks:
-        grid = [by_peak[peak] for method, by_peak in cells.items()
-                if is_linear(method) and peak in by_peak]
-        best = _best(sorted(grid, key=lambda c: warmup_fraction(c.method)))
+        best = _best(grid_at(cells, peak))
         if best is not None:
             tuned[peak] = best
     return TaskResult(task, peaks, cells, tuned)
+
+
+def grid_at(cells: dict[str, dict[float, Cell]], peak: float) -> list[Cell]:
+    """The linear grid's cells at ``peak`` (``cells``: method -> peak LR -> cell), shortest warmup
+    first: the order that breaks ties in the tuned baseline's favour of the shorter warmup."""
+    grid = [by_peak[peak] for method, by_peak in cells.items() if is_linear(method) and peak in by_peak]
+    return sorted(grid, key=lambda cell: warmup_fraction(cell.method))
 
 
 @functools.lru_cache(maxsize=None)
