@@ -90,20 +90,43 @@ def test_gradient_spikes_far_below_the_peak_or_no_gradient_norm_change_nothing()
     assert run(AutoWarmup(400), falling, 60, lambda t, m: None) == run(AutoWarmup(400), falling, 60)
 
 
-def test_a_loss_that_rises_with_the_lr_sets_the_ceiling_and_a_noisy_flat_one_does_not() -> None:
+def test_a_loss_that_stays_up_cuts_the_ceiling_to_half_the_level_of_its_lowest_window() -> None:
     controller = AutoWarmup(400)
     noise = random.Random(0)
 
-    def rising(t: int, m: float) -> float:  # above 40 % of the peak the loss climbs
-        return 1.0 + 0.02 * noise.gauss(0, 1) + (2.0 * (m - 0.4) if m > 0.4 else 0.0)
-    used = run(controller, rising, 200)
+    def loss(t: int, m: float) -> float:  # falls with time; above 40 % of the peak the LR pushes it up
+        return 1.0 + math.exp(-t / 30) + 0.02 * noise.gauss(0, 1) + 2.0 * max(0.0, m - 0.4)
+    used = run(controller, loss, 200)
     [lower] = [d for d in controller.decisions if d.action == "lower"]
-    assert "rose by more than 2 standard errors" in lower.reason
-    assert 0.2 <= controller.state.ceiling <= 0.35 and max(used[lower.step:]) <= controller.state.ceiling
+    assert "3 windows of 10 updates in a row more than 2 standard errors above the lowest" in lower.reason
+    lowest = lower.evidence["lowest_level"]  # where the loss was lowest: near 40 % of the peak
+    assert 0.35 <= lowest <= 0.5 and controller.state.ceiling == pytest.approx(lowest / 2)
+    assert max(used[lower.step:]) <= controller.state.ceiling
+
+
+def test_a_noisy_flat_loss_and_a_catapult_that_comes_back_down_change_nothing() -> None:
     flat = random.Random(1)
     calm = AutoWarmup(400)
-    run(calm, lambda t, m: 1.0 + 0.3 * flat.gauss(0, 1) ** 2, 200)  # noisy, heavy-tailed, flat
-    assert calm.handover_step == 79 and calm.state.ceiling == 1.0
+    used = run(calm, lambda t, m: 1.0 + 0.3 * flat.gauss(0, 1) ** 2, 200)  # noisy, heavy-tailed, flat
+    assert calm.state.ceiling == 1.0 and {d.action for d in calm.decisions} <= {"raise", "hold", "handover"}
+    assert used == pytest.approx([linear_then_cosine(t, 80, 400) for t in range(200)], abs=1e-12)
+    bump = AutoWarmup(400)  # the loss rises for two windows at half the peak, then falls below its best
+    run(bump, lambda t, m: 2.0 * math.exp(-t / 50) + (0.5 if 40 <= t < 60 else 0.0), 200)
+    assert bump.state.ceiling == 1.0 and bump.handover_step == 79
+
+
+def test_the_watch_after_the_ramp_follows_the_decay_and_can_still_cut_the_peak() -> None:
+    controller = AutoWarmup(400)
+
+    def loss(t: int, m: float) -> float:  # fine on the way up; from update 100, at the peak, it climbs
+        return 2.0 * math.exp(-t / 50) + (0.02 * (t - 100) if t >= 100 else 0.0)
+    used = run(controller, loss, 240)
+    [lower] = [d for d in controller.decisions if d.action == "lower"]
+    assert 110 <= lower.step < 160 and controller.state.ceiling == pytest.approx(0.5)
+    assert used[:lower.step] == pytest.approx([linear_then_cosine(t, 80, 400) for t in range(lower.step)])
+    assert controller.handover_step == 79  # dated back to the ramp's end: the decay never jumps
+    tail = range(lower.step, 240)
+    assert [used[t] for t in tail] == pytest.approx([0.5 * linear_then_cosine(t, 80, 400) for t in tail])
 
 
 def test_a_nan_loss_backs_off() -> None:
@@ -145,6 +168,7 @@ def test_resume_in_a_fresh_controller_repeats_every_decision() -> None:
     ({"spike_limit": 1.0}, "spike_limit=1.0 is invalid"),
     ({"grad_limit": 1.0}, "grad_limit=1.0 is invalid"),
     ({"window": 0.0}, "window=0.0 is invalid"),
+    ({"watch": 1.5}, "watch=1.5 is invalid"),
     ({"watch_above": -0.1}, "watch_above=-0.1 is invalid"),
     ({"after": "nope("}, "after='nope\\(' is invalid"),
 ])

@@ -36,11 +36,13 @@ if TYPE_CHECKING:
     from typing import Unpack
 
     from preheat.adaptive.base import BoundsKeywords
+    from preheat.schedules import Schedule
 
 DEFAULT_AFTER = "cosine_decay({steps})"
 MIN_CEILING = 1e-6  # a ceiling is positive (the state rule), however often the LR was cut
 SETTLED = 5  # losses in the average before the spike and gradient rules may fire
-RISE_Z = 2.0  # a window's mean loss is "rising" when it is this many standard errors above the last
+RISE_Z = 2.0  # a window's mean loss is "up" when it is this many standard errors above the lowest so far
+PERSIST = 3  # windows in a row up: the loss stays up (a catapult comes back down sooner)
 
 
 @dataclass
@@ -64,9 +66,12 @@ class AutoState(ControllerState):
     window_sum: float = 0.0
     window_squares: float = 0.0
     window_count: int = 0
-    previous_mean: float | None = None
-    previous_variance: float = field(default=0.0, metadata=within(0.0))
-    rose: bool = False
+    lowest_mean: float | None = None
+    lowest_variance: float = field(default=0.0, metadata=within(0.0))
+    lowest_level: float = field(default=1.0, metadata=within(0.0, 1.0))
+    above: int = 0
+    stays_up: bool = False
+    since: int | None = field(default=None, metadata=within(1.0))
 
 
 class AutoWarmup(Controller):
@@ -135,7 +140,8 @@ class AutoWarmup(Controller):
         alpha: float = 0.3,
         spike_limit: float = 3.0,
         grad_limit: float = 4.0,
-        window: float = 0.05,
+        window: float = 0.025,
+        watch: float = 0.2,
         watch_above: float = 0.125,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
@@ -148,8 +154,11 @@ class AutoWarmup(Controller):
         self.grad_limit = check_real(owner, "grad_limit", grad_limit, 1.0, low_open=True)
         self.window = check_real(owner, "window", window, 0.0, 1.0, low_open=True)
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
+        self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
+        self.watch_length = round(self.watch * total)
+        self._watched: tuple[int, Schedule] | None = None  # (since, after built for it)
         super().__init__(total, after=after, **bounds)
 
     def start(self) -> float:
@@ -177,6 +186,9 @@ class AutoWarmup(Controller):
         level = self.level()
         evidence = {"loss": loss, "ema": state.ema if state.ema is not None else loss, "level": level,
                     "ceiling": state.ceiling}
+        stays_up, state.stays_up = state.stays_up, False
+        if state.since is not None:
+            return self._watch(stays_up, evidence)
         if state.high >= 2:
             again = state.spiked_at is not None and level >= state.spiked_at / 2
             state.spiked_at = level
@@ -197,20 +209,47 @@ class AutoWarmup(Controller):
             return Proposal(self.level(), "lower", f"gradient norm {grad:.4g} > grad_limit={self.grad_limit} x "
                             f"its average {grad_before:.4g}: back to half the level, pause {state.pause} updates",
                             {**evidence, "grad_norm": grad})
-        rose, state.rose = state.rose, False
-        if rose and level >= self.watch_above:
-            state.ceiling = max(level / 2, MIN_CEILING)
+        if stays_up and level >= self.watch_above:
+            state.ceiling = max(min(level, state.lowest_level) / 2, MIN_CEILING)
             state.clock = state.ceiling * self.length
-            return Proposal(self.level(), "lower", f"mean loss of the last {self.window_length} updates rose by "
-                            f"more than {RISE_Z:g} standard errors: ceiling {state.ceiling:.4g}", evidence)
+            state.since = state.observed + 1
+            return Proposal(self.level(), "lower", self._stays_up_reason(),
+                            {**evidence, "lowest_level": state.lowest_level})
         if state.pause > 0:
             state.pause -= 1
             return Proposal(level, "hold", f"paused after a gradient spike ({state.pause} more updates)", evidence)
         state.clock += 1
         if self.level() >= state.ceiling:
-            return Proposal(state.ceiling, "raise", f"at the ceiling {state.ceiling:.4g}: warmup done", evidence,
-                            done=True)
+            state.since = state.observed + 1
+            return Proposal(state.ceiling, "raise", f"at the ceiling {state.ceiling:.4g}: the decay starts; the "
+                            f"loss is watched for {self.watch_length} more updates", evidence)
         return Proposal(self.level(), "raise", "ramp", evidence)
+
+    def _watch(self, stays_up: bool, evidence: dict[str, float]) -> Proposal:
+        """After the ramp: the decay from ``since``, scaled by the ceiling; the ceiling halves
+        while the loss stays up; the handover, dated back to ``since``, after ``watch`` updates."""
+        state = self.state
+        if stays_up and state.ceiling >= self.watch_above:
+            state.ceiling = max(min(state.ceiling, state.lowest_level) / 2, MIN_CEILING)
+            state.clock = state.ceiling * self.length
+            return Proposal(state.ceiling * self._decay(state.observed + 1), "lower", self._stays_up_reason(),
+                            {**evidence, "lowest_level": state.lowest_level})
+        if state.observed + 1 - state.since >= self.watch_length:
+            return Proposal(state.ceiling, "hold", f"watched {self.watch_length} updates of the decay: handover",
+                            evidence, done=True, origin=state.since)
+        return Proposal(state.ceiling * self._decay(state.observed + 1), "hold", "decay, watching the loss",
+                        evidence)
+
+    def _decay(self, step: int) -> float:
+        """``after``'s value at ``step``, ``after`` running from ``since`` (as after the handover)."""
+        since = self.state.since
+        if self._watched is None or self._watched[0] != since:
+            self._watched = (since, self.bounds.handover_schedule(self.total - since))
+        return float(self._watched[1](step - since))
+
+    def _stays_up_reason(self) -> str:
+        return (f"mean loss of {PERSIST} windows of {self.window_length} updates in a row more than {RISE_Z:g} "
+                f"standard errors above the lowest window: ceiling {self.state.ceiling:.4g}")
 
     def _average(self, loss: float) -> None:
         """Take ``loss`` into the average and the current window; close the window when full."""
@@ -231,10 +270,13 @@ class AutoWarmup(Controller):
         n = state.window_count
         mean = state.window_sum / n
         variance = max(0.0, state.window_squares / n - mean * mean) * n / (n - 1)
-        previous = state.previous_mean
-        state.rose = (previous is not None
-                      and mean - previous > RISE_Z * math.sqrt((variance + state.previous_variance) / n))
-        state.previous_mean, state.previous_variance = mean, variance
+        lowest = state.lowest_mean
+        up = lowest is not None and mean - lowest > RISE_Z * math.sqrt((variance + state.lowest_variance) / n)
+        state.above = state.above + 1 if up else 0
+        if state.above >= PERSIST:
+            state.stays_up, state.above = True, 0
+        if lowest is None or mean < lowest:
+            state.lowest_mean, state.lowest_variance, state.lowest_level = mean, variance, self.level()
         state.window_sum, state.window_squares, state.window_count = 0.0, 0.0, 0
 
     def _restart(self) -> None:
@@ -242,4 +284,4 @@ class AutoWarmup(Controller):
         state = self.state
         state.ema, state.samples, state.grad_ema, state.high = None, 0, None, 0
         state.window_sum, state.window_squares, state.window_count = 0.0, 0.0, 0
-        state.previous_mean, state.previous_variance, state.rose = None, 0.0, False
+        state.lowest_mean, state.lowest_variance, state.above, state.stays_up = None, 0.0, 0, False

@@ -103,7 +103,10 @@ class Proposal:
 
     ``multiplier`` is proposed (the base then applies :class:`Bounds`); ``action`` is ``raise``,
     ``hold`` or ``lower``; ``reason`` says why in words and ``evidence`` holds the numbers behind
-    it; ``done`` ends the warmup (the handover).
+    it; ``done`` ends the warmup (the handover). ``origin``, with ``done``, dates the handover
+    back to an earlier update: ``after`` then runs from that update (a controller that followed
+    the decay itself for a while, watching, hands over without a jump); ``multiplier`` is then the
+    scale of ``after`` (with :attr:`Controller.scale_after`).
     """
 
     multiplier: float
@@ -111,6 +114,7 @@ class Proposal:
     reason: str
     evidence: dict[str, float] = field(default_factory=dict)
     done: bool = False
+    origin: int | None = None
 
 
 #: A rule on one field of a controller's state: ``check(value, controller, state)`` returns
@@ -360,7 +364,10 @@ class Controller(ABC):
         state.observed += 1
         action, reason = proposal.action, proposal.reason
         if proposal.done or state.observed >= self.total:
-            state.handover = state.observed
+            dated = proposal.done and proposal.origin is not None
+            if dated:  # the proposal is after's scale, not the next multiplier: no max_step applies
+                state.current = self.bounds.clip(proposal.multiplier)
+            state.handover = proposal.origin if dated else state.observed
             action, reason = "handover", (reason if proposal.done else f"{reason}; reached total={self.total}")
         state.decisions.append(Decision(state.observed, self.multiplier(), action, reason, dict(proposal.evidence)))
         return self.multiplier()

@@ -36,7 +36,7 @@ _PEER_OPTIMIZERS = {  # optimizers from other packages that learn or replace the
     "dog": "DoG (learns its step size)",
 }
 _CONTROLLER_NOTES = {  # controller name -> what it does (all are in docs/adaptive.md)
-    "auto_warmup": "preheat's default: doubles the LR each time the loss has absorbed the last doubling",
+    "auto_warmup": "preheat's default: a linear ramp that backs off on spikes, lowers the peak where the loss stays up",
     "smoothness_warmup": "LR raised as far as the measured smoothness allows (Liu et al. 2025)",
     "sharpness_warmup": "LR raised while the sharpness stays below the edge of stability",
     "catapult_warmup": "starts at the LR a catapult search finds, then a linear ramp",
