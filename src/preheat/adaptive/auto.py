@@ -2,24 +2,26 @@
 
 Undisturbed it is the linear warmup over ``ramp`` (20 %) of the run followed by cosine decay:
 the fixed length that did best on the benchmark's development tasks (``docs/which-warmup.md``),
-where the tuned warmup's best length ranged from 0 to 70 %. On the way up it watches what
-training computes anyway and answers three signs that the LR is more than the network can take
-yet:
+where the tuned warmup's best length ranged from 0 to 70 %. It watches what training computes
+anyway and answers three signs that the LR is more than the network can take:
 
-- **a loss spike** (Kalra & Barkeshli's catapult, or the start of a divergence): the ramp steps
-  back to half its level; a second spike at a comparable level makes half that level the
-  **ceiling**: the warmup hands over there and the decay starts from it;
+- **a loss spike** (Kalra & Barkeshli's catapult, or the start of a divergence), on the way up:
+  the ramp steps back to half its level; a second spike at a comparable level makes half that
+  level the **ceiling**: the decay starts from it;
 - **a gradient-norm spike** (on the benchmark's GPT an LR the network could not take yet showed
   there first: the norm jumped 5-75x while the loss barely moved, and Adam's second moment,
-  inflated by it, then shrank every update for tens of steps): the ramp steps back to half its
-  level and pauses, for longer after every such spike;
-- **a rising loss**: the mean loss of the last window of updates is significantly above that of
-  the window before while the LR climbs (a range test's stopping point): half the level becomes
-  the ceiling.
+  inflated by it, then shrank every update for tens of steps), on the way up: the ramp steps
+  back to half its level and pauses, for longer after every such spike;
+- **a loss that stays up**, on the way up and for ``watch`` (20 %) of the run into the decay:
+  the mean loss of three windows in a row is significantly above the lowest window so far. A
+  catapult's bump comes back down within a window or two (the SGD MLP's did at its low peaks);
+  a peak the network cannot use keeps the loss up (the digits MLP's at 0.128 did). The ceiling
+  becomes half the level at which the loss was lowest, as a range test reads the LR off the
+  loss's minimum (AutoWU resets to it; see ``autowu.py``).
 
-Where none of them fires it is exactly the linear warmup (shifted by one update: update 0
-trains at ``1 / W`` of the peak, not at 0). It reads the loss and the gradient norm only (no
-extra forward or backward, no probe before training), so it costs a few float operations per
+Where none of them fires it is exactly the linear warmup and its cosine (shifted by one update:
+update 0 trains at ``1 / W`` of the peak, not at 0). It reads the loss and the gradient norm only
+(no extra forward or backward, no probe before training), so it costs a few float operations per
 update, and it assumes nothing of the optimizer beyond "a smaller LR is safer".
 """
 
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
     from typing import Unpack
 
     from preheat.adaptive.base import BoundsKeywords
-    from preheat.schedules import Schedule
 
 DEFAULT_AFTER = "cosine_decay({steps})"
 MIN_CEILING = 1e-6  # a ceiling is positive (the state rule), however often the LR was cut
@@ -51,8 +52,9 @@ class AutoState(ControllerState):
     the ceiling, the loss average (``ema``, over ``samples`` losses), the level of the last loss
     spike and how many high losses in a row there were, the gradient norm's average, the number
     of gradient spikes and the updates still paused, the current window's loss sum, sum of
-    squares and count, the last full window's mean and variance, and whether the last window
-    rose."""
+    squares and count, the lowest window's mean, variance and level, how many windows in a row
+    were up, whether the loss has just stayed up, and the update the watch started (``None``
+    on the way up)."""
 
     clock: float = field(default=1.0, metadata=within(0.0))
     ceiling: float = field(default=1.0, metadata=within(0.0, 1.0, low_open=True))
@@ -75,38 +77,47 @@ class AutoState(ControllerState):
 
 
 class AutoWarmup(Controller):
-    """Linear warmup over ``ramp`` of the run that steps back on spikes and stops below a peak
-    the loss cannot take.
+    """Linear warmup over ``ramp`` of the run that steps back on spikes and lowers a peak the
+    loss cannot take, watching into the decay.
 
     With ``W = max(1, round(ramp * total))``, ``c`` the ramp's clock (1 at update 0), ``C`` the
-    ceiling (1 at first), the multiplier of update ``t`` during warmup is ``m = min(C, c / W)``.
+    ceiling (1 at first), the multiplier of update ``t`` on the way up is ``m = min(C, c / W)``.
     With ``L`` the average loss (a plain mean while that weighs each loss more than ``alpha``,
     then an EMA of weight ``alpha``) and ``G`` the same average of the gradient norm, after
     each update, in this order:
 
     - **outlier**: a loss above ``spike_limit * L`` (once ``L`` holds ``SETTLED`` = 5 losses)
-      stays out of the averages; one alone changes nothing (single batches are noisy);
-    - **loss spike**: the second such loss in a row: ``c = c / 2`` (the level halves) and the
-      averages restart; if the level of the last loss spike is at most twice today's, the
-      ceiling becomes ``m / 2``;
-    - **gradient spike**: ``grad_norm > grad_limit * G`` (``G`` before this update, with 5
-      losses averaged) at a level of at least ``watch_above``: ``c = c / 2``, the averages
-      restart, and the ramp pauses ``2^k`` updates, ``k`` the gradient spikes so far. Below
-      ``watch_above`` the LR is too small for its spikes to say anything; without a
-      ``grad_norm`` signal the rule is off;
-    - **rising loss**: every ``w = max(4, round(window * total))`` averaged losses form a
-      window; when a window's mean exceeds the previous window's by more than ``RISE_Z`` = 2
-      standard errors of the difference (``sqrt((s1^2 + s2^2) / w)``, sample variances) at a
-      level of at least ``watch_above``: the ceiling becomes ``m / 2`` and the level drops to it;
-    - otherwise, unless paused, **raise**: ``c = c + 1``; the warmup hands over when the level
+      stays out of the averages and the windows; one alone changes nothing (single batches are
+      noisy);
+    - **windows**: every ``w = max(4, round(window * total))`` averaged losses form a window; a
+      window is *up* when its mean exceeds the lowest window mean so far by more than ``RISE_Z``
+      = 2 standard errors of the difference (``sqrt((s1^2 + s2^2) / w)``, sample variances).
+      The loss **stays up** when ``PERSIST`` = 3 windows in a row are up. ``m_low`` is the
+      level at the end of the lowest window;
+    - **watch** (from the update ``s`` the ramp reached the ceiling, for ``watch * total``
+      updates): the multiplier is ``C * after(t - s)``. If the loss stays up and
+      ``C >= watch_above``: ``C = min(C, m_low) / 2``. At the end the warmup hands over, dated
+      back to ``s``: from then on too, update ``t`` gets ``C * after(t - s)``;
+    - on the way up, **loss spike**: the second outlier in a row: ``c = c / 2`` (the level
+      halves) and the averages and windows restart; if the level of the last loss spike is at
+      most twice today's, the ceiling becomes ``m / 2``;
+    - on the way up, **gradient spike**: ``grad_norm > grad_limit * G`` (``G`` before this
+      update, with 5 losses averaged) at a level of at least ``watch_above``: ``c = c / 2``, the
+      averages and windows restart, and the ramp pauses ``2^k`` updates, ``k`` the gradient
+      spikes so far. Below ``watch_above`` the LR is too small for its spikes to say anything;
+      without a ``grad_norm`` signal the rule is off;
+    - on the way up, **the loss stays up** at a level ``m >= watch_above``: ``C = min(m, m_low)
+      / 2``, the level drops to it, and the watch starts;
+    - otherwise, unless paused, **raise**: ``c = c + 1``; the watch starts when the level
       reaches the ceiling.
 
     Update 0 gets ``1 / W`` (0 < it <= 1): the first update trains. Undisturbed, update ``t``
-    gets ``(t + 1) / W`` and the handover is at update ``W - 1``, from where update ``t`` gets
-    ``after(t - W + 1)``; after a lowered ceiling ``C``, from the handover ``h`` on, update ``t``
-    gets ``C * after(t - h)`` (:attr:`~preheat.adaptive.base.Controller.scale_after`), with
-    ``after`` cosine decay over the updates left by default. If the level never reaches the
-    ceiling, the warmup ends at update ``total``.
+    gets ``(t + 1) / W`` up to update ``W - 1``, and from there ``after(t - W + 1)``, with
+    ``after`` cosine decay over the updates left by default; the handover is dated at update
+    ``W - 1``. With a lowered ceiling ``C``, from ``s`` on update ``t`` gets ``C * after(t - s)``
+    (:attr:`~preheat.adaptive.base.Controller.scale_after`), until a further cut if the loss
+    stays up during the watch. If the level never reaches the ceiling, the warmup ends at
+    update ``total``, and after the last update nothing changes (the run is over).
 
     Args:
         total: the run's length in updates; the latest handover.
@@ -115,10 +126,11 @@ class AutoWarmup(Controller):
         spike_limit: a loss above this multiple of the average is high, > 1; default 3.
         grad_limit: a gradient norm above this multiple of its average is a spike, > 1;
             default 4.
-        window: the rising-loss rule's window as a fraction of the run, in ``(0, 1]``; default
-            0.05.
-        watch_above: the lowest level at which gradient spikes and a rising loss count, in
-            ``[0, 1]``; default 1/8.
+        window: the loss windows' length as a fraction of the run, in ``(0, 1]``; default 0.025.
+        watch: how long the loss is watched into the decay, as a fraction of the run, in
+            ``[0, 1]``; default 0.2.
+        watch_above: the lowest level (or ceiling) at which gradient spikes and a loss that
+            stays up count, in ``[0, 1]``; default 1/8.
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -158,7 +170,6 @@ class AutoWarmup(Controller):
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
-        self._watched: tuple[int, Schedule] | None = None  # (since, after built for it)
         super().__init__(total, after=after, **bounds)
 
     def start(self) -> float:
@@ -229,23 +240,17 @@ class AutoWarmup(Controller):
         """After the ramp: the decay from ``since``, scaled by the ceiling; the ceiling halves
         while the loss stays up; the handover, dated back to ``since``, after ``watch`` updates."""
         state = self.state
+        following = state.observed + 1
         if stays_up and state.ceiling >= self.watch_above:
             state.ceiling = max(min(state.ceiling, state.lowest_level) / 2, MIN_CEILING)
             state.clock = state.ceiling * self.length
-            return Proposal(state.ceiling * self._decay(state.observed + 1), "lower", self._stays_up_reason(),
-                            {**evidence, "lowest_level": state.lowest_level})
-        if state.observed + 1 - state.since >= self.watch_length:
+            return Proposal(state.ceiling * self.after_value(state.since, following), "lower",
+                            self._stays_up_reason(), {**evidence, "lowest_level": state.lowest_level})
+        if following - state.since >= self.watch_length:
             return Proposal(state.ceiling, "hold", f"watched {self.watch_length} updates of the decay: handover",
                             evidence, done=True, origin=state.since)
-        return Proposal(state.ceiling * self._decay(state.observed + 1), "hold", "decay, watching the loss",
-                        evidence)
-
-    def _decay(self, step: int) -> float:
-        """``after``'s value at ``step``, ``after`` running from ``since`` (as after the handover)."""
-        since = self.state.since
-        if self._watched is None or self._watched[0] != since:
-            self._watched = (since, self.bounds.handover_schedule(self.total - since))
-        return float(self._watched[1](step - since))
+        return Proposal(state.ceiling * self.after_value(state.since, following), "hold",
+                        "decay, watching the loss", evidence)
 
     def _stays_up_reason(self) -> str:
         return (f"mean loss of {PERSIST} windows of {self.window_length} updates in a row more than {RISE_Z:g} "

@@ -272,7 +272,7 @@ class Controller(ABC):
             raise ValueError(f"{self.name}: {err}; expected the keywords after, floor, max_step, backoff") from None
         except ValueError as err:
             raise ValueError(str(err).replace("bounds:", f"{self.name}:", 1)) from None
-        # (handover step, the schedule built for it, first step of a block, its values there)
+        # (after's origin, the schedule built for it, first step of a block, its values there)
         self._after: tuple[int, Schedule, int, np.ndarray] | None = None
         self.state = self.State()
         self.state.current = self.bounds.clip(self.start())
@@ -334,14 +334,19 @@ class Controller(ABC):
         state = self.state
         if state.handover is None:
             return state.current
-        t, cache = state.observed - state.handover, self._after
-        if cache is None or cache[0] != state.handover:
-            cache = (state.handover, self.bounds.handover_schedule(self.total - state.handover), 0, np.empty(0))
+        value = self.after_value(state.handover, state.observed)
+        return state.current * value if self.scale_after else value
+
+    def after_value(self, origin: int, step: int) -> float:
+        """``after``'s value at update ``step >= origin`` when it runs from update ``origin``
+        (built with ``{steps}`` = ``total - origin``): ``after(step - origin)``."""
+        t, cache = step - origin, self._after
+        if cache is None or cache[0] != origin:
+            cache = (origin, self.bounds.handover_schedule(self.total - origin), 0, np.empty(0))
         if not 0 <= t - cache[2] < cache[3].size:  # a block of values at once: a lookup per update
             cache = (*cache[:2], t, np.asarray(cache[1](np.arange(t, t + AFTER_BLOCK)), dtype=float))
         self._after = cache
-        value = float(cache[3][t - cache[2]])
-        return state.current * value if self.scale_after else value
+        return float(cache[3][t - cache[2]])
 
     def observe(self, **signals: float) -> float:
         """Take update :attr:`observed`'s signals, decide, advance; return the next multiplier.
