@@ -139,7 +139,7 @@ def test_a_nan_loss_backs_off() -> None:
 
 def test_resume_in_a_fresh_controller_repeats_every_decision() -> None:
     noise = random.Random(2)
-    losses = [1.0 + 0.5 * math.exp(-t / 30) + 0.05 * noise.random() for t in range(120)]
+    losses = [1.0 + 0.5 * math.exp(-t / 30) + 0.05 * noise.random() for t in range(200)]
 
     def loss(t: int, m: float) -> float:
         return 50.0 if t in (30, 31) else losses[t] + (0.5 if m > 0.6 else 0.0)
@@ -148,14 +148,15 @@ def test_resume_in_a_fresh_controller_repeats_every_decision() -> None:
         return 9.0 if t in (26, 45) else 1.0 + 0.1 * math.sin(t)
     whole = AutoWarmup(300)
     whole.bind(0.1)
-    run(whole, loss, 120, grad)
+    run(whole, loss, 200, grad)
     assert whole.state.grad_spikes > 0 and sum(d.action == "lower" for d in whole.decisions) >= 3
+    assert whole.state.since is not None and whole.handover_step == whole.state.since  # through the watch
     first = AutoWarmup(300)
     first.bind(0.1)
     run(first, loss, 40, grad)
     resumed = AutoWarmup(300)
     resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
-    for t in range(40, 120):
+    for t in range(40, 200):
         m = resumed.multiplier()
         resumed.observe(loss=loss(t, m), grad_norm=grad(t, m))
     assert resumed.state_dict() == whole.state_dict()
