@@ -58,6 +58,36 @@ def test_multiplier_sequence_follows_decisions_and_hands_over() -> None:
     assert [d.step for d in ramp.decisions] == list(range(1, 8))
 
 
+class Follow(Controller):
+    """Jumps to 1 at update 0, follows ``after`` itself from update 1 for 4 updates, then hands
+    over dated back to update 1 (as a controller that watches into the decay)."""
+
+    name = "follow"
+
+    def start(self) -> float:
+        return 1.0
+
+    def decide(self, signals: Mapping[str, float]) -> Proposal:
+        following = self.observed + 1
+        if following - 1 >= 4:
+            return Proposal(0.5, "hold", "watched", done=True, origin=1)
+        return Proposal(0.5 * self.after_value(1, following), "hold", "watching")
+
+
+def test_a_handover_dated_back_runs_after_on_from_its_origin_without_a_jump() -> None:
+    class Scaled(Follow):
+        scale_after = True
+    follow = Scaled(total=20, after="linear_decay({steps})", max_step=0.01)
+    seen = [follow.observe(loss=1.0) for _ in range(10)]
+    assert follow.handover_step == 1 and follow.decisions[4].action == "handover"
+    # 0.5 x linear_decay(19) from update 1, before and after the handover alike; the first move
+    # (from 1 to 0.5) is limited by max_step, the handover's rescale is not
+    assert seen[0] == pytest.approx(0.99)
+    assert seen[4:] == pytest.approx([0.5 * (1 - (t - 1) / 19) for t in range(5, 11)])
+    plain = Follow(total=20, after="linear_decay({steps})")  # without scale_after: after alone
+    assert [plain.observe(loss=1.0) for _ in range(6)][4:] == pytest.approx([1 - 4 / 19, 1 - 5 / 19])
+
+
 def test_bounds_max_step_and_floor() -> None:
     ramp = Ramp(total=50, initial=0.2, floor=0.1, max_step=0.05)
     assert ramp.observe(loss=1.0) == pytest.approx(0.25)  # wanted 0.4, moved at most 0.05
