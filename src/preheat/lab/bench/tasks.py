@@ -12,7 +12,10 @@ user needs). Each task belongs to one split:
   research discipline: say so, and judge the revision on tasks nobody tuned on). Added when
   ``auto_warmup``'s test results were already known, calibrated with linear warmups only, and run
   by no adaptive method before a revision is frozen. The full tier leaves them out (its 2 hours
-  are spent); the ``holdout`` tier runs them, every method.
+  are spent); the ``holdout`` tier runs them, every method;
+- **reserve**: the same, for the next revision: added once ``auto_warmup``'s revision had been
+  judged on the holdout tasks, calibrated with linear warmups only, and run by no adaptive
+  method until a further revision is frozen (the ``reserve`` tier).
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
@@ -30,7 +33,10 @@ from 0.064 on ``mlp-deep`` (from 0.032 in the full grid) and from 0.4 on ``cnn-m
 1.05-1.12x the 50 % warmup's loss from 0.004 on ``gpt-wide``. A CNN with SGD and cross-entropy was
 tried first and dropped: in its full grid, final losses at one peak jumped 0.12-0.68 between
 neighbouring warmup lengths, and no warmup only tied the tuned warmup at its aggressive peak
-(2.37x [0.96, 5.85]).
+(2.37x [0.96, 5.85]). The reserve tasks' ladders came from the same pilots (0, 5, 20 and 50 %,
+one seed, 5-7 rungs): on ``mlp-sgd-ce`` every length but 50 % diverges at 1.6 and none below; on
+``cnn-adam`` no warmup ends at chance from 0.064 and 1.3-6x the 50 % warmup's loss from 0.008;
+on ``post-ln-small`` no warmup ends stuck from 0.004, and at 0.008 every length but 50 % does.
 Sizes: ``tiny`` (tests: a few updates on the smallest model), ``default`` (the CPU tiers),
 ``large`` (a GPU: wider models, longer runs).
 """
@@ -41,8 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SIZES = ("tiny", "default", "large")
-Split = Literal["dev", "test", "holdout"]
-SPLITS: tuple[Split, ...] = ("dev", "test", "holdout")
+Split = Literal["dev", "test", "holdout", "reserve"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve")
 
 
 @dataclass(frozen=True)
@@ -192,5 +198,29 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
         sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 2,
                                                                               "n_embd": 512, "n_head": 8}}},
+    ),
+    BenchTask(
+        "mlp-sgd-ce", "MLP", "reserve",
+        "digits MLP 64-256-256-10, standard init, cross-entropy, SGD with momentum",
+        {"task": "digits", "task_options": {"width": 256}, **_SGD},
+        steps=400, peaks=(0.2, 0.4, 0.8, 1.6),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 2048}}},
+    ),
+    BenchTask(
+        "cnn-adam", "CNN", "reserve", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), Adam's default betas",
+        {"task": "digits", "task_options": {"model": "cnn", "width": 16}, **_ADAMW, "betas": (0.9, 0.999)},
+        steps=400, peaks=(0.008, 0.016, 0.032, 0.064),
+        sizes={"tiny": {"steps": 12, "task_options": {"width": 4}},
+               "large": {"steps": 3000, "task_options": {"width": 64}}},
+    ),
+    BenchTask(
+        "post-ln-small", "post-LN transformer", "reserve",
+        "Shakespeare characters, post-LN transformer 2 layers x 64, context 16, batch 8, AdamW (beta2 0.95)",
+        {"task": "shakespeare-char", "task_options": {**_GPT, "n_layer": 2, "norm": "post"}, **_ADAMW,
+         "batch_size": 8, "weight_decay": 0.1},
+        steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
+        sizes={"tiny": {**_TINY_GPT, "task_options": {**_TINY_GPT["task_options"], "norm": "post"}},
+               "large": {**_LARGE_GPT, "task_options": {**_LARGE_GPT["task_options"], "n_layer": 2,
+                                                        "norm": "post"}}},
     ),
 )}
