@@ -221,11 +221,8 @@ class AutoWarmup(Controller):
                             f"its average {grad_before:.4g}: back to half the level, pause {state.pause} updates",
                             {**evidence, "grad_norm": grad})
         if stays_up and level >= self.watch_above:
-            state.ceiling = max(min(level, state.lowest_level) / 2, MIN_CEILING)
-            state.clock = state.ceiling * self.length
             state.since = state.observed + 1
-            return Proposal(self.level(), "lower", self._stays_up_reason(),
-                            {**evidence, "lowest_level": state.lowest_level})
+            return Proposal(*self._cut(level, evidence))
         if state.pause > 0:
             state.pause -= 1
             return Proposal(level, "hold", f"paused after a gradient spike ({state.pause} more updates)", evidence)
@@ -237,24 +234,29 @@ class AutoWarmup(Controller):
         return Proposal(self.level(), "raise", "ramp", evidence)
 
     def _watch(self, stays_up: bool, evidence: dict[str, float]) -> Proposal:
-        """After the ramp: the decay from ``since``, scaled by the ceiling; the ceiling halves
+        """After the ramp: the decay from ``since``, scaled by the ceiling; the ceiling is cut
         while the loss stays up; the handover, dated back to ``since``, after ``watch`` updates."""
         state = self.state
         following = state.observed + 1
         if stays_up and state.ceiling >= self.watch_above:
-            state.ceiling = max(min(state.ceiling, state.lowest_level) / 2, MIN_CEILING)
-            state.clock = state.ceiling * self.length
-            return Proposal(state.ceiling * self.after_value(state.since, following), "lower",
-                            self._stays_up_reason(), {**evidence, "lowest_level": state.lowest_level})
+            _, action, reason, cut = self._cut(state.ceiling, evidence)
+            return Proposal(state.ceiling * self.after_value(state.since, following), action, reason, cut)
         if following - state.since >= self.watch_length:
             return Proposal(state.ceiling, "hold", f"watched {self.watch_length} updates of the decay: handover",
                             evidence, done=True, origin=state.since)
         return Proposal(state.ceiling * self.after_value(state.since, following), "hold",
                         "decay, watching the loss", evidence)
 
-    def _stays_up_reason(self) -> str:
-        return (f"mean loss of {PERSIST} windows of {self.window_length} updates in a row more than {RISE_Z:g} "
-                f"standard errors above the lowest window: ceiling {self.state.ceiling:.4g}")
+    def _cut(self, level: float, evidence: dict[str, float]) -> tuple[float, str, str, dict[str, float]]:
+        """The loss stayed up at ``level``: the ceiling (and the level) becomes half the lower of
+        ``level`` and the level of the lowest window. The proposal's multiplier, action, reason
+        and evidence."""
+        state = self.state
+        state.ceiling = max(min(level, state.lowest_level) / 2, MIN_CEILING)
+        state.clock = state.ceiling * self.length
+        return (state.ceiling, "lower", f"mean loss of {PERSIST} windows of {self.window_length} updates in a row "
+                f"more than {RISE_Z:g} standard errors above the lowest window: ceiling {state.ceiling:.4g}",
+                {**evidence, "lowest_level": state.lowest_level})
 
     def _average(self, loss: float) -> None:
         """Take ``loss`` into the average and the current window; close the window when full."""
