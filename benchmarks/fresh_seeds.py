@@ -28,7 +28,7 @@ RULES_OFF = "auto_warmup(spike_limit=1e9, grad_limit=1e9, window=1.0, watch=0.0)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tier", default="full", help="the tier the task is in: full or holdout")
+    parser.add_argument("--tier", default="full", help="the tier the task is in: full, holdout or reserve")
     parser.add_argument("--task", required=True)
     parser.add_argument("--peak", type=float, required=True, help="a peak LR of the task's ladder")
     parser.add_argument("--seeds", type=int, default=20, help="fresh seeds, after the benchmark's")
@@ -37,10 +37,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = plan.tier(args.tier, methods=["auto"])
     [task] = plan.tasks_of(settings, [args.task])
-    first = {config.label: config for config in plan.runs(task, settings, (args.peak,)) if config.seed == 0}
+    cell = plan.runs(task, settings, (args.peak,))
+    first = {config.label: config for config in cell if config.seed == 0}
     shifted = first["auto"].model_copy(update={"label": SHIFT_ONLY, "controller": RULES_OFF,
                                                "note": "auto_warmup with every rule off: the shifted ramp"})
-    start = max(config.seed for config in plan.runs(task, settings, (args.peak,))) + 1
+    start = max(config.seed for config in cell) + 1
     configs = [base.model_copy(update={"seed": seed}) for seed in range(start, start + args.seeds)
                for base in (first[BASELINE], first["auto"], shifted)]
     out = args.out or f"runs/fresh-seeds/{task.name}-{args.peak:g}"

@@ -6,7 +6,7 @@ diverges, gets stuck or falls clearly behind. Prints the final validation loss o
 each peak (``div``: diverged). Runs only the linear warmups, so it reveals nothing about any
 method that needs no tuning.
 
-    python benchmarks/pilot.py --task cnn-adam --peaks 0.004 0.008 0.016 0.032 0.064 0.128
+    python benchmarks/pilot.py --task cnn-batch128 --peaks 0.004 0.008 0.016 0.032 0.064 0.128
 """
 
 from __future__ import annotations

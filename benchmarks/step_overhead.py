@@ -15,9 +15,9 @@ and a gradient norm at every update (``scheduler.step(loss=..., grad_norm=...)``
 noisy loss, and half of it as the gradient norm, so it raises, holds and hands over as in
 training): what the warmup that needs no length costs. The row below it, ``in warmup``, never
 hands over in the timed steps (``ramp=1.0`` over ``100 x --steps`` updates), so it is the cost
-of a decision at every step. Their cost is also given as a fraction of one real training update, timed in the
-same run: forward, backward and AdamW step of the benchmark's smallest model (the digits MLP
-64-256-256-10, batch 32), where the fraction is largest.
+of a decision at every step. Their cost is also given as a fraction of one real training update,
+timed in the same run: forward, backward and AdamW step of the benchmark's smallest model (the
+digits MLP 64-256-256-10, batch 32), where the fraction is largest.
 
     python benchmarks/step_overhead.py [--steps 5000] [--repeats 7] [--groups 1]
 """

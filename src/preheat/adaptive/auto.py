@@ -28,7 +28,7 @@ update, and it assumes nothing of the optimizer beyond "a smaller LR is safer".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Mapping
 
 from preheat.adaptive.base import Controller, ControllerState, Proposal, within
@@ -222,7 +222,7 @@ class AutoWarmup(Controller):
                             {**evidence, "grad_norm": grad})
         if stays_up and level >= self.watch_above:
             state.since = state.observed + 1
-            return Proposal(*self._cut(level, evidence))
+            return self._cut(level, evidence)
         if state.pause > 0:
             state.pause -= 1
             return Proposal(level, "hold", f"paused after a gradient spike ({state.pause} more updates)", evidence)
@@ -239,24 +239,23 @@ class AutoWarmup(Controller):
         state = self.state
         following = state.observed + 1
         if stays_up and state.ceiling >= self.watch_above:
-            _, action, reason, cut = self._cut(state.ceiling, evidence)
-            return Proposal(state.ceiling * self.after_value(state.since, following), action, reason, cut)
+            cut = self._cut(state.ceiling, evidence)
+            return replace(cut, multiplier=cut.multiplier * self.after_value(state.since, following))
         if following - state.since >= self.watch_length:
             return Proposal(state.ceiling, "hold", f"watched {self.watch_length} updates of the decay: handover",
                             evidence, done=True, origin=state.since)
         return Proposal(state.ceiling * self.after_value(state.since, following), "hold",
                         "decay, watching the loss", evidence)
 
-    def _cut(self, level: float, evidence: dict[str, float]) -> tuple[float, str, str, dict[str, float]]:
+    def _cut(self, level: float, evidence: dict[str, float]) -> Proposal:
         """The loss stayed up at ``level``: the ceiling (and the level) becomes half the lower of
-        ``level`` and the level of the lowest window. The proposal's multiplier, action, reason
-        and evidence."""
+        ``level`` and the level of the lowest window; the proposal of the new ceiling."""
         state = self.state
         state.ceiling = max(min(level, state.lowest_level) / 2, MIN_CEILING)
         state.clock = state.ceiling * self.length
-        return (state.ceiling, "lower", f"mean loss of {PERSIST} windows of {self.window_length} updates in a row "
-                f"more than {RISE_Z:g} standard errors above the lowest window: ceiling {state.ceiling:.4g}",
-                {**evidence, "lowest_level": state.lowest_level})
+        return Proposal(state.ceiling, "lower", f"mean loss of {PERSIST} windows of {self.window_length} updates "
+                        f"in a row more than {RISE_Z:g} standard errors above the lowest window: ceiling "
+                        f"{state.ceiling:.4g}", {**evidence, "lowest_level": state.lowest_level})
 
     def _average(self, loss: float) -> None:
         """Take ``loss`` into the average and the current window; close the window when full."""

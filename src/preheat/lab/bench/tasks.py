@@ -107,6 +107,10 @@ _TINY_GPT = {"steps": 8, "batch_size": 4, "task_options": {"n_layer": 1, "n_embd
                                                            "eval_batch_size": 4}}
 _GPT = {"size": "tiny", "n_layer": 4, "block_size": 16, "eval_batches": 8}
 _LARGE_GPT = {"steps": 4000, "batch_size": 64, "task_options": {"size": "small", "n_layer": 6}}
+_GPT_RUN = {"task": "shakespeare-char", **_ADAMW, "batch_size": 8, "weight_decay": 0.1}  # the GPT tasks' run
+_TINY_POST_LN = {**_TINY_GPT, "task_options": {**_TINY_GPT["task_options"], "norm": "post"}}
+_CNN_SIZES = {"tiny": {"steps": 12, "task_options": {"width": 4}},
+              "large": {"steps": 3000, "task_options": {"width": 64}}}
 
 TASKS: dict[str, BenchTask] = {task.name: task for task in (
     BenchTask(
@@ -125,7 +129,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
     BenchTask(
         "gpt-pre-ln", "GPT (pre-LN)", "dev",
         "Shakespeare characters, pre-LN GPT 4 layers x 64, context 16, batch 8, AdamW (beta2 0.95)",
-        {"task": "shakespeare-char", "task_options": _GPT, **_ADAMW, "batch_size": 8, "weight_decay": 0.1},
+        {**_GPT_RUN, "task_options": _GPT},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
         sizes={"tiny": _TINY_GPT, "large": _LARGE_GPT},
     ),
@@ -147,16 +151,14 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "cnn", "CNN", "test", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), AdamW",
         {"task": "digits", "task_options": {"model": "cnn", "width": 16}, **_ADAMW},
         steps=400, peaks=(0.008, 0.016, 0.032, 0.064),
-        sizes={"tiny": {"steps": 12, "task_options": {"width": 4}},
-               "large": {"steps": 3000, "task_options": {"width": 64}}},
+        sizes=_CNN_SIZES,
     ),
     BenchTask(
         "post-ln", "post-LN transformer", "test",
         "Shakespeare characters, post-LN transformer 4 layers x 64, context 16, batch 8, AdamW (beta2 0.95)",
-        {"task": "shakespeare-char", "task_options": {**_GPT, "norm": "post"}, **_ADAMW, "batch_size": 8,
-         "weight_decay": 0.1},
+        {**_GPT_RUN, "task_options": {**_GPT, "norm": "post"}},
         steps=400, peaks=(0.0005, 0.001, 0.002, 0.004), seeds=3,
-        sizes={"tiny": {**_TINY_GPT, "task_options": {**_TINY_GPT["task_options"], "norm": "post"}},
+        sizes={"tiny": _TINY_POST_LN,
                "large": {**_LARGE_GPT, "task_options": {**_LARGE_GPT["task_options"], "norm": "post"}}},
     ),
     BenchTask(
@@ -168,8 +170,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
     BenchTask(
         "gpt-muon", "GPT (pre-LN)", "test",
         "Shakespeare characters, pre-LN GPT 4 layers x 64, context 16, batch 8, Muon on the hidden matrices",
-        {"task": "shakespeare-char", "task_options": _GPT, **_ADAMW, "optimizer": "muon", "batch_size": 8,
-         "weight_decay": 0.1},
+        {**_GPT_RUN, "task_options": _GPT, "optimizer": "muon"},
         steps=400, peaks=(0.016, 0.032, 0.064, 0.128), seeds=3,
         sizes={"tiny": _TINY_GPT, "large": _LARGE_GPT},
     ),
@@ -192,14 +193,12 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "digits as 8x8 images, 3-conv CNN (16-16-32 channels), MSE, SGD with momentum",
         {"task": "digits", "task_options": {"model": "cnn", "width": 16, "loss": "mse"}, **_SGD},
         steps=400, peaks=(0.1, 0.2, 0.4, 0.8),
-        sizes={"tiny": {"steps": 12, "task_options": {"width": 4}},
-               "large": {"steps": 3000, "task_options": {"width": 64}}},
+        sizes=_CNN_SIZES,
     ),
     BenchTask(
         "gpt-wide", "GPT (pre-LN)", "holdout",
         "Shakespeare characters, pre-LN GPT 2 layers x 128, context 16, batch 8, AdamW (beta2 0.95)",
-        {"task": "shakespeare-char", "task_options": {**_GPT, "n_layer": 2, "n_embd": 128, "n_head": 4}, **_ADAMW,
-         "batch_size": 8, "weight_decay": 0.1},
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2, "n_embd": 128, "n_head": 4}},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
         sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 2,
                                                                               "n_embd": 512, "n_head": 8}}},
@@ -207,8 +206,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
     BenchTask(
         "gpt-deep", "GPT (pre-LN)", "reserve",
         "Shakespeare characters, pre-LN GPT 6 layers x 64, context 16, batch 8, AdamW (beta2 0.95)",
-        {"task": "shakespeare-char", "task_options": {**_GPT, "n_layer": 6}, **_ADAMW, "batch_size": 8,
-         "weight_decay": 0.1},
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 6}},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
         sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 12}}},
     ),
@@ -216,16 +214,14 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "cnn-batch128", "CNN", "reserve", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), batch 128, AdamW",
         {"task": "digits", "task_options": {"model": "cnn", "width": 16}, **_ADAMW, "batch_size": 128},
         steps=400, peaks=(0.008, 0.016, 0.032, 0.064),
-        sizes={"tiny": {"steps": 12, "task_options": {"width": 4}},
-               "large": {"steps": 3000, "task_options": {"width": 64}}},
+        sizes=_CNN_SIZES,
     ),
     BenchTask(
         "post-ln-small", "post-LN transformer", "reserve",
         "Shakespeare characters, post-LN transformer 2 layers x 64, context 16, batch 8, AdamW (beta2 0.95)",
-        {"task": "shakespeare-char", "task_options": {**_GPT, "n_layer": 2, "norm": "post"}, **_ADAMW,
-         "batch_size": 8, "weight_decay": 0.1},
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2, "norm": "post"}},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
-        sizes={"tiny": {**_TINY_GPT, "task_options": {**_TINY_GPT["task_options"], "norm": "post"}},
+        sizes={"tiny": _TINY_POST_LN,
                "large": {**_LARGE_GPT, "task_options": {**_LARGE_GPT["task_options"], "n_layer": 2,
                                                         "norm": "post"}}},
     ),
