@@ -1,4 +1,4 @@
-"""``auto_warmup`` on the development tasks against the stored linear grid: the design loop.
+"""``auto_warmup`` on the seen tasks against the stored linear grid: the design loop.
 
 A run's id is its configuration, not the code of the rule it runs, so after a change to the rule
 the benchmark would find ``auto``'s runs already stored and compute nothing. This runs the rule
@@ -7,10 +7,12 @@ the grid as the benchmark grew it (extensions and added rungs included), every r
 then prints its win / tie / loss against the tuned warmup, beside ``auto`` as stored and the
 fixed 20 and 30 %, and its ratio at every cell. Edit the rule in ``src/preheat/adaptive/auto.py``,
 run with a new ``--variant``, compare; a reused name reads its old runs back. The labelled runs
-never enter the benchmark's own tables (they are not in its plan). The dev tasks only: the
-test and holdout tasks judge a frozen revision (``docs/results.md``).
+never enter the benchmark's own tables (they are not in its plan). ``--splits`` names the
+splits designed on: the dev tasks at first; a revision after a split's judgement designs on
+that split too (every split but ``reserve`` has judged one, ``docs/adaptive.md``), and the
+unseen split judges the frozen revision (``docs/results.md``).
 
-    python benchmarks/auto_dev.py --variant v1 [--out runs/bench] [--workers 2]
+    python benchmarks/auto_dev.py --variant v1 [--splits dev,test,holdout] [--out runs/bench] [--workers 2]
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import argparse
 
 from preheat.lab.bench import plan, runner
-from preheat.lab.bench.analysis import load
+from preheat.lab.bench.analysis import TaskResult, load
+from preheat.lab.bench.tasks import BenchTask
 from preheat.lab.bench.tables import matrix, ratio_text
 from preheat.lab.sweep import run_sweep
 
@@ -28,25 +31,34 @@ def main() -> None:
     parser.add_argument("--variant", required=True, help="a new name for the rule as it is now")
     parser.add_argument("--out", default="runs/bench", help="the benchmark's stores, with the full tier's grid")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--splits", default="dev", help="comma-separated splits designed on (never reserve)")
     args = parser.parse_args()
-    settings = plan.tier("full", methods=["auto"])
+    splits = args.splits.split(",")
+    if "reserve" in splits:
+        raise SystemExit("--splits: the reserve tasks judge a frozen revision; design on dev, test or holdout")
     label = f"auto {args.variant}"
     results = []
-    for task in plan.tasks_of(settings):
-        if task.split != "dev":
-            continue
-        store = runner.store_of(args.out, settings, task)
-        grid = load(task, store)
-        if not grid.tuned:
-            raise SystemExit(f"{store} holds no linear grid: run preheat bench --tier full --tasks {task.name} first")
-        configs = [config.model_copy(update={"label": label})
-                   for config in plan.runs(task, settings, grid.peaks) if config.label == "auto"]
-        run_sweep(configs, store, workers=args.workers)
-        results.append(load(task, store))
+    for settings in (plan.tier("full", methods=["auto"]), plan.tier("holdout", methods=["auto"])):
+        for task in plan.tasks_of(settings):
+            if task.split in splits:
+                results.append(_run(task, settings, label, args))
     print(matrix(results, [label, "auto", "linear 20%", "linear 30%"]))
     for result in results:
         cells = "; ".join(f"{c.cell.peak_lr:g}: {ratio_text(c)}" for c in result.comparisons(label))
         print(f"{result.task.name}: {cells}")
+
+
+def _run(task: BenchTask, settings: plan.Tier, label: str, args: argparse.Namespace) -> TaskResult:
+    """Run ``label`` at every cell of ``task`` beside its stored grid; the task's results."""
+    store = runner.store_of(args.out, settings, task)
+    grid = load(task, store)
+    if not grid.tuned:
+        raise SystemExit(f"{store} holds no linear grid: run "
+                         f"preheat bench --tier {settings.name} --tasks {task.name} first")
+    configs = [config.model_copy(update={"label": label})
+               for config in plan.runs(task, settings, grid.peaks) if config.label == "auto"]
+    run_sweep(configs, store, workers=args.workers)
+    return load(task, store)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,20 @@ def test_a_loss_that_stays_up_cuts_the_ceiling_to_half_the_level_of_its_lowest_w
     assert max(used[lower.step:]) <= controller.state.ceiling
 
 
+def test_a_step_back_keeps_the_lowest_window_so_a_loss_that_stays_up_after_it_still_cuts() -> None:
+    controller = AutoWarmup(400)
+    noise = random.Random(2)
+
+    def loss(t: int, m: float) -> float:  # falls; at update 50 it jumps up 1.0 and stays there
+        return 1.0 + math.exp(-t / 30) + 0.02 * noise.gauss(0, 1) + (1.0 if t >= 50 else 0.0)
+    run(controller, loss, 160, grad_at=lambda t, m: 10.0 if t == 50 else 1.0)
+    back, cut, *later = [d for d in controller.decisions if d.action == "lower"]  # later: in the watch
+    assert back.step == 51 and "gradient norm" in back.reason
+    assert "above the lowest window" in cut.reason and 80 <= cut.step <= 100
+    lowest = cut.evidence["lowest_level"]  # the window before the jump, found before the step back
+    assert lowest == pytest.approx(50 / 80) and cut.multiplier == pytest.approx(lowest / 2)
+
+
 def test_a_noisy_flat_loss_and_a_catapult_that_comes_back_down_change_nothing() -> None:
     flat = random.Random(1)
     calm = AutoWarmup(400)

@@ -17,7 +17,9 @@ anyway and answers three signs that the LR is more than the network can take:
   catapult's bump comes back down within a window or two (the SGD MLP's did at its low peaks);
   a peak the network cannot use keeps the loss up (the digits MLP's at 0.128 did). The ceiling
   becomes half the level at which the loss was lowest, as a range test reads the LR off the
-  loss's minimum (AutoWU resets to it; see ``autowu.py``).
+  loss's minimum (AutoWU resets to it; see ``autowu.py``). A step back on a spike keeps the
+  lowest window: a loss that stays above it after the step back still counts (on the deep MLP
+  at its top rung, gradient spikes had restarted the count again and again).
 
 Where none of them fires it is exactly the linear warmup and its cosine (shifted by one update:
 update 0 trains at ``1 / W`` of the peak, not at 0). It reads the loss and the gradient norm only
@@ -99,13 +101,14 @@ class AutoWarmup(Controller):
       ``C >= watch_above``: ``C = min(C, m_low) / 2``. At the end the warmup hands over, dated
       back to ``s``: from then on too, update ``t`` gets ``C * after(t - s)``;
     - on the way up, **loss spike**: the second outlier in a row: ``c = c / 2`` (the level
-      halves) and the averages and windows restart; if the level of the last loss spike is at
-      most twice today's, the ceiling becomes ``m / 2``;
+      halves) and the averages, the current window and the count of windows up restart (the
+      lowest window is kept: a step back does not erase where the loss was lowest); if the
+      level of the last loss spike is at most twice today's, the ceiling becomes ``m / 2``;
     - on the way up, **gradient spike**: ``grad_norm > grad_limit * G`` (``G`` before this
       update, with 5 losses averaged) at a level of at least ``watch_above``: ``c = c / 2``, the
-      averages and windows restart, and the ramp pauses ``2^k`` updates, ``k`` the gradient
-      spikes so far. Below ``watch_above`` the LR is too small for its spikes to say anything;
-      without a ``grad_norm`` signal the rule is off;
+      same restart, and the ramp pauses ``2^k`` updates, ``k`` the gradient spikes so far.
+      Below ``watch_above`` the LR is too small for its spikes to say anything; without a
+      ``grad_norm`` signal the rule is off;
     - on the way up, **the loss stays up** at a level ``m >= watch_above``: ``C = min(m, m_low)
       / 2``, the level drops to it, and the watch starts;
     - otherwise, unless paused, **raise**: ``c = c + 1``; the watch starts when the level
@@ -286,8 +289,10 @@ class AutoWarmup(Controller):
         state.window_sum, state.window_squares, state.window_count = 0.0, 0.0, 0
 
     def _restart(self) -> None:
-        """After a step back: the averages and the windows start again at the new level."""
+        """After a step back: the averages, the current window and the count of windows up start
+        again at the new level; the lowest window stays, so a loss that stays above it after the
+        step back still counts as staying up."""
         state = self.state
         state.ema, state.samples, state.grad_ema, state.high = None, 0, None, 0
         state.window_sum, state.window_squares, state.window_count = 0.0, 0.0, 0
-        state.lowest_mean, state.lowest_variance, state.above, state.stays_up = None, 0.0, 0, False
+        state.above, state.stays_up = 0, False
