@@ -8,11 +8,11 @@ then prints its win / tie / loss against the tuned warmup, beside ``auto`` as st
 fixed 20 and 30 %, and its ratio at every cell. Edit the rule in ``src/preheat/adaptive/auto.py``,
 run with a new ``--variant``, compare; a reused name reads its old runs back. The labelled runs
 never enter the benchmark's own tables (they are not in its plan). ``--splits`` names the
-splits designed on: the dev tasks at first; a revision after a split's judgement designs on
-that split too (every split but ``reserve`` has judged one, ``docs/adaptive.md``), and the
-unseen split judges the frozen revision (``docs/results.md``).
+splits designed on: the dev tasks at first; once a split has judged a revision it is seen, and
+a next revision may design on it too. Test, holdout and reserve have each judged one
+(``docs/adaptive.md``), so a next revision is to be judged on tasks nothing has run on yet.
 
-    python benchmarks/auto_dev.py --variant v1 [--splits dev,test,holdout] [--out runs/bench] [--workers 2]
+    python benchmarks/auto_dev.py --variant v1 [--splits dev,test,holdout,reserve] [--out runs/bench] [--workers 2]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import argparse
 
 from preheat.lab.bench import plan, runner
 from preheat.lab.bench.analysis import TaskResult, load
-from preheat.lab.bench.tasks import BenchTask
+from preheat.lab.bench.tasks import SPLITS, BenchTask
 from preheat.lab.bench.tables import matrix, ratio_text
 from preheat.lab.sweep import run_sweep
 
@@ -31,14 +31,16 @@ def main() -> None:
     parser.add_argument("--variant", required=True, help="a new name for the rule as it is now")
     parser.add_argument("--out", default="runs/bench", help="the benchmark's stores, with the full tier's grid")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--splits", default="dev", help="comma-separated splits designed on (never reserve)")
+    parser.add_argument("--splits", default="dev", help="comma-separated splits designed on")
     args = parser.parse_args()
     splits = args.splits.split(",")
-    if "reserve" in splits:
-        raise SystemExit("--splits: the reserve tasks judge a frozen revision; design on dev, test or holdout")
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown:
+        raise SystemExit(f"--splits={args.splits!r}: {', '.join(unknown)} is no split; expected some of "
+                         f"{', '.join(SPLITS)}")
     label = f"auto {args.variant}"
     results = []
-    for settings in (plan.tier("full", methods=["auto"]), plan.tier("holdout", methods=["auto"])):
+    for settings in (plan.tier(name, methods=["auto"]) for name in ("full", "holdout", "reserve")):
         for task in plan.tasks_of(settings):
             if task.split in splits:
                 results.append(_run(task, settings, label, args))
