@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 
+from preheat.lab.bench.analysis import load
 from preheat.lab.bench.plan import WARMUP_TEMPLATE, linear_label
 from preheat.lab.bench.tasks import TASKS
 from preheat.lab.config import RunConfig
-from preheat.lab.store import Store
 from preheat.lab.sweep import run_sweep
 
 LENGTHS = (0.0, 0.05, 0.2, 0.5)
@@ -36,15 +36,9 @@ def main() -> None:
                for peak in args.peaks for length in LENGTHS]
     out = args.out or f"runs/pilot/{task.name}"
     run_sweep(configs, out, workers=args.workers)
-    store = Store(out, read_only=True)
-    try:
-        finals = {}
-        for run in store.runs():
-            losses = store.evals(run.id)["val_loss"]
-            finals[run.config.peak_lr, run.config.label] = (
-                "div" if run.status == "diverged" or len(losses) == 0 else f"{float(losses[-1]):.4g}")
-    finally:
-        store.close()
+    finals = {(peak, label): "div" if run.diverged or not run.losses else f"{run.losses[-1]:.4g}"
+              for label, by_peak in load(task, out).cells.items()
+              for peak, cell in by_peak.items() for run in cell.runs}
     labels = [linear_label(length) for length in LENGTHS]
     print(f"{task.name}: final val loss, seed 0")
     print(f"{'peak LR':>9} " + " ".join(f"{label:>11}" for label in labels))

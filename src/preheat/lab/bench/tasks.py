@@ -15,7 +15,8 @@ user needs). Each task belongs to one split:
   are spent); the ``holdout`` tier runs them, every method;
 - **reserve**: the same, for the next revision: added once ``auto_warmup``'s revision had been
   judged on the holdout tasks, calibrated with linear warmups only, and run by no adaptive
-  method until a further revision is frozen (the ``reserve`` tier).
+  method until its second revision was frozen; then every method ran on them once (the
+  ``reserve`` tier), and they are seen too.
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
