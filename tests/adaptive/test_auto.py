@@ -27,6 +27,13 @@ def falling(t: int, m: float) -> float:
     return 2.0 * math.exp(-t / 50)
 
 
+def rules(total: int) -> AutoWarmup:
+    """The controller the rule tests below drive: a 20 % ramp (``W = 80`` of 400 updates, 60 of
+    300), so their update counts stay those they were written for; the rules do not depend on
+    the ramp's length."""
+    return AutoWarmup(total, ramp=0.2)
+
+
 def linear_then_cosine(t: int, warmup: int, total: int) -> float:
     """Written from the formula, not from preheat: (t + 1) / W up to update W - 1, then cosine
     from 1 to 0 over the updates left."""
@@ -36,19 +43,20 @@ def linear_then_cosine(t: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(t - (warmup - 1), left) / left))
 
 
-def test_undisturbed_it_is_the_linear_warmup_over_a_fifth_of_the_run_then_cosine() -> None:
+def test_undisturbed_it_is_the_linear_warmup_over_two_fifths_of_the_run_then_cosine() -> None:
     controller = AutoWarmup(400)
-    assert controller.multiplier() == 1 / 80  # update 0 trains
-    used = run(controller, falling, 200)
-    assert controller.handover_step == 79
-    assert used == pytest.approx([linear_then_cosine(t, 80, 400) for t in range(200)], abs=1e-12)
-    assert {d.action for d in controller.decisions[:78]} == {"raise"}
+    assert controller.multiplier() == 1 / 160  # update 0 trains
+    used = run(controller, falling, 300)
+    assert controller.handover_step == 159
+    assert used == pytest.approx([linear_then_cosine(t, 160, 400) for t in range(300)], abs=1e-12)
+    assert {d.action for d in controller.decisions[:158]} == {"raise"}
+    assert AutoWarmup(400, ramp=0.2).multiplier() == 1 / 80  # ramp sets W = round(ramp * total)
 
 
 def test_one_high_loss_is_an_outlier_and_two_in_a_row_a_spike_that_halves_the_level() -> None:
-    lone = AutoWarmup(400)
-    assert run(lone, lambda t, m: 50.0 if t == 30 else falling(t, m), 60) == run(AutoWarmup(400), falling, 60)
-    controller = AutoWarmup(400)
+    lone = rules(400)
+    assert run(lone, lambda t, m: 50.0 if t == 30 else falling(t, m), 60) == run(rules(400), falling, 60)
+    controller = rules(400)
     used = run(controller, lambda t, m: 50.0 if t in (30, 31) else falling(t, m), 60)
     [lower] = [d for d in controller.decisions if d.action == "lower"]
     assert lower.step == 32 and "twice in a row: back to half the level" in lower.reason
@@ -57,7 +65,7 @@ def test_one_high_loss_is_an_outlier_and_two_in_a_row_a_spike_that_halves_the_le
 
 
 def test_a_second_spike_near_the_same_level_sets_the_ceiling_and_the_decay_starts_there() -> None:
-    controller = AutoWarmup(400)
+    controller = rules(400)
 
     def loss(t: int, m: float) -> float:  # the run cannot take half the peak or more
         return 100.0 if m >= 0.5 else falling(t, m)
@@ -72,7 +80,7 @@ def test_a_second_spike_near_the_same_level_sets_the_ceiling_and_the_decay_start
 
 
 def test_a_gradient_spike_halves_the_level_and_pauses_longer_each_time() -> None:
-    controller = AutoWarmup(400)
+    controller = rules(400)
     spikes = {40, 70}
     used = run(controller, falling, 120, lambda t, m: 9.0 if t in spikes else 1.0)
     lowers = [d for d in controller.decisions if d.action == "lower"]
@@ -86,12 +94,12 @@ def test_a_gradient_spike_halves_the_level_and_pauses_longer_each_time() -> None
 def test_gradient_spikes_far_below_the_peak_or_no_gradient_norm_change_nothing() -> None:
     def low_spikes(t: int, m: float) -> float:
         return 100.0 if m < 0.125 and t % 3 == 0 else 1.0
-    assert run(AutoWarmup(400), falling, 60, low_spikes) == run(AutoWarmup(400), falling, 60)
-    assert run(AutoWarmup(400), falling, 60, lambda t, m: None) == run(AutoWarmup(400), falling, 60)
+    assert run(rules(400), falling, 60, low_spikes) == run(rules(400), falling, 60)
+    assert run(rules(400), falling, 60, lambda t, m: None) == run(rules(400), falling, 60)
 
 
 def test_a_loss_that_stays_up_cuts_the_ceiling_to_half_the_level_of_its_lowest_window() -> None:
-    controller = AutoWarmup(400)
+    controller = rules(400)
     noise = random.Random(0)
 
     def loss(t: int, m: float) -> float:  # falls with time; above 40 % of the peak the LR pushes it up
@@ -105,7 +113,7 @@ def test_a_loss_that_stays_up_cuts_the_ceiling_to_half_the_level_of_its_lowest_w
 
 
 def test_a_step_back_keeps_the_lowest_window_so_a_loss_that_stays_up_after_it_still_cuts() -> None:
-    controller = AutoWarmup(400)
+    controller = rules(400)
     noise = random.Random(2)
 
     def loss(t: int, m: float) -> float:  # falls; at update 50 it jumps up 1.0 and stays there
@@ -120,17 +128,17 @@ def test_a_step_back_keeps_the_lowest_window_so_a_loss_that_stays_up_after_it_st
 
 def test_a_noisy_flat_loss_and_a_catapult_that_comes_back_down_change_nothing() -> None:
     flat = random.Random(1)
-    calm = AutoWarmup(400)
+    calm = rules(400)
     used = run(calm, lambda t, m: 1.0 + 0.3 * flat.gauss(0, 1) ** 2, 200)  # noisy, heavy-tailed, flat
     assert calm.state.ceiling == 1.0 and {d.action for d in calm.decisions} <= {"raise", "hold", "handover"}
     assert used == pytest.approx([linear_then_cosine(t, 80, 400) for t in range(200)], abs=1e-12)
-    bump = AutoWarmup(400)  # the loss rises for two windows at half the peak, then falls below its best
+    bump = rules(400)  # the loss rises for two windows at half the peak, then falls below its best
     run(bump, lambda t, m: 2.0 * math.exp(-t / 50) + (0.5 if 40 <= t < 60 else 0.0), 200)
     assert bump.state.ceiling == 1.0 and bump.handover_step == 79
 
 
 def test_the_watch_after_the_ramp_follows_the_decay_and_can_still_cut_the_peak() -> None:
-    controller = AutoWarmup(400)
+    controller = rules(400)
 
     def loss(t: int, m: float) -> float:  # fine on the way up; from update 100, at the peak, it climbs
         return 2.0 * math.exp(-t / 50) + (0.02 * (t - 100) if t >= 100 else 0.0)
@@ -144,7 +152,7 @@ def test_the_watch_after_the_ramp_follows_the_decay_and_can_still_cut_the_peak()
 
 
 def test_a_nan_loss_backs_off() -> None:
-    controller = AutoWarmup(400)
+    controller = rules(400)
     run(controller, falling, 10)
     before = controller.current
     controller.observe(loss=math.nan)
@@ -160,15 +168,15 @@ def test_resume_in_a_fresh_controller_repeats_every_decision() -> None:
 
     def grad(t: int, m: float) -> float:
         return 9.0 if t in (26, 45) else 1.0 + 0.1 * math.sin(t)
-    whole = AutoWarmup(300)
+    whole = rules(300)
     whole.bind(0.1)
     run(whole, loss, 200, grad)
     assert whole.state.grad_spikes > 0 and sum(d.action == "lower" for d in whole.decisions) >= 3
     assert whole.state.since is not None and whole.handover_step == whole.state.since  # through the watch
-    first = AutoWarmup(300)
+    first = rules(300)
     first.bind(0.1)
     run(first, loss, 40, grad)
-    resumed = AutoWarmup(300)
+    resumed = rules(300)
     resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
     for t in range(40, 200):
         m = resumed.multiplier()

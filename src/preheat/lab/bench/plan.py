@@ -31,8 +31,8 @@ The methods, each run through its own package where one exists:
 A tier may run only some ``methods`` (the linear grid always runs: it is the baseline), to
 rerun one method after a change, or to keep a method still in development off the test tasks.
 
-Tiers: ``full`` (the dev and test tasks, their whole ladders and seeds), ``holdout`` and
-``reserve`` (those splits' tasks, likewise), ``quick`` (the development tasks at the two top rungs, 2 seeds, the
+Tiers: ``full`` (the dev and test tasks, their whole ladders and seeds), ``holdout``,
+``reserve`` and ``fresh`` (those splits' tasks, likewise), ``quick`` (the development tasks at the two top rungs, 2 seeds, the
 grid 0, 5, 20, 50 %, half the updates: minutes on 2 cores), ``tiny`` (every task, the holdout
 ones too, at its tiny size, the top rung, 2 seeds, the grid 0 and 50 %: the tests' end-to-end
 run).
@@ -51,7 +51,7 @@ WARMUP_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 EXTENSION = (0.7, 0.9)
 LEARNED_STEP = ("prodigy", "dadapt_adam", "dog")
 RESEARCH_RUNGS = 2
-TIERS = ("tiny", "quick", "full", "holdout", "reserve")
+TIERS = ("tiny", "quick", "full", "holdout", "reserve", "fresh")
 NO_WARMUP = "no warmup"
 LINEAR = "linear "  # the linear grid's labels: "linear 5%"
 
@@ -80,6 +80,7 @@ TIER_SETTINGS = {
     "full": Tier("full", "default", ("dev", "test"), None, None, WARMUP_GRID, more_rungs=2),
     "holdout": Tier("holdout", "default", ("holdout",), None, None, WARMUP_GRID, more_rungs=2),
     "reserve": Tier("reserve", "default", ("reserve",), None, None, WARMUP_GRID, more_rungs=2),
+    "fresh": Tier("fresh", "default", ("fresh",), None, None, WARMUP_GRID, more_rungs=2),
     "quick": Tier("quick", "default", ("dev",), 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
     "tiny": Tier("tiny", "tiny", SPLITS, 1, 2, (0.0, 0.5)),
 }

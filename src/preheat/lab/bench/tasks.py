@@ -16,7 +16,10 @@ user needs). Each task belongs to one split:
 - **reserve**: the same, for the next revision: added once ``auto_warmup``'s revision had been
   judged on the holdout tasks, calibrated with linear warmups only, and run by no adaptive
   method until its second revision was frozen; then every method ran on them once (the
-  ``reserve`` tier), and they are seen too.
+  ``reserve`` tier), and they are seen too;
+- **fresh**: the same, for the third revision: added once the reserve tasks had judged the
+  second, calibrated with linear warmups only, and run by no adaptive method until the third
+  revision was frozen on the sixteen seen tasks (the ``fresh`` tier).
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
@@ -42,7 +45,11 @@ Two were piloted first and dropped: a CNN with Adam's default beta2 of 0.999 (th
 Adam runs last at least 10 x 2 / (1 - beta2) updates, the untuned warmup's length: 20000 there),
 and the digits MLP with SGD on cross-entropy: with 2 hidden layers no warmup tied the tuned
 warmup at 0.8 and every length diverged at 1.6 in its full grid; with 4, the 20 % warmup
-diverged at 0.4 where no warmup did not.
+diverged at 0.4 where no warmup did not. The fresh tasks' ladders came from the same pilots (0,
+5, 20 and 50 %, one seed, 6-7 rungs): on ``post-ln-wide`` no warmup ends stuck from 0.004 and at
+0.008 every length but 50 % does; on ``mlp-small-batch`` no warmup ends 1.7-1.9x the warmups'
+loss at 0.064 and diverges at 0.128 (where every warmup ends above 0.46); on ``mlp-mse-adam`` no
+warmup diverges from 0.016, and at 0.004 every length is within 8 % of it.
 Sizes: ``tiny`` (tests: a few updates on the smallest model), ``default`` (the CPU tiers),
 ``large`` (a GPU: wider models, longer runs).
 """
@@ -53,8 +60,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SIZES = ("tiny", "default", "large")
-Split = Literal["dev", "test", "holdout", "reserve"]
-SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve")
+Split = Literal["dev", "test", "holdout", "reserve", "fresh"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh")
 
 
 @dataclass(frozen=True)
@@ -225,5 +232,26 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         sizes={"tiny": _TINY_POST_LN,
                "large": {**_LARGE_GPT, "task_options": {**_LARGE_GPT["task_options"], "n_layer": 2,
                                                         "norm": "post"}}},
+    ),
+    BenchTask(
+        "post-ln-wide", "post-LN transformer", "fresh",
+        "Shakespeare characters, post-LN transformer 2 layers x 128, context 16, batch 8, AdamW (beta2 0.95)",
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2, "n_embd": 128, "n_head": 4, "norm": "post"}},
+        steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
+        sizes={"tiny": _TINY_POST_LN,
+               "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 2, "n_embd": 512,
+                                                        "n_head": 8, "norm": "post"}}},
+    ),
+    BenchTask(
+        "mlp-small-batch", "MLP", "fresh", "digits MLP 64-128-128-10, batch 8 (noisy gradients), AdamW",
+        {"task": "digits", "task_options": {"width": 128}, **_ADAMW, "batch_size": 8},
+        steps=400, peaks=(0.008, 0.016, 0.032, 0.064),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 1024}}},
+    ),
+    BenchTask(
+        "mlp-mse-adam", "MLP", "fresh", "digits MLP 64-256-256-10, standard init, MSE, AdamW",
+        {"task": "digits", "task_options": {"width": 256, "loss": "mse"}, **_ADAMW},
+        steps=400, peaks=(0.004, 0.008, 0.016, 0.032),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 2048}}},
     ),
 )}
