@@ -35,7 +35,7 @@ WARMUP_TEMPLATE = "warmup_cosine({warmup}, {steps})"
 MIN_STEPS = 10  # the shortest run whose 10% ramps are a step long
 QUICK_SEEDS = 2  # the fewest that give an interval
 AUTO = ("auto", {"controller": "auto_warmup()",
-                 "note": "preheat.auto_warmup(): linear over 20 % of the run, steps back where the loss or "
+                 "note": "preheat.auto_warmup(): linear over 40 % of the run, steps back where the loss or "
                          "the gradient norm spikes, lowers the peak where the loss stays up, then "
                          "cosine decay"})
 
