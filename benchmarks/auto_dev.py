@@ -9,10 +9,10 @@ fixed 20 and 30 %, and its ratio at every cell. Edit the rule in ``src/preheat/a
 run with a new ``--variant``, compare; a reused name reads its old runs back. The labelled runs
 never enter the benchmark's own tables (they are not in its plan). ``--splits`` names the
 splits designed on: the dev tasks at first; once a split has judged a revision it is seen, and
-a next revision may design on it too. Test, holdout and reserve have each judged one
+a next revision may design on it too. Test, holdout, reserve and fresh have each judged one
 (``docs/adaptive.md``), so a next revision is to be judged on tasks nothing has run on yet.
 
-    python benchmarks/auto_dev.py --variant v1 [--splits dev,test,holdout,reserve] [--out runs/bench] [--workers 2]
+    python benchmarks/auto_dev.py --variant v1 [--splits dev,test,holdout,reserve,fresh] [--out runs/bench] [--workers 2]
 """
 
 from __future__ import annotations
