@@ -19,7 +19,8 @@ user needs). Each task belongs to one split:
   ``reserve`` tier), and they are seen too;
 - **fresh**: the same, for the third revision: added once the reserve tasks had judged the
   second, calibrated with linear warmups only, and run by no adaptive method until the third
-  revision was frozen on the sixteen seen tasks (the ``fresh`` tier).
+  revision was frozen on the sixteen seen tasks; then every method ran on them once (the
+  ``fresh`` tier), and they are seen too.
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
