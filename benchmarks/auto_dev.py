@@ -5,8 +5,9 @@ the benchmark would find ``auto``'s runs already stored and compute nothing. Thi
 as it is now under the label ``auto VARIANT`` (a new id) in the full tier's dev stores, beside
 the grid as the benchmark grew it (extensions and added rungs included), every rung and seed;
 then prints its win / tie / loss against the tuned warmup, beside ``auto`` as stored and the
-fixed 20 and 30 %, and its ratio at every cell. Edit the rule in ``src/preheat/adaptive/auto.py``,
-run with a new ``--variant``, compare; a reused name reads its old runs back. The labelled runs
+fixed 20, 30 and 50 %, and its ratio at every cell. Edit the rule in ``src/preheat/adaptive/auto.py``,
+run with a new ``--variant``, compare; a reused name reads its old runs back (while ``auto``'s
+note in ``preheat.lab.compare`` is unchanged: the note is part of a run's id). The labelled runs
 never enter the benchmark's own tables (they are not in its plan). ``--splits`` names the
 splits designed on: the dev tasks at first; once a split has judged a revision it is seen, and
 a next revision may design on it too. Test, holdout, reserve and fresh have each judged one
@@ -44,7 +45,7 @@ def main() -> None:
         for task in plan.tasks_of(settings):
             if task.split in splits:
                 results.append(_run(task, settings, label, args))
-    print(matrix(results, [label, "auto", "linear 20%", "linear 30%"]))
+    print(matrix(results, [label, "auto", "linear 20%", "linear 30%", "linear 50%"]))
     for result in results:
         cells = "; ".join(f"{c.cell.peak_lr:g}: {ratio_text(c)}" for c in result.comparisons(label))
         print(f"{result.task.name}: {cells}")
