@@ -41,7 +41,7 @@ def main() -> None:
                          f"{', '.join(SPLITS)}")
     label = f"auto {args.variant}"
     results = []
-    for settings in (plan.tier(name, methods=["auto"]) for name in ("full", "holdout", "reserve", "fresh")):
+    for settings in (plan.tier(name, methods=["auto"]) for name in plan.WHOLE_TIERS):
         for task in plan.tasks_of(settings):
             if task.split in splits:
                 results.append(_run(task, settings, label, args))

@@ -51,7 +51,6 @@ WARMUP_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 EXTENSION = (0.7, 0.9)
 LEARNED_STEP = ("prodigy", "dadapt_adam", "dog")
 RESEARCH_RUNGS = 2
-TIERS = ("tiny", "quick", "full", "holdout", "reserve", "fresh")
 NO_WARMUP = "no warmup"
 LINEAR = "linear "  # the linear grid's labels: "linear 5%"
 
@@ -76,14 +75,16 @@ class Tier:
     methods: frozenset[str] | None = None
 
 
+#: The tiers that run their tasks whole, every method at every rung and seed: ``full`` (the dev
+#: and test tasks) and one per later split, named after it. Every task is in exactly one.
+WHOLE_TIERS = ("full", *(split for split in SPLITS if split not in ("dev", "test")))
 TIER_SETTINGS = {
-    "full": Tier("full", "default", ("dev", "test"), None, None, WARMUP_GRID, more_rungs=2),
-    "holdout": Tier("holdout", "default", ("holdout",), None, None, WARMUP_GRID, more_rungs=2),
-    "reserve": Tier("reserve", "default", ("reserve",), None, None, WARMUP_GRID, more_rungs=2),
-    "fresh": Tier("fresh", "default", ("fresh",), None, None, WARMUP_GRID, more_rungs=2),
-    "quick": Tier("quick", "default", ("dev",), 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
     "tiny": Tier("tiny", "tiny", SPLITS, 1, 2, (0.0, 0.5)),
+    "quick": Tier("quick", "default", ("dev",), 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),
+    **{name: Tier(name, "default", ("dev", "test") if name == "full" else (name,), None, None, WARMUP_GRID,
+                  more_rungs=2) for name in WHOLE_TIERS},
 }
+TIERS = tuple(TIER_SETTINGS)
 
 
 def linear_label(fraction: float) -> str:
