@@ -20,7 +20,10 @@ user needs). Each task belongs to one split:
 - **fresh**: the same, for the third revision: added once the reserve tasks had judged the
   second, calibrated with linear warmups only, and run by no adaptive method until the third
   revision was frozen on the sixteen seen tasks; then every method ran on them once (the
-  ``fresh`` tier), and they are seen too.
+  ``fresh`` tier), and they are seen too;
+- **novel**: the same again, for what comes after the third revision: added once the fresh
+  tasks had judged it, calibrated with linear warmups only, and run by no adaptive method until
+  the next choice of default was frozen on the nineteen seen tasks (the ``novel`` tier).
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
@@ -50,7 +53,11 @@ diverged at 0.4 where no warmup did not. The fresh tasks' ladders came from the 
 5, 20 and 50 %, one seed, 6-7 rungs): on ``post-ln-wide`` no warmup ends stuck from 0.004 and at
 0.008 every length but 50 % does; on ``mlp-small-batch`` no warmup ends 1.7-1.9x the warmups'
 loss at 0.064 and diverges at 0.128 (where every warmup ends above 0.46); on ``mlp-mse-adam`` no
-warmup diverges from 0.016, and at 0.004 every length is within 8 % of it.
+warmup diverges from 0.016, and at 0.004 every length is within 8 % of it. The novel tasks'
+ladders came from the same pilots: on ``mlp-muon`` every length diverges from 0.064, and no
+warmup ends 3.8x the 20 % warmup's loss at 0.032 (all within noise at 0.002); on ``mlp-wide``
+no warmup diverges from 0.032 (ties at 0.016); on ``gpt-batch32`` no warmup ends 1.02x the best
+length's loss at 0.002 and 1.09-1.13x from 0.004 (all within 1 % at 0.001).
 Sizes: ``tiny`` (tests: a few updates on the smallest model), ``default`` (the CPU tiers),
 ``large`` (a GPU: wider models, longer runs).
 """
@@ -61,8 +68,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SIZES = ("tiny", "default", "large")
-Split = Literal["dev", "test", "holdout", "reserve", "fresh"]
-SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh")
+Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel")
 
 
 @dataclass(frozen=True)
@@ -254,5 +261,24 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         {"task": "digits", "task_options": {"width": 256, "loss": "mse"}, **_ADAMW},
         steps=400, peaks=(0.004, 0.008, 0.016, 0.032),
         sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 2048}}},
+    ),
+    BenchTask(
+        "mlp-muon", "MLP", "novel", "digits MLP 64-(128 x 4)-10, cross-entropy, Muon on the hidden matrices",
+        {"task": "digits", "task_options": {"width": 128, "depth": 4}, **_ADAMW, "optimizer": "muon"},
+        steps=400, peaks=(0.004, 0.008, 0.016, 0.032),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 1024}}},
+    ),
+    BenchTask(
+        "mlp-wide", "MLP", "novel", "digits MLP 64-1024-1024-10, standard init, cross-entropy, AdamW",
+        {"task": "digits", "task_options": {"width": 1024}, **_ADAMW},
+        steps=400, peaks=(0.004, 0.008, 0.016, 0.032),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 4096}}},
+    ),
+    BenchTask(
+        "gpt-batch32", "GPT (pre-LN)", "novel",
+        "Shakespeare characters, pre-LN GPT 2 layers x 64, context 16, batch 32, AdamW (beta2 0.95)",
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2}, "batch_size": 32},
+        steps=400, peaks=(0.002, 0.004, 0.008, 0.016), seeds=3,
+        sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 2}}},
     ),
 )}
