@@ -1,28 +1,30 @@
 """One benchmark cell again on fresh seeds: is ``auto_warmup``'s loss there the schedule or the seeds?
 
-``auto_warmup`` undisturbed is the 20 % linear warmup shifted by one update (update 0 trains at
-``1 / W`` of the peak, the grid's ``warmup_cosine`` gives it 0). Where the benchmark scores a loss
-against that 20 % warmup, this reruns the cell (the task's own config at that peak) on seeds the
-benchmark did not use, three ways: the 20 % warmup, ``auto`` as the benchmark runs it, and
-``shift only``: ``auto_warmup`` with every rule off (the shifted ramp alone). It prints each
-against the 20 % warmup with the benchmark's statistics (paired by seed, 95 % interval, W/T/L).
-A systematic cost of the shift would show as a loss on the fresh seeds too; a tie says the
-benchmark's loss came from its five seeds.
+Where the benchmark scores ``auto_warmup`` a loss against the linear warmup tuned at a peak, this
+reruns the cell (the task's own config at that peak) on seeds the benchmark did not use, three
+ways: the tuned length (read from the tier's stored grid), ``auto`` as the benchmark runs it, and
+``rules off``: ``auto_warmup`` with every rule off (its ramp alone: the linear warmup over 40 %
+of the run, shifted by one update). It prints each against the tuned length with the
+benchmark's statistics (paired by seed, 95 % interval, W/T/L). A systematic cost would show as
+a loss on the fresh seeds too; a tie says the benchmark's loss came from its seeds. (The tuned
+length was chosen on the benchmark's seeds; on fresh ones it has no such edge.) Without the
+tier's stored grid, give the tuned length as ``--tuned`` (the benchmark's table names it).
 
-    python benchmarks/fresh_seeds.py --tier holdout --task mlp-deep --peak 0.008 [--seeds 20]
+    python benchmarks/fresh_seeds.py --tier novel --task gpt-batch32 --peak 0.002 [--seeds 20]
+    python benchmarks/fresh_seeds.py --tier novel --task gpt-batch32 --peak 0.002 --tuned "linear 50%"
 """
 
 from __future__ import annotations
 
 import argparse
 
-from preheat.lab.bench import plan
+from preheat.lab.bench import plan, runner
 from preheat.lab.bench.analysis import compare, load
 from preheat.lab.bench.tables import ratio_text
+from preheat.lab.store import StoreError
 from preheat.lab.sweep import run_sweep
 
-BASELINE = "linear 20%"
-SHIFT_ONLY = "shift only"
+RULES_OFF_LABEL = "rules off"
 RULES_OFF = "auto_warmup(spike_limit=1e9, grad_limit=1e9, window=1.0, watch=0.0)"
 
 
@@ -32,27 +34,50 @@ def main() -> None:
     parser.add_argument("--task", required=True)
     parser.add_argument("--peak", type=float, required=True, help="a peak LR of the task's ladder")
     parser.add_argument("--seeds", type=int, default=20, help="fresh seeds, after the benchmark's")
+    parser.add_argument("--bench", default="runs/bench", help="the benchmark's stores, with the tier's grid")
+    parser.add_argument("--tuned", default=None,
+                        help="the tuned warmup at the peak, e.g. 'linear 50%%'; default: read from --bench")
     parser.add_argument("--out", default=None, help="the store; default runs/fresh-seeds/TASK-PEAK")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     settings = plan.tier(args.tier, methods=["auto"])
     [task] = plan.tasks_of(settings, [args.task])
     cell = plan.runs(task, settings, (args.peak,))
+    tuned = args.tuned or stored_tuned(task, settings, args)
+    if tuned not in {plan.linear_label(f) for f in (*settings.grid, *plan.EXTENSION)}:
+        raise SystemExit(f"--tuned={tuned!r} is not a length of the grid; expected e.g. "
+                         f"{plan.linear_label(max(settings.grid))!r}")
     first = {config.label: config for config in cell if config.seed == 0}
-    shifted = first["auto"].model_copy(update={"label": SHIFT_ONLY, "controller": RULES_OFF,
-                                               "note": "auto_warmup with every rule off: the shifted ramp"})
+    auto = first["auto"]
+    baseline = auto.model_copy(update={"label": tuned, "controller": None, "note": None,
+                                       **plan.linear_fields(plan.warmup_fraction(tuned), auto.steps)})
+    rules_off = auto.model_copy(update={"label": RULES_OFF_LABEL, "controller": RULES_OFF,
+                                        "note": "auto_warmup with every rule off: its ramp alone"})
     start = max(config.seed for config in cell) + 1
     configs = [base.model_copy(update={"seed": seed}) for seed in range(start, start + args.seeds)
-               for base in (first[BASELINE], first["auto"], shifted)]
+               for base in (baseline, auto, rules_off)]
     out = args.out or f"runs/fresh-seeds/{task.name}-{args.peak:g}"
     run_sweep(configs, out, workers=args.workers)
-    result = load(task, out)
-    baseline = result.cells[BASELINE][args.peak]
-    print(f"{task.name} at {args.peak:g}, seeds {start}-{start + args.seeds - 1}, against {BASELINE} "
-          f"(mean {baseline.mean:.4g}):")
-    for label in (SHIFT_ONLY, "auto"):
-        cell = result.cells[label][args.peak]
-        print(f"  {label}: {ratio_text(compare(cell, baseline))} (mean {cell.mean:.4g})")
+    result = load(task, out, {config.fingerprint() for config in configs})
+    reference = result.cells[tuned][args.peak]
+    print(f"{task.name} at {args.peak:g}, seeds {start}-{start + args.seeds - 1}, against the tuned {tuned} "
+          f"(mean {reference.mean:.4g}):")
+    for label in (RULES_OFF_LABEL, "auto"):
+        ours = result.cells[label][args.peak]
+        print(f"  {label}: {ratio_text(compare(ours, reference), digits=4)} (mean {ours.mean:.4g})")
+
+
+def stored_tuned(task: plan.BenchTask, settings: plan.Tier, args: argparse.Namespace) -> str:
+    """The label of the linear warmup the tier's stored grid tuned at ``args.peak``."""
+    hint = f"give --tuned or run preheat bench --tier {args.tier} --tasks {task.name} first"
+    try:
+        grid = load(task, runner.store_of(args.bench, settings, task))
+    except StoreError as error:
+        raise SystemExit(f"--bench={args.bench}: {error}; {hint}") from error
+    if args.peak not in grid.tuned:
+        raise SystemExit(f"--peak={args.peak:g}: {args.bench} holds no tuned warmup of {task.name} there; "
+                         f"{hint}")
+    return grid.tuned[args.peak].method
 
 
 if __name__ == "__main__":

@@ -148,6 +148,9 @@ def test_a_comparison_pairs_seeds_and_calls_overlaps_ties() -> None:
     assert compare(cell("c", 0.1, [0.1, 0.1, math.inf]), base).outcome == "loss"
     assert ratio_text(compare(cell("c", 0.1, [0.1, 0.1, math.inf]), base)) == "fail 1/3 L"
     assert ratio_text(win) == "0.5 [0.5, 0.5] W"
+    ratio = tie.ratio
+    assert ratio_text(tie) == f"{ratio.value:.3g} [{ratio.low:.3g}, {ratio.high:.3g}] T"
+    assert ratio_text(tie, digits=5) == f"{ratio.value:.5g} [{ratio.low:.5g}, {ratio.high:.5g}] T"
     assert compare(cell("d", 0.1, [1.0]), base).outcome is None  # one paired seed: no verdict
 
 

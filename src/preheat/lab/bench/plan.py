@@ -194,7 +194,7 @@ def runs(task: BenchTask, settings: Tier, peaks: tuple[float, ...] | None = None
 
     def runs_method(label: str) -> bool:
         return chosen is None or label in chosen
-    grid = [(linear_label(f), _linear(f, steps)) for f in settings.grid]
+    grid = [(linear_label(f), linear_fields(f, steps)) for f in settings.grid]
     everywhere = grid + [(label, fields) for label, fields in peers(task, steps) if runs_method(label)]
     aggressive = [(label, fields) for label, fields in research(task, steps) if runs_method(label)]
     configs = [RunConfig(**{**base, **fields, "label": label, "peak_lr": peak, "seed": seed})
@@ -212,7 +212,7 @@ def extension(task: BenchTask, settings: Tier, best: dict[float, float]) -> list
     """The runs that extend the grid where its best length (``best``: peak LR -> fraction) is
     its longest: :data:`EXTENSION` at those peaks, the same seeds."""
     edge, base = max(settings.grid), _base(task, settings)
-    return [RunConfig(**{**base, **_linear(f, base["steps"]), "label": linear_label(f), "peak_lr": peak, "seed": seed})
+    return [RunConfig(**{**base, **linear_fields(f, base["steps"]), "label": linear_label(f), "peak_lr": peak, "seed": seed})
             for peak, fraction in sorted(best.items()) if fraction == edge
             for f in EXTENSION for seed in range(settings.seeds or task.seeds)]
 
@@ -226,5 +226,6 @@ def _base(task: BenchTask, settings: Tier) -> dict[str, Any]:
     return {**fields, "steps": steps, "eval_every": max(1, steps // 10), **device}
 
 
-def _linear(fraction: float, steps: int) -> dict[str, Any]:
+def linear_fields(fraction: float, steps: int) -> dict[str, Any]:
+    """The run fields of the grid's linear warmup over ``fraction`` of ``steps`` updates."""
     return {"schedule": WARMUP_TEMPLATE, "warmup": round(fraction * steps)}

@@ -36,8 +36,9 @@ def mean_text(cell: Cell | None) -> str:
     return number(cell.mean) + ("" if math.isnan(half) else f" ± {number(half, 2)}")
 
 
-def ratio_text(comparison: Comparison | None) -> str:
-    """``0.97 [0.93, 1.01] T`` (see the module docstring); ``-`` without a comparison."""
+def ratio_text(comparison: Comparison | None, digits: int = 3) -> str:
+    """``0.97 [0.93, 1.01] T`` (see the module docstring), to ``digits`` significant digits;
+    ``-`` without a comparison."""
     if comparison is None or comparison.outcome is None:
         return "-"
     letter = LETTER[comparison.outcome]
@@ -47,7 +48,7 @@ def ratio_text(comparison: Comparison | None) -> str:
     ratio = comparison.ratio
     if ratio is None:
         return letter
-    return f"{ratio.value:.3g} [{ratio.low:.3g}, {ratio.high:.3g}] {letter}"
+    return f"{ratio.value:.{digits}g} [{ratio.low:.{digits}g}, {ratio.high:.{digits}g}] {letter}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
