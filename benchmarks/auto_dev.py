@@ -5,8 +5,8 @@ the benchmark would find ``auto``'s runs already stored and compute nothing. Thi
 as it is now under the label ``auto VARIANT`` (a new id) in the full tier's dev stores, beside
 the grid as the benchmark grew it (extensions and added rungs included), every rung and seed;
 then prints its win / tie / loss against the tuned warmup, beside ``auto`` as stored and the
-fixed 20, 30 and 50 %, and at every cell its ratio and on how many runs a rule lowered the LR
-(the variant's, then ``auto``'s). Edit the rule in ``src/preheat/adaptive/auto.py``,
+fixed 20, 30 and 50 %, and at every cell its ratio, its ratio to ``auto`` (paired by seed: the
+closer comparison) and on how many runs a rule lowered the LR (the variant's, then ``auto``'s). Edit the rule in ``src/preheat/adaptive/auto.py``,
 run with a new ``--variant``, compare; a reused name reads its old runs back (while ``auto``'s
 note in ``preheat.lab.compare`` is unchanged: the note is part of a run's id). The labelled runs
 never enter the benchmark's own tables (they are not in its plan). ``--splits`` names the
@@ -25,7 +25,7 @@ import argparse
 from pathlib import Path
 
 from preheat.lab.bench import plan, runner
-from preheat.lab.bench.analysis import load
+from preheat.lab.bench.analysis import Comparison, TaskResult, compare, load
 from preheat.lab.bench.tasks import SPLITS, BenchTask
 from preheat.lab.bench.tables import matrix, ratio_text
 from preheat.lab.store import Store
@@ -58,9 +58,10 @@ def main() -> None:
     print(matrix(results, [label, "auto", "linear 20%", "linear 30%", "linear 50%"]))
     for result, store in zip(results, stores):
         ours, stored = _lowered(store, label), _lowered(store, "auto")
-        cells = "; ".join(f"{c.cell.peak_lr:g}: {ratio_text(c)} (lowered {ours.get(c.cell.peak_lr, '-')}, "
-                          f"auto {stored.get(c.cell.peak_lr, '-')})" for c in result.comparisons(label))
-        print(f"{result.task.name}: {cells}")
+        for c in result.comparisons(label):
+            peak = c.cell.peak_lr
+            print(f"{result.task.name} {peak:g}: {ratio_text(c)}; vs auto {ratio_text(_against_auto(result, c))}; "
+                  f"lowered {ours.get(peak, '-')}, auto {stored.get(peak, '-')}")
 
 
 def _run(task: BenchTask, settings: plan.Tier, label: str, args: argparse.Namespace) -> Path:
@@ -74,6 +75,12 @@ def _run(task: BenchTask, settings: plan.Tier, label: str, args: argparse.Namesp
                for config in plan.runs(task, settings, grid.peaks) if config.label == "auto"]
     run_sweep(configs, store, workers=args.workers)
     return store
+
+
+def _against_auto(result: TaskResult, comparison: Comparison) -> Comparison | None:
+    """The variant's cell of ``comparison`` against ``auto``'s at the same peak (None without it)."""
+    stored = result.cells.get("auto", {}).get(comparison.cell.peak_lr)
+    return None if stored is None else compare(comparison.cell, stored)
 
 
 def _lowered(store: Path, label: str) -> dict[float, str]:
