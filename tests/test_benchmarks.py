@@ -38,7 +38,7 @@ def test_the_tasks_span_models_optimizers_and_both_splits() -> None:
     tasks = list(TASKS.values())
     assert len(tasks) >= 8 and len({t.kind for t in tasks}) >= 4
     assert {t.base["optimizer"] for t in tasks} >= {"adamw", "sgd", "muon"}
-    assert {t.split for t in tasks} == {"dev", "test", "holdout", "reserve", "fresh", "novel"}
+    assert {t.split for t in tasks} == {"dev", "test", "holdout", "reserve", "fresh", "novel", "blind"}
     assert any(t.base["task"] == "digits" and t.base.get("task_options", {}).get("parameterization") == "mup" for t in tasks)
     assert any(t.base.get("task_options", {}).get("loss") == "mse" for t in tasks)
     assert any(t.base.get("task_options", {}).get("norm") == "post" for t in tasks)
@@ -92,7 +92,7 @@ def test_the_grid_is_extended_only_where_its_best_is_at_the_edge() -> None:
 
 
 def test_bad_tiers_tasks_and_shards_are_refused() -> None:
-    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full, holdout, reserve, fresh, novel"):
+    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full, holdout, reserve, fresh, novel, blind"):
         plan.tier("huge")
     with pytest.raises(ValueError, match="size='xl' is invalid; expected one of tiny, default, large"):
         plan.tier("full", "xl")
@@ -109,6 +109,7 @@ def test_bad_tiers_tasks_and_shards_are_refused() -> None:
     assert {t.split for t in plan.tasks_of(plan.tier("reserve"))} == {"reserve"}
     assert {t.split for t in plan.tasks_of(plan.tier("fresh"))} == {"fresh"}
     assert {t.split for t in plan.tasks_of(plan.tier("novel"))} == {"novel"}
+    assert {t.split for t in plan.tasks_of(plan.tier("blind"))} == {"blind"}
     assert len(plan.tasks_of(plan.tier("tiny"))) == len(TASKS)
     with pytest.raises(ValueError, match=r"tasks=\['mlp-deep'\] are not in the full tier \(its splits: dev, test\)"):
         plan.tasks_of(plan.tier("full"), ["mlp-ce", "mlp-deep"])
@@ -284,6 +285,14 @@ def test_bench_methods_runs_those_and_the_grid_and_refuses_unknown_ones(tmp_path
     assert labels == {"no warmup", "linear 50%", "auto"}
     result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--methods", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "methods=['nope'] are unknown; expected some of" in " ".join(result.output.split())
+    grid = tmp_path / "grid"
+    result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--tasks", "river-valley", "--quiet",
+                                      "--grid-only", "--out", str(grid), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    labels = {run.config.label for run in Store(grid / "tiny" / "river-valley", read_only=True).runs()}
+    assert labels == {"no warmup", "linear 50%"}
+    result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--grid-only", "--methods", "auto", "--out", str(grid)])
+    assert result.exit_code == 2 and "--grid-only runs no method; drop --methods auto" in " ".join(result.output.split())
 
 
 @pytest.mark.slow

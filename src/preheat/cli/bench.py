@@ -19,10 +19,12 @@ from preheat.cli.lab import (Address, Backend, Cpus, Gpus, Quiet, Retries, Worke
 
 @app.command()
 def bench(
-    tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks), full (hours: dev and test tasks), holdout, reserve, fresh or novel (those splits' tasks).")] = "quick",
+    tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks), full (hours: dev and test tasks), holdout, reserve, fresh, novel or blind (those splits' tasks).")] = "quick",
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Only these tasks (repeat the option).")] = None,
     methods: Annotated[Optional[list[str]], typer.Option(
         "--methods", help="Only these methods besides the linear grid (repeat the option).")] = None,
+    grid_only: Annotated[bool, typer.Option(
+        "--grid-only", help="Only the linear grid: how a new split is calibrated before any method runs on it.")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: every n-th task from the i-th.")] = None,
     size: Annotated[Optional[str], typer.Option("--size", help="tiny, default or large (a GPU); default: the tier's.")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N for every run.")] = "cpu",
@@ -46,6 +48,10 @@ def bench(
     machines; --backend ray spreads each task's runs over a Ray cluster. The tasks, tiers and
     statistics are in docs/results.md.
     """
+    if grid_only and methods:
+        errors.print(f"[red]error:[/] --grid-only runs no method; drop --methods {' '.join(methods)}",
+                     soft_wrap=True)
+        raise typer.Exit(2)
     from preheat.lab.bench import plan, runner
     from preheat.lab.bench.figures import task_figure
     from preheat.lab.bench.tables import document
@@ -53,7 +59,7 @@ def bench(
 
     ray = _ray(backend, address, cpus_per_run, gpus_per_run, retries)
     try:
-        settings = plan.tier(tier, size, device, methods)
+        settings = plan.tier(tier, size, device, [] if grid_only else methods)
         chosen = runner.shard(plan.tasks_of(settings, tasks), shard)
     except ValueError as err:
         errors.print(f"[red]error:[/] {err}", soft_wrap=True)

@@ -23,7 +23,11 @@ user needs). Each task belongs to one split:
   ``fresh`` tier), and they are seen too;
 - **novel**: the same again, for what comes after the third revision: added once the fresh
   tasks had judged it, calibrated with linear warmups only, and run by no adaptive method until
-  the next choice of default was frozen on the nineteen seen tasks (the ``novel`` tier).
+  the next choice of default was frozen on the nineteen seen tasks (the ``novel`` tier); the
+  third revision stayed, and they judged it a second time;
+- **blind**: the same again, for a fourth revision: added once the novel tasks had judged the
+  third, calibrated with linear warmups only (pilots and the linear grid), and run by no adaptive method until a fourth
+  revision is frozen on the twenty-two seen tasks (the ``blind`` tier).
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
@@ -57,7 +61,20 @@ warmup diverges from 0.016, and at 0.004 every length is within 8 % of it. The n
 ladders came from the same pilots: on ``mlp-muon`` every length diverges from 0.064, and no
 warmup ends 3.8x the 20 % warmup's loss at 0.032 (all within noise at 0.002); on ``mlp-wide``
 no warmup diverges from 0.032 (ties at 0.016); on ``gpt-batch32`` no warmup ends 1.02x the best
-length's loss at 0.002 and 1.09-1.13x from 0.004 (all within 1 % at 0.001).
+length's loss at 0.002 and 1.09-1.13x from 0.004 (all within 1 % at 0.001). The blind tasks'
+ladders came from the same pilots (0, 5, 20 and 50 %, one seed, 6-7 rungs): on
+``mlp-deep-sgd`` no warmup ends 1.23x the warmups' loss at 0.08 and diverges from 0.16, and at
+0.64 only the 50 % warmup trains (all within 7 % at 0.04); on ``gpt-long`` no warmup ends
+1.09-1.10x the best length's loss from 0.004 (within 1 % at 0.002); on ``cnn-small-batch`` no
+warmup ends 1.4x the best length's loss at 0.004 and 26x at 0.032, and diverges from 0.064 (at
+0.002 every length ends near 1.1, within 8 %). A post-LN transformer with Muon was piloted
+first and dropped: no warmup ended best, or within 4 % of the best length, at every rung that
+trained (0.004-0.064), and every length ended above 3.2 nats from 0.128. A post-LN transformer
+at batch 32 (2 layers x 64) was dropped after its linear grid: in the pilot the 5 % and 20 %
+warmups got stuck at 0.008 where no warmup trained, and over 3 seeds no warmup came within 3 %
+of the tuned warmup at every rung that trains (a tie at 0.001, 0.004 and 0.008, 1.03x [0.96,
+1.11] there; 1.02x [1.00, 1.04] at 0.002; every length fails 2 seeds of 3 at 0.016): at batch
+32 this post-LN model hardly needs warmup.
 Sizes: ``tiny`` (tests: a few updates on the smallest model), ``default`` (the CPU tiers),
 ``large`` (a GPU: wider models, longer runs).
 """
@@ -68,8 +85,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SIZES = ("tiny", "default", "large")
-Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel"]
-SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel")
+Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel", "blind"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel", "blind")
 
 
 @dataclass(frozen=True)
@@ -280,5 +297,26 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2}, "batch_size": 32},
         steps=400, peaks=(0.002, 0.004, 0.008, 0.016), seeds=3,
         sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 2}}},
+    ),
+    BenchTask(
+        "mlp-deep-sgd", "MLP", "blind",
+        "digits MLP 64-(128 x 4)-10, standard init, MSE, SGD with momentum",
+        {"task": "digits", "task_options": {"width": 128, "depth": 4, "loss": "mse"}, **_SGD},
+        steps=400, peaks=(0.04, 0.08, 0.16, 0.32, 0.64),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 1024}}},
+    ),
+    BenchTask(
+        "gpt-long", "GPT (pre-LN)", "blind",
+        "Shakespeare characters, pre-LN GPT 2 layers x 64, context 16, batch 8, AdamW (beta2 0.95), a longer run",
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2}},
+        steps=1200, peaks=(0.002, 0.004, 0.008, 0.016), seeds=3,
+        sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "steps": 12000,
+                                            "task_options": {"size": "small", "n_layer": 2}}},
+    ),
+    BenchTask(
+        "cnn-small-batch", "CNN", "blind", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), batch 8, AdamW",
+        {"task": "digits", "task_options": {"model": "cnn", "width": 16}, **_ADAMW, "batch_size": 8},
+        steps=400, peaks=(0.002, 0.004, 0.008, 0.016, 0.032),
+        sizes=_CNN_SIZES,
     ),
 )}
