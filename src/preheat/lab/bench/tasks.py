@@ -26,8 +26,9 @@ user needs). Each task belongs to one split:
   the next choice of default was frozen on the nineteen seen tasks (the ``novel`` tier); the
   third revision stayed, and they judged it a second time;
 - **blind**: the same again, for a fourth revision: added once the novel tasks had judged the
-  third, calibrated with linear warmups only (pilots and the linear grid), and run by no adaptive method until a fourth
-  revision is frozen on the twenty-two seen tasks (the ``blind`` tier).
+  third, calibrated with linear warmups only (pilots and the linear grid); no fourth revision
+  was ready, so every method ran on them once to judge the third a third time (the ``blind``
+  tier), and they are seen too.
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
