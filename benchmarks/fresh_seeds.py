@@ -30,7 +30,7 @@ RULES_OFF = "auto_warmup(spike_limit=1e9, grad_limit=1e9, window=1.0, watch=0.0)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tier", default="full", help="the tier the task is in: full, holdout, reserve, fresh, novel or blind")
+    parser.add_argument("--tier", default="full", help="the tier the task is in: full, holdout, reserve, fresh, novel, blind or sealed")
     parser.add_argument("--task", required=True)
     parser.add_argument("--peak", type=float, required=True, help="a peak LR of the task's ladder")
     parser.add_argument("--seeds", type=int, default=20, help="fresh seeds, after the benchmark's")

@@ -38,7 +38,7 @@ def test_the_tasks_span_models_optimizers_and_both_splits() -> None:
     tasks = list(TASKS.values())
     assert len(tasks) >= 8 and len({t.kind for t in tasks}) >= 4
     assert {t.base["optimizer"] for t in tasks} >= {"adamw", "sgd", "muon"}
-    assert {t.split for t in tasks} == {"dev", "test", "holdout", "reserve", "fresh", "novel", "blind"}
+    assert {t.split for t in tasks} == {"dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed"}
     assert any(t.base["task"] == "digits" and t.base.get("task_options", {}).get("parameterization") == "mup" for t in tasks)
     assert any(t.base.get("task_options", {}).get("loss") == "mse" for t in tasks)
     assert any(t.base.get("task_options", {}).get("norm") == "post" for t in tasks)
@@ -92,7 +92,7 @@ def test_the_grid_is_extended_only_where_its_best_is_at_the_edge() -> None:
 
 
 def test_bad_tiers_tasks_and_shards_are_refused() -> None:
-    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full, holdout, reserve, fresh, novel, blind"):
+    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full, holdout, reserve, fresh, novel, blind, sealed"):
         plan.tier("huge")
     with pytest.raises(ValueError, match="size='xl' is invalid; expected one of tiny, default, large"):
         plan.tier("full", "xl")
@@ -110,6 +110,7 @@ def test_bad_tiers_tasks_and_shards_are_refused() -> None:
     assert {t.split for t in plan.tasks_of(plan.tier("fresh"))} == {"fresh"}
     assert {t.split for t in plan.tasks_of(plan.tier("novel"))} == {"novel"}
     assert {t.split for t in plan.tasks_of(plan.tier("blind"))} == {"blind"}
+    assert {t.split for t in plan.tasks_of(plan.tier("sealed"))} == {"sealed"}
     assert len(plan.tasks_of(plan.tier("tiny"))) == len(TASKS)
     with pytest.raises(ValueError, match=r"tasks=\['mlp-deep'\] are not in the full tier \(its splits: dev, test\)"):
         plan.tasks_of(plan.tier("full"), ["mlp-ce", "mlp-deep"])

@@ -28,7 +28,11 @@ user needs). Each task belongs to one split:
 - **blind**: the same again, for a fourth revision: added once the novel tasks had judged the
   third, calibrated with linear warmups only (pilots and the linear grid); no fourth revision
   was ready, so every method ran on them once to judge the third a third time (the ``blind``
-  tier), and they are seen too.
+  tier), and they are seen too;
+- **sealed**: the same again, for a fourth revision: added once the blind tasks had judged the
+  third, calibrated with linear warmups only (pilots and the linear grid), and run by no
+  adaptive method until a fourth revision is frozen on the twenty-five seen tasks (the
+  ``sealed`` tier).
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
@@ -75,7 +79,14 @@ at batch 32 (2 layers x 64) was dropped after its linear grid: in the pilot the 
 warmups got stuck at 0.008 where no warmup trained, and over 3 seeds no warmup came within 3 %
 of the tuned warmup at every rung that trains (a tie at 0.001, 0.004 and 0.008, 1.03x [0.96,
 1.11] there; 1.02x [1.00, 1.04] at 0.002; every length fails 2 seeds of 3 at 0.016): at batch
-32 this post-LN model hardly needs warmup.
+32 this post-LN model hardly needs warmup. The sealed tasks' ladders came from the same pilots
+(0, 5, 20 and 50 %, one seed, 6-8 rungs): on ``mlp-mup-sgd`` every length is within 1.2 % up to
+0.16, no warmup diverges from 0.32 and at 0.64 only the 50 % warmup trains; on
+``post-ln-3x96`` no warmup and 5 % are stuck from 0.002, at 0.004 only 50 % trains, and every
+length is stuck from 0.008 (all within 2 % at 0.0005); on ``cnn-mse-adam`` no warmup ends
+1.12x the best length's loss at 0.008 and 14x at 0.032, and diverges from 0.064 (at 0.004 no
+warmup is best, the others within 6 %); its linear grid, whose best at 0.032 was its top rung,
+added 0.064 (the grid's 70 % is best at both).
 Sizes: ``tiny`` (tests: a few updates on the smallest model), ``default`` (the CPU tiers),
 ``large`` (a GPU: wider models, longer runs).
 """
@@ -86,8 +97,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SIZES = ("tiny", "default", "large")
-Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel", "blind"]
-SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel", "blind")
+Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed")
 
 
 @dataclass(frozen=True)
@@ -318,6 +329,28 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "cnn-small-batch", "CNN", "blind", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), batch 8, AdamW",
         {"task": "digits", "task_options": {"model": "cnn", "width": 16}, **_ADAMW, "batch_size": 8},
         steps=400, peaks=(0.002, 0.004, 0.008, 0.016, 0.032),
+        sizes=_CNN_SIZES,
+    ),
+    BenchTask(
+        "mlp-mup-sgd", "MLP", "sealed", "digits MLP 64-512-512-10 in muP (base width 32), MSE, SGD with momentum",
+        {"task": "digits", "task_options": {"width": 512, "parameterization": "mup", "loss": "mse"}, **_SGD},
+        steps=400, peaks=(0.04, 0.08, 0.16, 0.32, 0.64),
+        sizes={"tiny": {**_TINY_DIGITS, "task_options": {"width": 64, "parameterization": "mup", "loss": "mse"}},
+               "large": {"steps": 3000, "task_options": {"width": 4096}}},
+    ),
+    BenchTask(
+        "post-ln-3x96", "post-LN transformer", "sealed",
+        "Shakespeare characters, post-LN transformer 3 layers x 96, context 16, batch 8, AdamW (beta2 0.95)",
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 3, "n_embd": 96, "n_head": 4, "norm": "post"}},
+        steps=400, peaks=(0.0005, 0.001, 0.002, 0.004), seeds=3,
+        sizes={"tiny": _TINY_POST_LN,
+               "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 3, "n_embd": 384,
+                                                        "n_head": 6, "norm": "post"}}},
+    ),
+    BenchTask(
+        "cnn-mse-adam", "CNN", "sealed", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), MSE, AdamW",
+        {"task": "digits", "task_options": {"model": "cnn", "width": 16, "loss": "mse"}, **_ADAMW},
+        steps=400, peaks=(0.004, 0.008, 0.016, 0.032, 0.064),
         sizes=_CNN_SIZES,
     ),
 )}
