@@ -151,7 +151,15 @@ _TINY_GPT = {"steps": 8, "batch_size": 4, "task_options": {"n_layer": 1, "n_embd
                                                            "block_size": 16, "eval_batches": 1,
                                                            "eval_batch_size": 4}}
 _GPT = {"size": "tiny", "n_layer": 4, "block_size": 16, "eval_batches": 8}
-_LARGE_GPT = {"steps": 4000, "batch_size": 64, "task_options": {"size": "small", "n_layer": 6}}
+
+
+def _large_gpt(steps: int = 4000, **options: Any) -> dict[str, Any]:
+    """A transformer task's ``large`` size: nanoGPT's ``small`` preset, 6 layers unless
+    ``options`` say otherwise, batch 64, ``steps`` updates."""
+    return {"steps": steps, "batch_size": 64, "task_options": {"size": "small", "n_layer": 6, **options}}
+
+
+_LARGE_GPT = _large_gpt()
 _GPT_RUN = {"task": "shakespeare-char", **_ADAMW, "batch_size": 8, "weight_decay": 0.1}  # the GPT tasks' run
 _TINY_POST_LN = {**_TINY_GPT, "task_options": {**_TINY_GPT["task_options"], "norm": "post"}}
 _CNN_SIZES = {"tiny": {"steps": 12, "task_options": {"width": 4}},
@@ -204,7 +212,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         {**_GPT_RUN, "task_options": {**_GPT, "norm": "post"}},
         steps=400, peaks=(0.0005, 0.001, 0.002, 0.004), seeds=3,
         sizes={"tiny": _TINY_POST_LN,
-               "large": {**_LARGE_GPT, "task_options": {**_LARGE_GPT["task_options"], "norm": "post"}}},
+               "large": _large_gpt(norm="post")},
     ),
     BenchTask(
         "large-batch", "MLP", "test", "digits MLP 64-128-128-10, batch 1024 (most of the data), AdamW",
@@ -245,15 +253,14 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "Shakespeare characters, pre-LN GPT 2 layers x 128, context 16, batch 8, AdamW (beta2 0.95)",
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2, "n_embd": 128, "n_head": 4}},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
-        sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 2,
-                                                                              "n_embd": 512, "n_head": 8}}},
+        sizes={"tiny": _TINY_GPT, "large": _large_gpt(n_layer=2, n_embd=512, n_head=8)},
     ),
     BenchTask(
         "gpt-deep", "GPT (pre-LN)", "reserve",
         "Shakespeare characters, pre-LN GPT 6 layers x 64, context 16, batch 8, AdamW (beta2 0.95)",
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 6}},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
-        sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 12}}},
+        sizes={"tiny": _TINY_GPT, "large": _large_gpt(n_layer=12)},
     ),
     BenchTask(
         "cnn-batch128", "CNN", "reserve", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), batch 128, AdamW",
@@ -267,8 +274,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2, "norm": "post"}},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
         sizes={"tiny": _TINY_POST_LN,
-               "large": {**_LARGE_GPT, "task_options": {**_LARGE_GPT["task_options"], "n_layer": 2,
-                                                        "norm": "post"}}},
+               "large": _large_gpt(n_layer=2, norm="post")},
     ),
     BenchTask(
         "post-ln-wide", "post-LN transformer", "fresh",
@@ -276,8 +282,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2, "n_embd": 128, "n_head": 4, "norm": "post"}},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
         sizes={"tiny": _TINY_POST_LN,
-               "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 2, "n_embd": 512,
-                                                        "n_head": 8, "norm": "post"}}},
+               "large": _large_gpt(n_layer=2, n_embd=512, n_head=8, norm="post")},
     ),
     BenchTask(
         "mlp-small-batch", "MLP", "fresh", "digits MLP 64-128-128-10, batch 8 (noisy gradients), AdamW",
@@ -308,7 +313,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "Shakespeare characters, pre-LN GPT 2 layers x 64, context 16, batch 32, AdamW (beta2 0.95)",
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2}, "batch_size": 32},
         steps=400, peaks=(0.002, 0.004, 0.008, 0.016), seeds=3,
-        sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 2}}},
+        sizes={"tiny": _TINY_GPT, "large": _large_gpt(n_layer=2)},
     ),
     BenchTask(
         "mlp-deep-sgd", "MLP", "blind",
@@ -322,8 +327,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "Shakespeare characters, pre-LN GPT 2 layers x 64, context 16, batch 8, AdamW (beta2 0.95), a longer run",
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2}},
         steps=1200, peaks=(0.002, 0.004, 0.008, 0.016), seeds=3,
-        sizes={"tiny": _TINY_GPT, "large": {**_LARGE_GPT, "steps": 12000,
-                                            "task_options": {"size": "small", "n_layer": 2}}},
+        sizes={"tiny": _TINY_GPT, "large": _large_gpt(12000, n_layer=2)},
     ),
     BenchTask(
         "cnn-small-batch", "CNN", "blind", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), batch 8, AdamW",
@@ -344,8 +348,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 3, "n_embd": 96, "n_head": 4, "norm": "post"}},
         steps=400, peaks=(0.0005, 0.001, 0.002, 0.004), seeds=3,
         sizes={"tiny": _TINY_POST_LN,
-               "large": {**_LARGE_GPT, "task_options": {"size": "small", "n_layer": 3, "n_embd": 384,
-                                                        "n_head": 6, "norm": "post"}}},
+               "large": _large_gpt(n_layer=3, n_embd=384, n_head=6, norm="post")},
     ),
     BenchTask(
         "cnn-mse-adam", "CNN", "sealed", "digits as 8x8 images, 3-conv CNN (16-16-32 channels), MSE, AdamW",
