@@ -159,7 +159,6 @@ def _large_gpt(steps: int = 4000, **options: Any) -> dict[str, Any]:
     return {"steps": steps, "batch_size": 64, "task_options": {"size": "small", "n_layer": 6, **options}}
 
 
-_LARGE_GPT = _large_gpt()
 _GPT_RUN = {"task": "shakespeare-char", **_ADAMW, "batch_size": 8, "weight_decay": 0.1}  # the GPT tasks' run
 _TINY_POST_LN = {**_TINY_GPT, "task_options": {**_TINY_GPT["task_options"], "norm": "post"}}
 _CNN_SIZES = {"tiny": {"steps": 12, "task_options": {"width": 4}},
@@ -184,7 +183,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "Shakespeare characters, pre-LN GPT 4 layers x 64, context 16, batch 8, AdamW (beta2 0.95)",
         {**_GPT_RUN, "task_options": _GPT},
         steps=400, peaks=(0.001, 0.002, 0.004, 0.008), seeds=3,
-        sizes={"tiny": _TINY_GPT, "large": _LARGE_GPT},
+        sizes={"tiny": _TINY_GPT, "large": _large_gpt()},
     ),
     BenchTask(
         "river-valley", "river valley", "dev",
@@ -225,7 +224,7 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         "Shakespeare characters, pre-LN GPT 4 layers x 64, context 16, batch 8, Muon on the hidden matrices",
         {**_GPT_RUN, "task_options": _GPT, "optimizer": "muon"},
         steps=400, peaks=(0.016, 0.032, 0.064, 0.128), seeds=3,
-        sizes={"tiny": _TINY_GPT, "large": _LARGE_GPT},
+        sizes={"tiny": _TINY_GPT, "large": _large_gpt()},
     ),
     BenchTask(
         "mlp-long", "MLP", "test",
