@@ -5,10 +5,13 @@ reruns the cell (the task's own config at that peak) on seeds the benchmark did 
 ways: the tuned length (read from the tier's stored grid), ``auto`` as the benchmark runs it, and
 ``rules off``: ``auto_warmup`` with every rule off (its ramp alone: the linear warmup over 40 %
 of the run, shifted by one update). It prints each against the tuned length with the
-benchmark's statistics (paired by seed, 95 % interval, W/T/L). A systematic cost would show as
-a loss on the fresh seeds too; a tie says the benchmark's loss came from its seeds. (The tuned
-length was chosen on the benchmark's seeds; on fresh ones it has no such edge.) Without the
-tier's stored grid, give the tuned length as ``--tuned`` (the benchmark's table names it).
+benchmark's statistics (paired by seed, 95 % interval, W/T/L) and its steps ratio (updates to
+1.1 x the tuned length's mean final loss, over the tuned length's). A systematic cost would
+show as a loss on the fresh seeds too; a tie says the benchmark's loss came from its seeds.
+(The tuned length was chosen on the benchmark's seeds; on fresh ones it has no such edge, which
+also makes this the fairer test of a win.) Without the tier's stored grid, give the tuned length
+as ``--tuned`` (the benchmark's table names it). ``benchmarks/aggressive_fresh.sh`` runs it at
+every judged task's aggressive peak.
 
     python benchmarks/fresh_seeds.py --tier novel --task gpt-batch32 --peak 0.002 [--seeds 20]
     python benchmarks/fresh_seeds.py --tier novel --task gpt-batch32 --peak 0.002 --tuned "linear 50%"
@@ -64,7 +67,9 @@ def main() -> None:
           f"(mean {reference.mean:.4g}):")
     for label in (RULES_OFF_LABEL, "auto"):
         ours = result.cells[label][args.peak]
-        print(f"  {label}: {ratio_text(compare(ours, reference), digits=4)} (mean {ours.mean:.4g})")
+        steps = result.steps_ratio(ours)
+        print(f"  {label}: {ratio_text(compare(ours, reference), digits=4)} (mean {ours.mean:.4g}); steps to "
+              f"the tuned loss: {'-' if steps is None else f'{steps:.3g}'}x")
 
 
 def stored_tuned(task: plan.BenchTask, settings: plan.Tier, args: argparse.Namespace) -> str:
