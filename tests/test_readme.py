@@ -146,6 +146,11 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     (block,) = blocks("python")
     scope = {"__name__": "__readme__"}
     exec(compile(block, str(README), "exec"), scope)
-    # after 1000 updates of linear_warmup(100) >> cosine_decay(900, end=0.1): 0.1 of the peak
-    assert scope["scheduler"].get_last_lr() == [pytest.approx(3e-4 * 0.1)]
-    assert scope["optimizer"].param_groups[0]["lr"] == pytest.approx(3e-5)
+    # auto_warmup(total=1000): a ramp from 1/400 of the peak, never above it, handed over to a
+    # cosine decay that ends at 0 after the last update
+    decisions = scope["scheduler"].controller.decisions
+    assert decisions[0].multiplier == pytest.approx(2 / 400)
+    assert all(0 < d.multiplier <= 1 for d in decisions)
+    assert scope["scheduler"].controller.handover_step is not None
+    assert scope["scheduler"].get_last_lr() == [pytest.approx(0.0, abs=1e-12)]
+    assert scope["optimizer"].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
