@@ -10,7 +10,7 @@ benchmark's statistics (paired by seed, 95 % interval, W/T/L) and its steps rati
 show as a loss on the fresh seeds too; a tie says the benchmark's loss came from its seeds.
 (The tuned length was chosen on the benchmark's seeds; on fresh ones it has no such edge, which
 also makes this the fairer test of a win.) Without the tier's stored grid, give the tuned length
-as ``--tuned`` (the benchmark's table names it). ``benchmarks/aggressive_fresh.sh`` runs it at
+as ``--tuned`` (the benchmark's table names it). ``benchmarks/aggressive_fresh.py`` runs it at
 every judged task's aggressive peak.
 
     python benchmarks/fresh_seeds.py --tier novel --task gpt-batch32 --peak 0.002 [--seeds 20]
@@ -20,15 +20,77 @@ every judged task's aggressive peak.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from preheat.lab.bench import plan, runner
-from preheat.lab.bench.analysis import compare, load
+from preheat.lab.bench.analysis import Comparison, TaskResult, compare, load
 from preheat.lab.bench.tables import ratio_text
+from preheat.lab.bench.tasks import BenchTask
 from preheat.lab.store import StoreError
 from preheat.lab.sweep import run_sweep
 
 RULES_OFF_LABEL = "rules off"
 RULES_OFF = "auto_warmup(spike_limit=1e9, grad_limit=1e9, window=1.0, watch=0.0)"
+LABELS = ("auto", RULES_OFF_LABEL)  # the two ways run beside the tuned length
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """One cell rerun on fresh ``seeds``: its task, peak LR, the tuned length's label and the
+    runs, as the benchmark reads them."""
+
+    task: BenchTask
+    peak: float
+    tuned: str
+    seeds: range
+    result: TaskResult
+
+    def comparison(self, label: str) -> Comparison:
+        """``label``'s cell against the tuned length's, paired by seed."""
+        return compare(self.result.cells[label][self.peak], self.result.cells[self.tuned][self.peak])
+
+    def steps(self, label: str) -> float | None:
+        """``label``'s mean updates to 1.1 x the tuned length's mean loss over the tuned length's."""
+        return self.result.steps_ratio(self.result.cells[label][self.peak])
+
+    def lines(self) -> list[str]:
+        """What the rerun says, one line per way."""
+        reference = self.result.cells[self.tuned][self.peak]
+        lines = [f"{self.task.name} at {self.peak:g}, seeds {self.seeds.start}-{self.seeds.stop - 1}, against the "
+                 f"tuned {self.tuned} (mean {reference.mean:.4g}):"]
+        for label in reversed(LABELS):
+            steps = self.steps(label)
+            lines.append(f"  {label}: {ratio_text(self.comparison(label), digits=4)} (mean "
+                         f"{self.result.cells[label][self.peak].mean:.4g}); steps to the tuned loss: "
+                         f"{'-' if steps is None else f'{steps:.3g}'}x")
+        return lines
+
+
+def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str | None = None,
+          bench: str = "runs/bench", out: str | None = None, workers: int = 2, size: str | None = None) -> Rerun:
+    """Run (or read back) ``task_name``'s cell at ``peak`` on ``seeds`` seeds after the
+    benchmark's: the tuned length (``tuned``, or the one ``bench``'s stored grid chose), ``auto``
+    and rules off, into ``out`` (default ``runs/fresh-seeds/TASK-PEAK``), the task at the tier's
+    size (or ``size``)."""
+    settings = plan.tier(tier, size=size, methods=["auto"])
+    [task] = plan.tasks_of(settings, [task_name])
+    cell = plan.runs(task, settings, (peak,))
+    tuned = tuned or stored_tuned(task, settings, peak, bench, tier)
+    if tuned not in {plan.linear_label(f) for f in (*settings.grid, *plan.EXTENSION)}:
+        raise SystemExit(f"--tuned={tuned!r} is not a length of the grid; expected e.g. "
+                         f"{plan.linear_label(max(settings.grid))!r}")
+    first = {config.label: config for config in cell if config.seed == 0}
+    auto = first["auto"]
+    baseline = auto.model_copy(update={"label": tuned, "controller": None, "note": None,
+                                       **plan.linear_fields(plan.warmup_fraction(tuned), auto.steps)})
+    rules_off = auto.model_copy(update={"label": RULES_OFF_LABEL, "controller": RULES_OFF,
+                                        "note": "auto_warmup with every rule off: its ramp alone"})
+    start = max(config.seed for config in cell) + 1
+    fresh = range(start, start + seeds)
+    configs = [base.model_copy(update={"seed": seed}) for seed in fresh for base in (baseline, auto, rules_off)]
+    out = out or f"runs/fresh-seeds/{task.name}-{peak:g}"
+    run_sweep(configs, out, workers=workers)
+    return Rerun(task, peak, tuned, fresh, load(task, out, {config.fingerprint() for config in configs}))
 
 
 def main() -> None:
@@ -43,46 +105,21 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="the store; default runs/fresh-seeds/TASK-PEAK")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    settings = plan.tier(args.tier, methods=["auto"])
-    [task] = plan.tasks_of(settings, [args.task])
-    cell = plan.runs(task, settings, (args.peak,))
-    tuned = args.tuned or stored_tuned(task, settings, args)
-    if tuned not in {plan.linear_label(f) for f in (*settings.grid, *plan.EXTENSION)}:
-        raise SystemExit(f"--tuned={tuned!r} is not a length of the grid; expected e.g. "
-                         f"{plan.linear_label(max(settings.grid))!r}")
-    first = {config.label: config for config in cell if config.seed == 0}
-    auto = first["auto"]
-    baseline = auto.model_copy(update={"label": tuned, "controller": None, "note": None,
-                                       **plan.linear_fields(plan.warmup_fraction(tuned), auto.steps)})
-    rules_off = auto.model_copy(update={"label": RULES_OFF_LABEL, "controller": RULES_OFF,
-                                        "note": "auto_warmup with every rule off: its ramp alone"})
-    start = max(config.seed for config in cell) + 1
-    configs = [base.model_copy(update={"seed": seed}) for seed in range(start, start + args.seeds)
-               for base in (baseline, auto, rules_off)]
-    out = args.out or f"runs/fresh-seeds/{task.name}-{args.peak:g}"
-    run_sweep(configs, out, workers=args.workers)
-    result = load(task, out, {config.fingerprint() for config in configs})
-    reference = result.cells[tuned][args.peak]
-    print(f"{task.name} at {args.peak:g}, seeds {start}-{start + args.seeds - 1}, against the tuned {tuned} "
-          f"(mean {reference.mean:.4g}):")
-    for label in (RULES_OFF_LABEL, "auto"):
-        ours = result.cells[label][args.peak]
-        steps = result.steps_ratio(ours)
-        print(f"  {label}: {ratio_text(compare(ours, reference), digits=4)} (mean {ours.mean:.4g}); steps to "
-              f"the tuned loss: {'-' if steps is None else f'{steps:.3g}'}x")
+    done = rerun(args.tier, args.task, args.peak, seeds=args.seeds, tuned=args.tuned, bench=args.bench,
+                 out=args.out, workers=args.workers)
+    print("\n".join(done.lines()))
 
 
-def stored_tuned(task: plan.BenchTask, settings: plan.Tier, args: argparse.Namespace) -> str:
-    """The label of the linear warmup the tier's stored grid tuned at ``args.peak``."""
-    hint = f"give --tuned or run preheat bench --tier {args.tier} --tasks {task.name} first"
+def stored_tuned(task: BenchTask, settings: plan.Tier, peak: float, bench: str, tier: str) -> str:
+    """The label of the linear warmup the tier's stored grid tuned at ``peak``."""
+    hint = f"give --tuned or run preheat bench --tier {tier} --tasks {task.name} first"
     try:
-        grid = load(task, runner.store_of(args.bench, settings, task))
+        grid = load(task, runner.store_of(bench, settings, task))
     except StoreError as error:
-        raise SystemExit(f"--bench={args.bench}: {error}; {hint}") from error
-    if args.peak not in grid.tuned:
-        raise SystemExit(f"--peak={args.peak:g}: {args.bench} holds no tuned warmup of {task.name} there; "
-                         f"{hint}")
-    return grid.tuned[args.peak].method
+        raise SystemExit(f"--bench={bench}: {error}; {hint}") from error
+    if peak not in grid.tuned:
+        raise SystemExit(f"--peak={peak:g}: {bench} holds no tuned warmup of {task.name} there; {hint}")
+    return grid.tuned[peak].method
 
 
 if __name__ == "__main__":

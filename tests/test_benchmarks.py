@@ -1,6 +1,6 @@
 """The warmup benchmark (``preheat bench``): its tasks and protocol as the issue asks, its
-statistics on hand-made cells, every task and peer end to end at the tiny size, and a killed
-run that resumes to the same numbers.
+statistics on hand-made cells, every task and peer end to end at the tiny size, a killed
+run that resumes to the same numbers, and the fresh-seed reruns of ``benchmarks/``.
 
 The full tier (hours) is marked ``slow`` and left out of the default run."""
 
@@ -14,10 +14,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from preheat.adaptive.text import parse_controller
 from preheat.cli import app
 from preheat.lab.bench import plan, runner
 from preheat.lab.bench.analysis import Cell, Run, TaskResult, compare, load
@@ -212,6 +214,55 @@ def test_the_held_out_tuned_warmup_is_chosen_without_the_seed_it_is_scored_on() 
     assert result.tuned[0.1] is lucky  # chosen for seed 0's luck: mean 0.97
     # seed 0 is scored with the length best on seeds 1 and 2 (5 %), the others with 20 %
     assert module.held_out(result, 0.1).scores == (1.0, 1.2, 1.2)
+
+
+def _benchmark(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``benchmarks/NAME.py`` as a module (its sibling scripts importable, as when it runs)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module(name)
+
+
+def test_rules_off_is_the_ramp_alone_whatever_the_signals(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_seeds = _benchmark("fresh_seeds", monkeypatch)
+    off, total = parse_controller(fresh_seeds.RULES_OFF, 100), 100
+    off.bind(1.0)
+    seen = [off.multiplier()]
+    for t in range(total - 1):  # loss and gradient spikes, a loss that climbs: nothing may fire
+        off.observe(loss=100.0 if t % 7 == 0 else 1.0 + t, grad_norm=1e6 if t % 5 == 0 else 1.0)
+        seen.append(off.multiplier())
+    ramp = 40  # the default 40 % of 100 updates
+    assert seen[:ramp] == pytest.approx([(t + 1) / ramp for t in range(ramp)])
+    assert all(d.action != "lower" for d in off.decisions)
+    assert seen[ramp:] == pytest.approx([0.5 * (1 + math.cos(math.pi * (t - ramp + 1) / (total - ramp + 1)))
+                                         for t in range(ramp, total)])
+
+
+def test_a_fresh_seed_rerun_runs_three_ways_on_new_seeds_and_reads_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_seeds = _benchmark("fresh_seeds", monkeypatch)
+    task = plan.tasks_of(plan.tier("tiny"), ["mlp-mse-sgd"])[0]
+    peak = task.peaks[-1]
+    done = fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, seeds=2, tuned="linear 50%", out=str(tmp_path), workers=1)
+    assert done.seeds == range(2, 4)  # after the tiny tier's seeds 0 and 1
+    stored = {(run.config.label, run.config.seed) for run in Store(tmp_path, read_only=True).runs()}
+    assert stored == {(label, seed) for label in ("linear 50%", *fresh_seeds.LABELS) for seed in (2, 3)}
+    assert all(done.comparison(label).outcome is not None for label in fresh_seeds.LABELS)
+    assert done.lines()[0].startswith(f"mlp-mse-sgd at {peak:g}, seeds 2-3, against the tuned linear 50%")
+    again = fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, seeds=2, tuned="linear 50%", out=str(tmp_path), workers=1)
+    assert again.lines() == done.lines()
+    with pytest.raises(SystemExit, match="'linear 7%' is not a length of the grid"):
+        fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, seeds=2, tuned="linear 7%", out=str(tmp_path), workers=1)
+
+
+def test_the_aggressive_cells_are_each_tier_s_tasks_peaks_and_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
+    cells = _benchmark("aggressive_fresh", monkeypatch).CELLS
+    assert len(cells) == len({task for _, task, _, _ in cells}) == 21
+    for tier, name, peak, tuned in cells:
+        settings = plan.tier(tier)
+        [task] = plan.tasks_of(settings, [name])
+        assert task.split in {"test", "holdout", "reserve", "fresh", "novel", "blind"}, name
+        assert peak in task.peaks, name
+        assert tuned in {plan.linear_label(f) for f in (*settings.grid, *plan.EXTENSION)}, name
 
 
 # -- end to end -------------------------------------------------------------------------------

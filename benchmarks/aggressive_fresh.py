@@ -1,0 +1,126 @@
+"""``auto_warmup`` at every judged task's aggressive peak, on fresh seeds: do its wins hold?
+
+At each of the 21 test, holdout, reserve, fresh, novel and blind tasks' aggressive peaks this
+runs ``benchmarks/fresh_seeds.py``'s rerun (20 seeds the benchmark never used; the length the
+benchmark tuned there, ``auto_warmup`` and its 40 % ramp with every rule off), then prints each
+cell, a markdown table, the win / tie / loss of both against the tuned length, their median
+steps ratio, and with ``--figure`` draws both ratios per cell. The cells and their tuned lengths
+are those of the "discriminates" tables of ``docs/results.md`` (the stores that chose them do
+not outlive a session). Each cell's store is its own and resumable; all of it took about 35 min
+with 2 workers on the 2-core development machine.
+
+    python benchmarks/aggressive_fresh.py [--seeds 20] [--workers 2] [--figure docs/figures/bench/aggressive-fresh.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from collections import Counter
+from pathlib import Path
+
+from fresh_seeds import LABELS, Rerun, rerun
+
+from preheat.lab.bench.tables import LETTER, ratio_text
+from preheat.lab.figures import log_ticks
+from preheat.plotting import agg_figure, png
+
+CELLS = (  # (tier, task, aggressive peak, the length tuned there), in split order
+    ("full", "mlp-mup-ce", 0.128, "linear 20%"),
+    ("full", "cnn", 0.064, "linear 30%"),
+    ("full", "post-ln", 0.004, "linear 50%"),
+    ("full", "large-batch", 0.128, "linear 30%"),
+    ("full", "gpt-muon", 0.128, "linear 5%"),
+    ("full", "mlp-long", 0.128, "linear 50%"),
+    ("holdout", "mlp-deep", 0.064, "linear 10%"),
+    ("holdout", "cnn-mse-sgd", 0.8, "linear 10%"),
+    ("holdout", "gpt-wide", 0.008, "linear 70%"),
+    ("reserve", "gpt-deep", 0.008, "linear 70%"),
+    ("reserve", "cnn-batch128", 0.064, "linear 20%"),
+    ("reserve", "post-ln-small", 0.008, "linear 50%"),
+    ("fresh", "post-ln-wide", 0.004, "linear 70%"),
+    ("fresh", "mlp-small-batch", 0.064, "linear 20%"),
+    ("fresh", "mlp-mse-adam", 0.032, "linear 5%"),
+    ("novel", "mlp-muon", 0.032, "linear 2%"),
+    ("novel", "mlp-wide", 0.032, "linear 20%"),
+    ("novel", "gpt-batch32", 0.016, "linear 50%"),
+    ("blind", "mlp-deep-sgd", 0.64, "linear 30%"),
+    ("blind", "gpt-long", 0.016, "linear 30%"),
+    ("blind", "cnn-small-batch", 0.032, "linear 50%"),
+)
+COLOURS = {"auto": "#1f77b4", LABELS[1]: "#999999"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20, help="fresh seeds per cell, after the benchmark's")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--figure", default=None, help="a PNG path for the figure; default: none")
+    args = parser.parse_args()
+    reruns = [rerun(tier, task, peak, seeds=args.seeds, tuned=tuned, workers=args.workers)
+              for tier, task, peak, tuned in CELLS]
+    for done in reruns:
+        print("\n".join(done.lines()))
+    print()
+    print("| task | split | peak | tuned | " + " | ".join(f"{label}" for label in LABELS) + " | auto's steps |")
+    print("|---|---|---|---|" + "---|" * (len(LABELS) + 1))
+    for done in reruns:
+        steps, failed = done.steps("auto"), _tuned_failed(done)
+        print(f"| {done.task.name} | {done.task.split} | {done.peak:g} | {done.tuned}{failed} | "
+              + " | ".join(ratio_text(done.comparison(label), digits=4) for label in LABELS)
+              + f" | {'-' if steps is None else f'{steps:.3g}'} |")
+    print()
+    for label in LABELS:
+        counts = Counter(LETTER[done.comparison(label).outcome] for done in reruns)
+        steps = [s for s in (done.steps(label) for done in reruns) if s is not None]
+        print(f"{label}: {counts['W']} / {counts['T']} / {counts['L']} (win / tie / loss) over {len(reruns)} cells; "
+              f"median steps {statistics.median(steps):.3g} over the {len(steps)} with a target")
+    if args.figure:
+        print(f"figure: {figure(reruns, Path(args.figure))}")
+
+
+def _tuned_failed(done: Rerun) -> str:
+    """``"; tuned fail 4/20"`` where the tuned length failed on some seeds, else ``""``."""
+    failed = done.result.cells[done.tuned][done.peak].failed
+    return f"; tuned fail {failed}/{len(done.seeds)}" if failed else ""
+
+
+def figure(reruns: list[Rerun], path: Path) -> Path:
+    """Each cell's paired ratio to the tuned length with its interval, per way, one row per
+    cell (log scale); a way with failed seeds is a cross at the right edge, with the count."""
+    fig = agg_figure(7.2, 0.3 * len(reruns) + 1.0)
+    axes = fig.add_subplot()
+    low, high = 0.1, 2.5
+    for row, done in enumerate(reruns):
+        for shift, label in zip((-0.15, 0.15), LABELS):
+            comparison, y = done.comparison(label), row + shift
+            if comparison.cell.failed:
+                axes.scatter([high], [y], marker="x", color=COLOURS[label], clip_on=False, zorder=3)
+                axes.annotate(f"fail {comparison.cell.failed}/{len(comparison.cell.scores)}", (high, y),
+                              xytext=(6, -3), textcoords="offset points", fontsize=7, color=COLOURS[label],
+                              annotation_clip=False)
+                continue
+            ratio = comparison.ratio
+            axes.errorbar([ratio.value], [y], xerr=[[ratio.value - ratio.low], [ratio.high - ratio.value]],
+                          fmt="o", markersize=4, color=COLOURS[label], capsize=2, lw=1,
+                          label=label if row == 0 else None)
+    axes.axvline(1.0, color="black", lw=0.8)
+    axes.set_xscale("log")
+    axes.set_xlim(low, high)
+    log_ticks(axes.xaxis, low, high)
+    axes.set_yticks(range(len(reruns)))
+    axes.set_yticklabels([f"{d.task.name} {d.peak:g} ({d.task.split}{_tuned_failed(d)})" for d in reruns], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("final val loss / the tuned length's (paired by seed, 95 % interval; < 1 is better)")
+    seeds = len(reruns[0].seeds)
+    axes.set_title(f"aggressive peaks, {seeds} fresh seeds: auto_warmup and its ramp alone", fontsize=10)
+    axes.grid(True, axis="x", which="major", alpha=0.3)
+    axes.legend(loc="lower left", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png(fig, 110))
+    return path
+
+
+if __name__ == "__main__":
+    main()
