@@ -2,14 +2,16 @@
 
 At each of the 21 test, holdout, reserve, fresh, novel and blind tasks' aggressive peaks this
 runs ``benchmarks/fresh_seeds.py``'s rerun (20 seeds the benchmark never used; the length the
-benchmark tuned there, ``auto_warmup`` and its 40 % ramp with every rule off), then prints each
-cell, a markdown table, the win / tie / loss of both against the tuned length, their median
-steps ratio, and with ``--figure`` draws both ratios per cell. The cells and their tuned lengths
+benchmark tuned there, ``auto_warmup``, its 40 % ramp with every rule off, and with ``--peers``
+benchmark methods as the benchmark runs them), then prints each cell, a markdown table, the win
+/ tie / loss of each way against the tuned length, its median steps ratio, and with
+``--figure`` draws every ratio per cell. The cells and their tuned lengths
 are those of the "discriminates" tables of ``docs/results.md`` (the stores that chose them do
 not outlive a session). Each cell's store is its own and resumable; all of it took about 35 min
 with 2 workers on the 2-core development machine.
 
-    python benchmarks/aggressive_fresh.py [--seeds 20] [--workers 2] [--figure docs/figures/bench/aggressive-fresh.png]
+    python benchmarks/aggressive_fresh.py [--seeds 20] [--workers 2] [--peers autowu,schedule-free]
+        [--figure docs/figures/bench/aggressive-fresh.png]
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from fresh_seeds import LABELS, Rerun, rerun
+from fresh_seeds import LABELS, Rerun, peers_of, rerun
 
 from preheat.lab.bench.tables import LETTER, ratio_text
 from preheat.lab.figures import log_ticks
@@ -49,35 +51,41 @@ CELLS = (  # (tier, task, aggressive peak, the length tuned there), in split ord
     ("blind", "gpt-long", 0.016, "linear 30%"),
     ("blind", "cnn-small-batch", 0.032, "linear 50%"),
 )
-COLOURS = {"auto": "#1f77b4", LABELS[1]: "#999999"}
+COLOURS = ("#1f77b4", "#999999", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")  # auto, rules off, peers
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="fresh seeds per cell, after the benchmark's")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--peers", default="", help="comma-separated benchmark methods to run too, e.g. autowu")
     parser.add_argument("--figure", default=None, help="a PNG path for the figure; default: none")
     args = parser.parse_args()
-    reruns = [rerun(tier, task, peak, seeds=args.seeds, tuned=tuned, workers=args.workers)
+    peers = peers_of(args.peers)
+    reruns = [rerun(tier, task, peak, seeds=args.seeds, tuned=tuned, peers=peers, workers=args.workers)
               for tier, task, peak, tuned in CELLS]
     for done in reruns:
         print("\n".join(done.lines()))
+    labels = (*LABELS, *peers)
     print()
-    print("| task | split | peak | tuned | " + " | ".join(f"{label}" for label in LABELS) + " | auto's steps |")
-    print("|---|---|---|---|" + "---|" * (len(LABELS) + 1))
+    print("| task | split | peak | tuned | " + " | ".join(labels) + " | auto's steps |")
+    print("|---|---|---|---|" + "---|" * (len(labels) + 1))
     for done in reruns:
         steps, failed = done.steps("auto"), _tuned_failed(done)
         print(f"| {done.task.name} | {done.task.split} | {done.peak:g} | {done.tuned}{failed} | "
-              + " | ".join(ratio_text(done.comparison(label), digits=4) for label in LABELS)
+              + " | ".join(ratio_text(done.comparison(label), digits=4) if label in done.labels else "-"
+                           for label in labels)
               + f" | {'-' if steps is None else f'{steps:.3g}'} |")
     print()
-    for label in LABELS:
-        counts = Counter(LETTER[done.comparison(label).outcome] for done in reruns)
-        steps = [s for s in (done.steps(label) for done in reruns) if s is not None]
-        print(f"{label}: {counts['W']} / {counts['T']} / {counts['L']} (win / tie / loss) over {len(reruns)} cells; "
-              f"median steps {statistics.median(steps):.3g} over the {len(steps)} with a target")
+    for label in labels:
+        ran = [done for done in reruns if label in done.labels]
+        counts = Counter(LETTER[done.comparison(label).outcome] for done in ran)
+        steps = [s for s in (done.steps(label) for done in ran) if s is not None]
+        median = f"{statistics.median(steps):.3g}" if steps else "-"
+        print(f"{label}: {counts['W']} / {counts['T']} / {counts['L']} (win / tie / loss) over {len(ran)} cells; "
+              f"median steps {median} over the {len(steps)} with a target")
     if args.figure:
-        print(f"figure: {figure(reruns, Path(args.figure))}")
+        print(f"figure: {figure(reruns, labels, Path(args.figure))}")
 
 
 def _tuned_failed(done: Rerun) -> str:
@@ -86,25 +94,34 @@ def _tuned_failed(done: Rerun) -> str:
     return f"; tuned fail {failed}/{len(done.seeds)}" if failed else ""
 
 
-def figure(reruns: list[Rerun], path: Path) -> Path:
-    """Each cell's paired ratio to the tuned length with its interval, per way, one row per
-    cell (log scale); a way with failed seeds is a cross at the right edge, with the count."""
-    fig = agg_figure(7.2, 0.3 * len(reruns) + 1.0)
+def figure(reruns: list[Rerun], labels: tuple[str, ...], path: Path) -> Path:
+    """Each cell's paired ratio to the tuned length with its interval, per way (``labels``), one
+    row per cell (log scale); a way with failed seeds is a cross at the right edge, with the
+    count."""
+    fig = agg_figure(7.2, (0.15 + 0.1 * len(labels)) * len(reruns) + 1.0)
     axes = fig.add_subplot()
-    low, high = 0.1, 2.5
+    ratios = [done.comparison(label).ratio for done in reruns for label in labels if label in done.labels]
+    shown = [ratio for ratio in ratios if ratio is not None]
+    low = min([0.1] + [ratio.low / 1.1 for ratio in shown])
+    high = max([2.5] + [ratio.high * 1.1 for ratio in shown])
+    spread = 0.6 / len(labels)
+    colours, named = dict(zip(labels, COLOURS)), set()
     for row, done in enumerate(reruns):
-        for shift, label in zip((-0.15, 0.15), LABELS):
-            comparison, y = done.comparison(label), row + shift
+        for index, label in enumerate(labels):
+            if label not in done.labels:
+                continue
+            comparison, y = done.comparison(label), row + (index - (len(labels) - 1) / 2) * spread
             if comparison.cell.failed:
-                axes.scatter([high], [y], marker="x", color=COLOURS[label], clip_on=False, zorder=3)
+                axes.scatter([high], [y], marker="x", color=colours[label], clip_on=False, zorder=3)
                 axes.annotate(f"fail {comparison.cell.failed}/{len(comparison.cell.scores)}", (high, y),
-                              xytext=(6, -3), textcoords="offset points", fontsize=7, color=COLOURS[label],
+                              xytext=(6, -3), textcoords="offset points", fontsize=7, color=colours[label],
                               annotation_clip=False)
                 continue
             ratio = comparison.ratio
             axes.errorbar([ratio.value], [y], xerr=[[ratio.value - ratio.low], [ratio.high - ratio.value]],
-                          fmt="o", markersize=4, color=COLOURS[label], capsize=2, lw=1,
-                          label=label if row == 0 else None)
+                          fmt="o", markersize=4, color=colours[label], capsize=2, lw=1,
+                          label=None if label in named else label)
+            named.add(label)
     axes.axvline(1.0, color="black", lw=0.8)
     axes.set_xscale("log")
     axes.set_xlim(low, high)
@@ -114,7 +131,8 @@ def figure(reruns: list[Rerun], path: Path) -> Path:
     axes.invert_yaxis()
     axes.set_xlabel("final val loss / the tuned length's (paired by seed, 95 % interval; < 1 is better)")
     seeds = len(reruns[0].seeds)
-    axes.set_title(f"aggressive peaks, {seeds} fresh seeds: auto_warmup and its ramp alone", fontsize=10)
+    ways = "auto_warmup, its ramp alone" + (" and peers" if len(labels) > len(LABELS) else "")
+    axes.set_title(f"aggressive peaks, {seeds} fresh seeds: {ways}", fontsize=10)
     axes.grid(True, axis="x", which="major", alpha=0.3)
     axes.legend(loc="lower left", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)

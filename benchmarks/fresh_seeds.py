@@ -15,6 +15,9 @@ every judged task's aggressive peak.
 
     python benchmarks/fresh_seeds.py --tier novel --task gpt-batch32 --peak 0.002 [--seeds 20]
     python benchmarks/fresh_seeds.py --tier novel --task gpt-batch32 --peak 0.002 --tuned "linear 50%"
+    python benchmarks/fresh_seeds.py --tier blind --task gpt-long --peak 0.016 --peers autowu,schedule-free
+
+``--peers`` runs benchmark methods too, as the benchmark runs them (those the task has).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 from dataclasses import dataclass
 
 from preheat.lab.bench import plan, runner
+from preheat.lab.bench.plan import LEARNED_STEP
 from preheat.lab.bench.analysis import Comparison, TaskResult, compare, load
 from preheat.lab.bench.tables import ratio_text
 from preheat.lab.bench.tasks import BenchTask
@@ -36,13 +40,15 @@ LABELS = ("auto", RULES_OFF_LABEL)  # the two ways run beside the tuned length
 
 @dataclass(frozen=True)
 class Rerun:
-    """One cell rerun on fresh ``seeds``: its task, peak LR, the tuned length's label and the
-    runs, as the benchmark reads them."""
+    """One cell rerun on fresh ``seeds``: its task, peak LR, the tuned length's label, the labels
+    of the ways run beside it (:data:`LABELS`, then the peers the task has) and the runs, as the
+    benchmark reads them."""
 
     task: BenchTask
     peak: float
     tuned: str
     seeds: range
+    labels: tuple[str, ...]
     result: TaskResult
 
     def comparison(self, label: str) -> Comparison:
@@ -58,7 +64,7 @@ class Rerun:
         reference = self.result.cells[self.tuned][self.peak]
         lines = [f"{self.task.name} at {self.peak:g}, seeds {self.seeds.start}-{self.seeds.stop - 1}, against the "
                  f"tuned {self.tuned} (mean {reference.mean:.4g}):"]
-        for label in reversed(LABELS):
+        for label in self.labels:
             steps = self.steps(label)
             lines.append(f"  {label}: {ratio_text(self.comparison(label), digits=4)} (mean "
                          f"{self.result.cells[label][self.peak].mean:.4g}); steps to the tuned loss: "
@@ -67,12 +73,18 @@ class Rerun:
 
 
 def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str | None = None,
-          bench: str = "runs/bench", out: str | None = None, workers: int = 2, size: str | None = None) -> Rerun:
+          peers: tuple[str, ...] = (), bench: str = "runs/bench", out: str | None = None, workers: int = 2,
+          size: str | None = None) -> Rerun:
     """Run (or read back) ``task_name``'s cell at ``peak`` on ``seeds`` seeds after the
-    benchmark's: the tuned length (``tuned``, or the one ``bench``'s stored grid chose), ``auto``
-    and rules off, into ``out`` (default ``runs/fresh-seeds/TASK-PEAK``), the task at the tier's
-    size (or ``size``)."""
-    settings = plan.tier(tier, size=size, methods=["auto"])
+    benchmark's: the tuned length (``tuned``, or the one ``bench``'s stored grid chose), ``auto``,
+    rules off and the ``peers`` (benchmark labels, as the benchmark runs them; those the task
+    has), into ``out`` (default ``runs/fresh-seeds/TASK-PEAK``), the task at the tier's size (or
+    ``size``)."""
+    fixed = [peer for peer in peers if peer in LEARNED_STEP]
+    if fixed:
+        raise SystemExit(f"--peers={','.join(peers)}: {', '.join(fixed)} takes no peak LR; expected methods "
+                         f"that warm up a peak, e.g. autowu, schedule-free")
+    settings = plan.tier(tier, size=size, methods=["auto", *peers])
     [task] = plan.tasks_of(settings, [task_name])
     cell = plan.runs(task, settings, (peak,))
     tuned = tuned or stored_tuned(task, settings, peak, bench, tier)
@@ -85,12 +97,14 @@ def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str
                                        **plan.linear_fields(plan.warmup_fraction(tuned), auto.steps)})
     rules_off = auto.model_copy(update={"label": RULES_OFF_LABEL, "controller": RULES_OFF,
                                         "note": "auto_warmup with every rule off: its ramp alone"})
+    ways = [baseline, auto, rules_off, *(first[peer] for peer in peers if peer in first)]
     start = max(config.seed for config in cell) + 1
     fresh = range(start, start + seeds)
-    configs = [base.model_copy(update={"seed": seed}) for seed in fresh for base in (baseline, auto, rules_off)]
+    configs = [way.model_copy(update={"seed": seed}) for seed in fresh for way in ways]
     out = out or f"runs/fresh-seeds/{task.name}-{peak:g}"
     run_sweep(configs, out, workers=workers)
-    return Rerun(task, peak, tuned, fresh, load(task, out, {config.fingerprint() for config in configs}))
+    labels = tuple(way.label for way in ways[1:])
+    return Rerun(task, peak, tuned, fresh, labels, load(task, out, {config.fingerprint() for config in configs}))
 
 
 def main() -> None:
@@ -102,12 +116,28 @@ def main() -> None:
     parser.add_argument("--bench", default="runs/bench", help="the benchmark's stores, with the tier's grid")
     parser.add_argument("--tuned", default=None,
                         help="the tuned warmup at the peak, e.g. 'linear 50%%'; default: read from --bench")
+    parser.add_argument("--peers", default="", help="comma-separated benchmark methods to run too, e.g. autowu")
     parser.add_argument("--out", default=None, help="the store; default runs/fresh-seeds/TASK-PEAK")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    done = rerun(args.tier, args.task, args.peak, seeds=args.seeds, tuned=args.tuned, bench=args.bench,
-                 out=args.out, workers=args.workers)
+    done = rerun(args.tier, args.task, args.peak, seeds=args.seeds, tuned=args.tuned, peers=peers_of(args.peers),
+                 bench=args.bench, out=args.out, workers=args.workers)
     print("\n".join(done.lines()))
+
+
+def peers_of(text: str) -> tuple[str, ...]:
+    """``"autowu,schedule-free"`` as a tuple of benchmark method labels.
+
+    Raises:
+        SystemExit: naming a label that is not a benchmark method.
+    """
+    peers = tuple(peer.strip() for peer in text.split(",") if peer.strip())
+    known = plan.method_labels()
+    unknown = [peer for peer in peers if peer not in known]
+    if unknown:
+        raise SystemExit(f"--peers={text!r}: {', '.join(unknown)} is no benchmark method; expected some of "
+                         f"{', '.join(known)}")
+    return peers
 
 
 def stored_tuned(task: BenchTask, settings: plan.Tier, peak: float, bench: str, tier: str) -> str:

@@ -252,6 +252,15 @@ def test_a_fresh_seed_rerun_runs_three_ways_on_new_seeds_and_reads_back(
     assert again.lines() == done.lines()
     with pytest.raises(SystemExit, match="'linear 7%' is not a length of the grid"):
         fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, seeds=2, tuned="linear 7%", out=str(tmp_path), workers=1)
+    # a peer runs as the benchmark runs it, beside the three ways (read back, not run again)
+    peered = fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, seeds=2, tuned="linear 50%", peers=("autowu",),
+                               out=str(tmp_path), workers=1)
+    assert peered.labels == (*fresh_seeds.LABELS, "autowu") and peered.lines()[1:3] == done.lines()[1:3]
+    assert peered.result.cells["autowu"][peak].seeds == (2, 3)
+    with pytest.raises(SystemExit, match="prodigy takes no peak LR"):
+        fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, tuned="linear 50%", peers=("prodigy",), out=str(tmp_path))
+    with pytest.raises(SystemExit, match="'autowu,nope': nope is no benchmark method"):
+        fresh_seeds.peers_of("autowu,nope")
 
 
 def test_the_aggressive_cells_are_each_tier_s_tasks_peaks_and_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
