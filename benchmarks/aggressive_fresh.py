@@ -4,7 +4,7 @@ At each of the 21 test, holdout, reserve, fresh, novel and blind tasks' aggressi
 runs ``benchmarks/fresh_seeds.py``'s rerun (20 seeds the benchmark never used; the length the
 benchmark tuned there, ``auto_warmup``, its 40 % ramp with every rule off, and with ``--peers``
 benchmark methods as the benchmark runs them), then prints each cell, a markdown table, the win
-/ tie / loss of each way against the tuned length, its median steps ratio, and with
+/ tie / loss of each way against the tuned length, its median ratio and steps ratio, and with
 ``--figure`` draws every ratio per cell. The cells and their tuned lengths
 are those of the "discriminates" tables of ``docs/results.md`` (the stores that chose them do
 not outlive a session). Each cell's store is its own and resumable; all of it took about 35 min
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from fresh_seeds import LABELS, Rerun, peers_of, rerun
 
-from preheat.lab.bench.tables import LETTER, ratio_text
+from preheat.lab.bench.tables import LETTER, ratio_text, ratio_value
 from preheat.lab.figures import log_ticks
 from preheat.plotting import agg_figure, png
 
@@ -81,11 +81,16 @@ def main() -> None:
         ran = [done for done in reruns if label in done.labels]
         counts = Counter(LETTER[done.comparison(label).outcome] for done in ran)
         steps = [s for s in (done.steps(label) for done in ran) if s is not None]
-        median = f"{statistics.median(steps):.3g}" if steps else "-"
-        print(f"{label}: {counts['W']} / {counts['T']} / {counts['L']} (win / tie / loss) over {len(ran)} cells; "
-              f"median steps {median} over the {len(steps)} with a target")
+        ratios = [r for r in (ratio_value(done.comparison(label)) for done in ran) if not math.isnan(r)]
+        print(f"{label}: {counts['W']} / {counts['T']} / {counts['L']} (win / tie / loss) over {len(ran)} cells, "
+              f"median ratio {_median(ratios)} (inf: a failed seed); median steps {_median(steps)} over the "
+              f"{len(steps)} with a target")
     if args.figure:
         print(f"figure: {figure(reruns, labels, Path(args.figure))}")
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.3g}" if values else "-"
 
 
 def _tuned_failed(done: Rerun) -> str:
@@ -134,7 +139,9 @@ def figure(reruns: list[Rerun], labels: tuple[str, ...], path: Path) -> Path:
     ways = "auto_warmup, its ramp alone" + (" and peers" if len(labels) > len(LABELS) else "")
     axes.set_title(f"aggressive peaks, {seeds} fresh seeds: {ways}", fontsize=10)
     axes.grid(True, axis="x", which="major", alpha=0.3)
-    axes.legend(loc="lower left", fontsize=8)
+    handles = dict(zip(*reversed(axes.get_legend_handles_labels())))
+    axes.legend([handles[label] for label in labels if label in handles], [label for label in labels if label in handles],
+                loc="lower left", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png(fig, 110))
     return path

@@ -51,6 +51,14 @@ def ratio_text(comparison: Comparison | None, digits: int = 3) -> str:
     return f"{ratio.value:.{digits}g} [{ratio.low:.{digits}g}, {ratio.high:.{digits}g}] {letter}"
 
 
+def ratio_value(comparison: Comparison) -> float:
+    """The comparison's ratio as the medians count it: ``inf`` when a seed of the method failed,
+    NaN when no ratio could be formed (fewer than two paired seeds finished)."""
+    if comparison.cell.failed:
+        return math.inf
+    return comparison.ratio.value if comparison.ratio else math.nan
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -135,8 +143,7 @@ def matrix(results: Sequence[TaskResult], methods: Sequence[str] | None = None) 
             comparisons = result.comparisons(method)
             per_task.append(_wtl(comparisons) if comparisons else "-")
             if result.task.split in ratios:
-                ratios[result.task.split] += [math.inf if c.cell.failed else c.ratio.value if c.ratio else math.nan
-                                              for c in comparisons]
+                ratios[result.task.split] += [ratio_value(c) for c in comparisons]
         medians = []
         for split in reported:
             finite = [r for r in ratios[split] if not math.isnan(r)]
