@@ -5,13 +5,14 @@ runs ``benchmarks/fresh_seeds.py``'s rerun (20 seeds the benchmark never used; t
 benchmark tuned there, ``auto_warmup``, its 40 % ramp with every rule off, and with ``--peers``
 benchmark methods as the benchmark runs them), then prints each cell, a markdown table, the win
 / tie / loss of each way against the tuned length, its median ratio and steps ratio, and with
-``--figure`` draws every ratio per cell. The cells and their tuned lengths
+``--figure`` draws every ratio per cell. ``--every-cell-of TIER`` takes every cell of a tier's
+tasks instead, each against the length its stored grid tuned there. The cells and their tuned lengths
 are those of the "discriminates" tables of ``docs/results.md`` (the stores that chose them do
 not outlive a session). Each cell's store is its own and resumable; all of it took about 35 min
 with 2 workers on the 2-core development machine.
 
     python benchmarks/aggressive_fresh.py [--seeds 20] [--workers 2] [--peers autowu,schedule-free]
-        [--figure docs/figures/bench/aggressive-fresh.png]
+        [--figure docs/figures/bench/aggressive-fresh.png] [--every-cell-of blind]
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from pathlib import Path
 
 from fresh_seeds import LABELS, Rerun, peers_of, rerun
 
+from preheat.lab.bench import plan, runner
+from preheat.lab.bench.analysis import load
 from preheat.lab.bench.tables import LETTER, ratio_text, ratio_value
 from preheat.lab.figures import log_ticks
+from preheat.lab.store import StoreError
 from preheat.plotting import agg_figure, png
 
 CELLS = (  # (tier, task, aggressive peak, the length tuned there), in split order
@@ -60,10 +64,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--peers", default="", help="comma-separated benchmark methods to run too, e.g. autowu")
     parser.add_argument("--figure", default=None, help="a PNG path for the figure; default: none")
+    parser.add_argument("--every-cell-of", default=None, metavar="TIER",
+                        help="every cell of the tier's tasks instead (tuned lengths from --bench's stored grid)")
+    parser.add_argument("--bench", default="runs/bench", help="the benchmark's stores, for --every-cell-of")
     args = parser.parse_args()
     peers = peers_of(args.peers)
+    cells = every_cell(args.every_cell_of, args.bench) if args.every_cell_of else CELLS
     reruns = [rerun(tier, task, peak, seeds=args.seeds, tuned=tuned, peers=peers, workers=args.workers)
-              for tier, task, peak, tuned in CELLS]
+              for tier, task, peak, tuned in cells]
     for done in reruns:
         print("\n".join(done.lines()))
     labels = (*LABELS, *peers)
@@ -87,6 +95,20 @@ def main() -> None:
               f"{len(steps)} with a target")
     if args.figure:
         print(f"figure: {figure(reruns, labels, Path(args.figure))}")
+
+
+def every_cell(tier: str, bench: str) -> list[tuple[str, str, float, str]]:
+    """Every (tier, task, peak, tuned length) of ``tier``'s tasks, from ``bench``'s stored grid
+    (its ladder as it grew)."""
+    settings = plan.tier(tier)
+    cells = []
+    for task in plan.tasks_of(settings):
+        try:
+            grid = load(task, runner.store_of(bench, settings, task))
+        except StoreError as error:
+            raise SystemExit(f"--bench={bench}: {error}; run preheat bench --tier {tier} --grid-only first") from error
+        cells += [(tier, task.name, peak, grid.tuned[peak].method) for peak in grid.peaks if peak in grid.tuned]
+    return cells
 
 
 def _median(values: list[float]) -> str:
@@ -137,7 +159,7 @@ def figure(reruns: list[Rerun], labels: tuple[str, ...], path: Path) -> Path:
     axes.set_xlabel("final val loss / the tuned length's (paired by seed, 95 % interval; < 1 is better)")
     seeds = len(reruns[0].seeds)
     ways = "auto_warmup, its ramp alone" + (" and peers" if len(labels) > len(LABELS) else "")
-    axes.set_title(f"aggressive peaks, {seeds} fresh seeds: {ways}", fontsize=10)
+    axes.set_title(f"{seeds} fresh seeds: {ways}", fontsize=10)
     axes.grid(True, axis="x", which="major", alpha=0.3)
     handles = dict(zip(*reversed(axes.get_legend_handles_labels())))
     axes.legend([handles[label] for label in labels if label in handles], [label for label in labels if label in handles],

@@ -301,6 +301,18 @@ def test_every_task_and_peer_runs_at_the_tiny_size(tiny: Path) -> None:
     assert "## Does each task discriminate?" in text and "| dev W/T/L | test W/T/L |" in text
 
 
+def test_every_cell_of_a_tier_is_its_stored_grid_s_ladder_and_tuned_length(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    every_cell = _benchmark("aggressive_fresh", monkeypatch).every_cell
+    cells = every_cell("tiny", str(tiny / "runs"))
+    for task in plan.tasks_of(plan.tier("tiny")):
+        grid = load(task, tiny / "runs" / "tiny" / task.name)
+        assert [(peak, tuned) for _, name, peak, tuned in cells if name == task.name] == \
+            [(peak, grid.tuned[peak].method) for peak in grid.peaks], task.name
+    with pytest.raises(SystemExit, match="run preheat bench --tier tiny --grid-only first"):
+        every_cell("tiny", str(tmp_path))
+
+
 def test_a_rerun_computes_nothing_and_gives_the_same_tables(tiny: Path) -> None:
     before = (tiny / "results.md").read_text()
     result = CliRunner().invoke(app, ["bench", "--tier", "tiny", "--out", str(tiny / "runs"), "--quiet",
