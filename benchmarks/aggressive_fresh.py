@@ -23,13 +23,11 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from fresh_seeds import LABELS, Rerun, peers_of, rerun
+from fresh_seeds import LABELS, Rerun, peers_of, rerun, stored_grid
 
-from preheat.lab.bench import plan, runner
-from preheat.lab.bench.analysis import load
+from preheat.lab.bench import plan
 from preheat.lab.bench.tables import LETTER, ratio_text, ratio_value
 from preheat.lab.figures import log_ticks
-from preheat.lab.store import StoreError
 from preheat.plotting import agg_figure, png
 
 CELLS = (  # (tier, task, aggressive peak, the length tuned there), in split order
@@ -103,10 +101,7 @@ def every_cell(tier: str, bench: str) -> list[tuple[str, str, float, str]]:
     settings = plan.tier(tier)
     cells = []
     for task in plan.tasks_of(settings):
-        try:
-            grid = load(task, runner.store_of(bench, settings, task))
-        except StoreError as error:
-            raise SystemExit(f"--bench={bench}: {error}; run preheat bench --tier {tier} --grid-only first") from error
+        grid = stored_grid(task, settings, bench, f"run preheat bench --tier {tier} --grid-only first")
         cells += [(tier, task.name, peak, grid.tuned[peak].method) for peak in grid.peaks if peak in grid.tuned]
     return cells
 

@@ -26,7 +26,6 @@ import argparse
 from dataclasses import dataclass
 
 from preheat.lab.bench import plan, runner
-from preheat.lab.bench.plan import LEARNED_STEP
 from preheat.lab.bench.analysis import Comparison, TaskResult, compare, load
 from preheat.lab.bench.tables import ratio_text
 from preheat.lab.bench.tasks import BenchTask
@@ -80,14 +79,14 @@ def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str
     rules off and the ``peers`` (benchmark labels, as the benchmark runs them; those the task
     has), into ``out`` (default ``runs/fresh-seeds/TASK-PEAK``), the task at the tier's size (or
     ``size``)."""
-    fixed = [peer for peer in peers if peer in LEARNED_STEP]
+    fixed = [peer for peer in peers if peer in plan.LEARNED_STEP]
     if fixed:
         raise SystemExit(f"--peers={','.join(peers)}: {', '.join(fixed)} takes no peak LR; expected methods "
                          f"that warm up a peak, e.g. autowu, schedule-free")
     settings = plan.tier(tier, size=size, methods=["auto", *peers])
     [task] = plan.tasks_of(settings, [task_name])
     cell = plan.runs(task, settings, (peak,))
-    tuned = tuned or stored_tuned(task, settings, peak, bench, tier)
+    tuned = tuned or stored_tuned(task, settings, peak, bench)
     if tuned not in {plan.linear_label(f) for f in (*settings.grid, *plan.EXTENSION)}:
         raise SystemExit(f"--tuned={tuned!r} is not a length of the grid; expected e.g. "
                          f"{plan.linear_label(max(settings.grid))!r}")
@@ -140,13 +139,22 @@ def peers_of(text: str) -> tuple[str, ...]:
     return peers
 
 
-def stored_tuned(task: BenchTask, settings: plan.Tier, peak: float, bench: str, tier: str) -> str:
-    """The label of the linear warmup the tier's stored grid tuned at ``peak``."""
-    hint = f"give --tuned or run preheat bench --tier {tier} --tasks {task.name} first"
+def stored_grid(task: BenchTask, settings: plan.Tier, bench: str, hint: str) -> TaskResult:
+    """``task``'s stored grid in the tier's store under ``bench``.
+
+    Raises:
+        SystemExit: naming ``bench``, what is missing, then ``hint`` (what to run).
+    """
     try:
-        grid = load(task, runner.store_of(bench, settings, task))
+        return load(task, runner.store_of(bench, settings, task))
     except StoreError as error:
         raise SystemExit(f"--bench={bench}: {error}; {hint}") from error
+
+
+def stored_tuned(task: BenchTask, settings: plan.Tier, peak: float, bench: str) -> str:
+    """The label of the linear warmup the tier's stored grid tuned at ``peak``."""
+    hint = f"give --tuned or run preheat bench --tier {settings.name} --tasks {task.name} first"
+    grid = stored_grid(task, settings, bench, hint)
     if peak not in grid.tuned:
         raise SystemExit(f"--peak={peak:g}: {bench} holds no tuned warmup of {task.name} there; {hint}")
     return grid.tuned[peak].method
