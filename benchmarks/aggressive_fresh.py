@@ -6,13 +6,19 @@ benchmark tuned there, ``auto_warmup``, its 40 % ramp with every rule off, and w
 benchmark methods as the benchmark runs them), then prints each cell, a markdown table, the win
 / tie / loss of each way against the tuned length, its median ratio and steps ratio, and with
 ``--figure`` draws every ratio per cell. ``--every-cell-of TIER`` takes every cell of a tier's
-tasks instead, each against the length its stored grid tuned there. The cells and their tuned lengths
+tasks instead, each against the length its stored grid tuned there; ``--with-losses`` adds the
+benchmark's other ``auto_warmup`` losses (:data:`LOSSES`). ``--variant NAME`` (with
+``--controller EXPR`` or the rule in ``auto.py`` as it is now) runs a variant beside them and
+counts it against the tuned length and against ``auto``, paired by seed: the design loop on
+20 seeds; ``--families sgd,muon`` keeps the tasks trained with those optimizers (a variant that
+only changes them). The cells and their tuned lengths
 are those of the "discriminates" tables of ``docs/results.md`` (the stores that chose them do
 not outlive a session). Each cell's store is its own and resumable; all of it took about 35 min
 with 2 workers on the 2-core development machine.
 
     python benchmarks/aggressive_fresh.py [--seeds 20] [--workers 2] [--peers autowu,schedule-free]
-        [--figure docs/figures/bench/aggressive-fresh.png] [--every-cell-of blind]
+        [--figure docs/figures/bench/aggressive-fresh.png] [--every-cell-of blind] [--with-losses]
+        [--variant r20 --controller "auto_warmup(ramp=0.2)" --families sgd,muon]
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from fresh_seeds import LABELS, Rerun, peers_of, rerun, stored_grid
+from fresh_seeds import LABELS, VARIANT, Rerun, peers_of, rerun, stored_grid
 
 from preheat.lab.bench import plan
 from preheat.lab.bench.tables import LETTER, ratio_text, ratio_value
@@ -53,7 +59,12 @@ CELLS = (  # (tier, task, aggressive peak, the length tuned there), in split ord
     ("blind", "gpt-long", 0.016, "linear 30%"),
     ("blind", "cnn-small-batch", 0.032, "linear 50%"),
 )
-COLOURS = ("#1f77b4", "#999999", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")  # auto, rules off, peers
+LOSSES = (  # the benchmark's other auto_warmup losses on seen tasks (river valley aside: no seeds)
+    ("full", "mlp-mse-sgd", 0.04, "linear 10%"),
+    ("holdout", "cnn-mse-sgd", 0.1, "linear 5%"),
+    ("full", "gpt-muon", 0.016, "no warmup"),
+)
+COLOURS = ("#1f77b4", "#999999", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")  # auto, rules off, then the rest
 
 
 def main() -> None:
@@ -65,14 +76,21 @@ def main() -> None:
     parser.add_argument("--every-cell-of", default=None, metavar="TIER",
                         help="every cell of the tier's tasks instead (tuned lengths from --bench's stored grid)")
     parser.add_argument("--bench", default="runs/bench", help="the benchmark's stores, for --every-cell-of")
+    parser.add_argument("--with-losses", action="store_true", help="add the benchmark's other auto losses")
+    parser.add_argument("--variant", default=None, help="a new name for the rule as it is now (or --controller)")
+    parser.add_argument("--controller", default=None, help="the variant's controller expression; default auto's")
+    parser.add_argument("--families", default=None, help="comma-separated optimizer families kept: adam, sgd, muon")
     args = parser.parse_args()
     peers = peers_of(args.peers)
     cells = every_cell(args.every_cell_of, args.bench) if args.every_cell_of else CELLS
-    reruns = [rerun(tier, task, peak, seeds=args.seeds, tuned=tuned, peers=peers, workers=args.workers)
+    cells = _kept([*cells, *(LOSSES if args.with_losses else ())], args.families)
+    reruns = [rerun(tier, task, peak, seeds=args.seeds, tuned=tuned, peers=peers, variant=args.variant,
+                    controller=args.controller, workers=args.workers)
               for tier, task, peak, tuned in cells]
     for done in reruns:
         print("\n".join(done.lines()))
-    labels = (*LABELS, *peers)
+    variants = () if args.variant is None else (VARIANT + args.variant,)
+    labels = (*LABELS, *variants, *peers)
     print()
     print("| task | split | peak | tuned | " + " | ".join(labels) + " | auto's steps |")
     print("|---|---|---|---|" + "---|" * (len(labels) + 1))
@@ -91,6 +109,10 @@ def main() -> None:
         print(f"{label}: {counts['W']} / {counts['T']} / {counts['L']} (win / tie / loss) over {len(ran)} cells, "
               f"median ratio {_median(ratios)} (inf: a failed seed); median steps {_median(steps)} over the "
               f"{len(steps)} with a target")
+    for label in variants:
+        counts = Counter(LETTER[done.comparison(label, "auto").outcome] for done in reruns)
+        print(f"{label} against auto, paired by seed: {counts['W']} / {counts['T']} / {counts['L']} over "
+              f"{len(reruns)} cells")
     if args.figure:
         print(f"figure: {figure(reruns, labels, Path(args.figure))}")
 
@@ -104,6 +126,20 @@ def every_cell(tier: str, bench: str) -> list[tuple[str, str, float, str]]:
         grid = stored_grid(task, settings, bench, f"run preheat bench --tier {tier} --grid-only first")
         cells += [(tier, task.name, peak, grid.tuned[peak].method) for peak in grid.peaks if peak in grid.tuned]
     return cells
+
+
+def _kept(cells: list[tuple[str, str, float, str]], families: str | None) -> list[tuple[str, str, float, str]]:
+    """``cells`` without repeats, of the tasks trained with one of ``families`` (all if ``None``).
+
+    Raises:
+        SystemExit: naming a family that is none of adam, sgd and muon.
+    """
+    wanted = None if families is None else set(families.split(","))
+    if wanted is not None and not wanted <= {"adam", "sgd", "muon"}:
+        raise SystemExit(f"--families={families!r}: expected some of adam, sgd, muon")
+    unique = {(task, peak): (tier, task, peak, tuned) for tier, task, peak, tuned in cells}
+    return [cell for cell in unique.values()
+            if wanted is None or plan.tasks_of(plan.tier(cell[0]), [cell[1]])[0].family in wanted]
 
 
 def _median(values: list[float]) -> str:

@@ -18,6 +18,11 @@ every judged task's aggressive peak.
     python benchmarks/fresh_seeds.py --tier blind --task gpt-long --peak 0.016 --peers autowu,schedule-free
 
 ``--peers`` runs benchmark methods too, as the benchmark runs them (those the task has).
+``--variant NAME`` runs the rule in ``src/preheat/adaptive/auto.py`` as it is now (or
+``--controller EXPR``) under the label ``auto NAME`` beside them, and prints its ratio to
+``auto`` too, paired by seed: the design loop on 20 seeds (``docs/adaptive.md``).
+
+    python benchmarks/fresh_seeds.py --tier full --task gpt-muon --peak 0.016 --variant r20 --controller "auto_warmup(ramp=0.2)"
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ from preheat.lab.bench import plan, runner
 from preheat.lab.bench.analysis import Comparison, TaskResult, compare, load
 from preheat.lab.bench.tables import ratio_text
 from preheat.lab.bench.tasks import BenchTask
+from preheat.lab.config import check_expressions
 from preheat.lab.store import StoreError
 from preheat.lab.sweep import run_sweep
 
 RULES_OFF_LABEL = "rules off"
 RULES_OFF = "auto_warmup(spike_limit=1e9, grad_limit=1e9, window=1.0, watch=0.0)"
 LABELS = ("auto", RULES_OFF_LABEL)  # the two ways run beside the tuned length
+VARIANT = "auto "  # a variant's label: this and its name
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,9 @@ class Rerun:
     labels: tuple[str, ...]
     result: TaskResult
 
-    def comparison(self, label: str) -> Comparison:
-        """``label``'s cell against the tuned length's, paired by seed."""
-        return compare(self.result.cells[label][self.peak], self.result.cells[self.tuned][self.peak])
+    def comparison(self, label: str, against: str | None = None) -> Comparison:
+        """``label``'s cell against the tuned length's (or ``against``'s), paired by seed."""
+        return compare(self.result.cells[label][self.peak], self.result.cells[against or self.tuned][self.peak])
 
     def steps(self, label: str) -> float | None:
         """``label``'s mean updates to 1.1 x the tuned length's mean loss over the tuned length's."""
@@ -67,18 +74,21 @@ class Rerun:
             steps = self.steps(label)
             lines.append(f"  {label}: {ratio_text(self.comparison(label), digits=4)} (mean "
                          f"{self.result.cells[label][self.peak].mean:.4g}); steps to the tuned loss: "
-                         f"{'-' if steps is None else f'{steps:.3g}'}x")
+                         f"{'-' if steps is None else f'{steps:.3g}'}x"
+                         + (f"; vs auto {ratio_text(self.comparison(label, 'auto'), digits=4)}"
+                            if label.startswith(VARIANT) else ""))
         return lines
 
 
 def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str | None = None,
-          peers: tuple[str, ...] = (), bench: str = "runs/bench", out: str | None = None, workers: int = 2,
-          size: str | None = None) -> Rerun:
+          peers: tuple[str, ...] = (), variant: str | None = None, controller: str | None = None,
+          bench: str = "runs/bench", out: str | None = None, workers: int = 2, size: str | None = None) -> Rerun:
     """Run (or read back) ``task_name``'s cell at ``peak`` on ``seeds`` seeds after the
     benchmark's: the tuned length (``tuned``, or the one ``bench``'s stored grid chose), ``auto``,
-    rules off and the ``peers`` (benchmark labels, as the benchmark runs them; those the task
-    has), into ``out`` (default ``runs/fresh-seeds/TASK-PEAK``), the task at the tier's size (or
-    ``size``)."""
+    rules off, with ``variant`` the rule as it is now (or ``controller``, a controller
+    expression) labelled ``auto VARIANT``, and the ``peers`` (benchmark labels, as the benchmark
+    runs them; those the task has), into ``out`` (default ``runs/fresh-seeds/TASK-PEAK``), the
+    task at the tier's size (or ``size``)."""
     fixed = [peer for peer in peers if peer in plan.LEARNED_STEP]
     if fixed:
         raise SystemExit(f"--peers={','.join(peers)}: {', '.join(fixed)} takes no peak LR; expected methods "
@@ -96,7 +106,17 @@ def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str
                                        **plan.linear_fields(plan.warmup_fraction(tuned), auto.steps)})
     rules_off = auto.model_copy(update={"label": RULES_OFF_LABEL, "controller": RULES_OFF,
                                         "note": "auto_warmup with every rule off: its ramp alone"})
-    ways = [baseline, auto, rules_off, *(first[peer] for peer in peers if peer in first)]
+    if controller is not None and variant is None:
+        raise SystemExit(f"--controller={controller!r} needs --variant: the name its runs are stored under")
+    variants = [] if variant is None else [auto.model_copy(update={
+        "label": VARIANT + variant, "controller": controller or auto.controller,
+        "note": f"auto_warmup variant {variant}: {controller or 'the rule in auto.py as it is now'}"})]
+    for config in variants:
+        try:
+            check_expressions(config)
+        except ValueError as error:
+            raise SystemExit(f"--controller={controller!r}: {error}") from error
+    ways = [baseline, auto, rules_off, *variants, *(first[peer] for peer in peers if peer in first)]
     start = max(config.seed for config in cell) + 1
     fresh = range(start, start + seeds)
     configs = [way.model_copy(update={"seed": seed}) for seed in fresh for way in ways]
@@ -116,11 +136,14 @@ def main() -> None:
     parser.add_argument("--tuned", default=None,
                         help="the tuned warmup at the peak, e.g. 'linear 50%%'; default: read from --bench")
     parser.add_argument("--peers", default="", help="comma-separated benchmark methods to run too, e.g. autowu")
+    parser.add_argument("--variant", default=None, help="a new name for the rule as it is now (or --controller)")
+    parser.add_argument("--controller", default=None, help="the variant's controller expression; default auto's")
     parser.add_argument("--out", default=None, help="the store; default runs/fresh-seeds/TASK-PEAK")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     done = rerun(args.tier, args.task, args.peak, seeds=args.seeds, tuned=args.tuned, peers=peers_of(args.peers),
-                 bench=args.bench, out=args.out, workers=args.workers)
+                 variant=args.variant, controller=args.controller, bench=args.bench, out=args.out,
+                 workers=args.workers)
     print("\n".join(done.lines()))
 
 

@@ -257,6 +257,20 @@ def test_a_fresh_seed_rerun_runs_three_ways_on_new_seeds_and_reads_back(
                                out=str(tmp_path), workers=1)
     assert peered.labels == (*fresh_seeds.LABELS, "autowu") and peered.lines()[1:3] == done.lines()[1:3]
     assert peered.result.cells["autowu"][peak].seeds == (2, 3)
+    # a variant: its own label and runs beside the others, its ratio to auto on its line
+    varied = fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, seeds=2, tuned="linear 50%", variant="r20",
+                               controller="auto_warmup(ramp=0.2)", out=str(tmp_path), workers=1)
+    assert varied.labels == (*fresh_seeds.LABELS, "auto r20") and varied.lines()[1:3] == done.lines()[1:3]
+    assert varied.result.cells["auto r20"][peak].seeds == (2, 3)
+    assert "; vs auto " in varied.lines()[3] and varied.comparison("auto r20", "auto").outcome is not None
+    stored = {run.config.label: run.config.controller for run in Store(tmp_path, read_only=True).runs()}
+    assert stored["auto r20"] == "auto_warmup(ramp=0.2)"
+    with pytest.raises(SystemExit, match=r"--controller='auto_warmup\(ramp=2\)': .*ramp"):
+        fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, tuned="linear 50%", variant="bad",
+                          controller="auto_warmup(ramp=2)", out=str(tmp_path))
+    with pytest.raises(SystemExit, match="needs --variant"):
+        fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, tuned="linear 50%", controller="auto_warmup()",
+                          out=str(tmp_path))
     with pytest.raises(SystemExit, match="prodigy takes no peak LR"):
         fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, tuned="linear 50%", peers=("prodigy",), out=str(tmp_path))
     with pytest.raises(SystemExit, match="'autowu,nope': nope is no benchmark method"):
@@ -272,6 +286,17 @@ def test_the_aggressive_cells_are_each_tier_s_tasks_peaks_and_lengths(monkeypatc
         assert task.split in {"test", "holdout", "reserve", "fresh", "novel", "blind"}, name
         assert peak in task.peaks, name
         assert tuned in {plan.linear_label(f) for f in (*settings.grid, *plan.EXTENSION)}, name
+
+
+def test_the_kept_cells_are_unique_and_of_the_named_families(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _benchmark("aggressive_fresh", monkeypatch)
+    kept = module._kept([*module.CELLS, *module.LOSSES, module.CELLS[4]], "sgd,muon")
+    assert [(task, peak) for _, task, peak, _ in kept] == [
+        ("gpt-muon", 0.128), ("cnn-mse-sgd", 0.8), ("mlp-muon", 0.032), ("mlp-deep-sgd", 0.64),
+        ("mlp-mse-sgd", 0.04), ("cnn-mse-sgd", 0.1), ("gpt-muon", 0.016)]
+    assert len(module._kept([*module.CELLS, *module.CELLS], None)) == 21
+    with pytest.raises(SystemExit, match="--families='adam,lion': expected some of adam, sgd, muon"):
+        module._kept(list(module.CELLS), "adam,lion")
 
 
 # -- end to end -------------------------------------------------------------------------------
