@@ -18,7 +18,7 @@ __all__ = [*_schedule_names, "auto_warmup", "Finding", "WarmupMistake", "__versi
 
 def auto_warmup(total: int, **options: Any) -> Any:
     """The warmup with no length to choose: :class:`preheat.adaptive.AutoWarmup` for a run of
-    ``total`` updates (linear over 20 % of it unless the loss or the gradient norm says the LR
+    ``total`` updates (linear over 40 % of it unless the loss or the gradient norm says the LR
     is more than the network can take yet), decaying by cosine after it (``after=...`` for another decay, WSD
     included); ``options`` are its other arguments. Use it as a controller:
     ``preheat.Scheduler(optimizer, preheat.auto_warmup(total=N))``, passing each update's loss

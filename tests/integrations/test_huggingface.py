@@ -149,6 +149,10 @@ def step_losses(trainer: Any) -> list[float]:
     return [e["loss"] for e in trainer.state.log_history if "loss" in e and "train_loss" not in e]
 
 
+def step_grad_norms(trainer: Any) -> list[float]:
+    return [e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e]
+
+
 def test_auto_is_auto_warmup_fed_every_loss(tmp_path: Path) -> None:
     model = TinyModel()
     optimizers = optimizers_for_trainer(model, "auto", lr=PEAK, optimizer="sgd", num_training_steps=STEPS)
@@ -158,9 +162,10 @@ def test_auto_is_auto_warmup_fed_every_loss(tmp_path: Path) -> None:
                              optimizers=optimizers, callbacks=[lr_recorder(seen)])
     trainer.train()
     replay, expected = AutoWarmup(STEPS), []
-    for loss in step_losses(trainer):  # the same decisions from the losses the trainer logged
+    # the same decisions from the losses and gradient norms the trainer logged
+    for loss, grad_norm in zip(step_losses(trainer), step_grad_norms(trainer), strict=True):
         expected.append(PEAK * replay.multiplier())
-        replay.observe(loss=loss)
+        replay.observe(loss=loss, grad_norm=grad_norm)
     assert seen == pytest.approx(expected, rel=1e-12)
     assert seen[0] == PEAK / max(1, round(0.4 * STEPS))  # update 0 trains: 1 / W, W = 40 % of the run
     with pytest.raises(ValueError, match="num_training_steps=None is invalid with 'auto'"):
@@ -182,11 +187,20 @@ def test_controller_gets_every_loss_and_logs_decisions(tmp_path: Path) -> None:
     assert [e["lr_multiplier"] for e in entries] == pytest.approx([min(1.0, 0.2 + 0.2 * k) for k in range(1, STEPS + 1)])
 
 
+@pytest.mark.parametrize("max_grad_norm", [0.01, 0.0])
+def test_controller_gets_the_gradient_norm_before_clipping(tmp_path: Path, max_grad_norm: float) -> None:
+    controller = Recording(total=100)
+    trainer, _, _ = train(PreheatTrainer, tmp_path, controller, max_grad_norm=max_grad_norm)
+    assert len(controller.grad_norms) == STEPS and all(g > 0.1 for g in controller.grad_norms)  # not clipped
+    assert controller.grad_norms == pytest.approx(step_grad_norms(trainer), rel=1e-6)
+
+
 def test_gradient_accumulation_feeds_the_step_loss(tmp_path: Path) -> None:
     controller = Recording(total=100)
     trainer, _, _ = train(PreheatTrainer, tmp_path, controller, gradient_accumulation_steps=2, max_steps=4)
-    assert len(controller.losses) == 4
+    assert len(controller.losses) == len(controller.grad_norms) == 4
     assert controller.losses == pytest.approx(step_losses(trainer), rel=1e-4)
+    assert controller.grad_norms == pytest.approx(step_grad_norms(trainer), rel=1e-6)
 
 
 def test_callback_alone_reads_the_model_loss(tmp_path: Path) -> None:
@@ -197,6 +211,7 @@ def test_callback_alone_reads_the_model_loss(tmp_path: Path) -> None:
                                    optimizers=optimizers, callbacks=[PreheatCallback()])
     trainer.train()
     assert controller.losses == pytest.approx(step_losses(trainer), rel=1e-4)
+    assert controller.grad_norms == [-1.0] * STEPS  # a plain Trainer keeps its norm to itself
 
 
 @pytest.mark.parametrize("make", [lambda: SCHEDULE, lambda: Recording(total=100)], ids=["schedule", "controller"])

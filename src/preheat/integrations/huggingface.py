@@ -3,10 +3,10 @@
 - :func:`optimizers_for_trainer` builds ``(optimizer, scheduler)`` for ``Trainer(optimizers=...)``
   from a preheat schedule, a controller, or an HF scheduler name (``"cosine"``, ...), with HF's
   argument names and HF's warmup rounding.
-- :class:`PreheatTrainer` (a ``Trainer``) feeds every optimizer step's training loss to a
-  controller before the scheduler steps, and adds the controller's decision to every log entry
-  (``lr_multiplier``, ``controller_action``). It does this through :class:`PreheatCallback`,
-  which it adds itself.
+- :class:`PreheatTrainer` (a ``Trainer``) feeds every optimizer step's training loss and
+  gradient norm to a controller before the scheduler steps, and adds the controller's decision
+  to every log entry (``lr_multiplier``, ``controller_action``). It does this through
+  :class:`PreheatCallback`, which it adds itself.
 
 **Why a Trainer subclass.** The ``Trainer`` shows callbacks the loss only at logging steps
 (``on_log``), and that comes *after* ``lr_scheduler.step()``: too late for a controller, whose
@@ -16,8 +16,13 @@ as the Trainer itself accumulates it for logging, to the callback; the callback 
 micro-batches of one optimizer step and calls ``scheduler.observe(loss=...)`` in
 ``on_optimizer_step``, i.e. after ``optimizer.step()`` and before ``lr_scheduler.step()``. The
 loss is exactly the one HF logs, with gradient accumulation and ``num_items_in_batch`` scaling
-included. The trade-off: you must train with :class:`PreheatTrainer` (or mix
-:class:`PreheatTrainerMixin` into your own ``Trainer`` subclass).
+included. The gradient norm is the one HF logs too (``grad_norm``: before clipping, of the whole
+accumulated gradient, across ranks): the Trainer computes it once per update in
+``_get_grad_norm`` (transformers 5 and later), which the subclass extends to pass the value on,
+at no extra cost. The Trainers of transformers 4 compute it inline, where no subclass can read
+it: there the controller gets the loss alone (``auto_warmup``'s gradient rule is then off). The
+trade-off: you must train with :class:`PreheatTrainer` (or mix :class:`PreheatTrainerMixin` into
+your own ``Trainer`` subclass).
 
 With a plain ``Trainer``, :class:`PreheatCallback` falls back to a forward hook on the model
 that reads ``outputs["loss"]`` of training-mode forward passes (averaged over the micro-batches
@@ -188,6 +193,7 @@ class _LossFeeder:
         self.scheduler = scheduler
         self.fed_by_trainer = False  # set by PreheatTrainer: losses come from training_step
         self._losses: list[float] = []
+        self._grad_norm: float | None = None
         self._hook: Any = None
 
     # -- the loss ---------------------------------------------------------------------------
@@ -196,6 +202,12 @@ class _LossFeeder:
         """One micro-batch's loss, as ``Trainer.training_step`` returns it (already divided by
         the accumulation steps where HF divides it), so a step's micro-batches sum to its loss."""
         self._losses.append(float(loss.detach().float().item() if isinstance(loss, torch.Tensor) else loss))
+
+    def add_grad_norm(self, norm: float | torch.Tensor | None) -> None:
+        """The update's gradient norm before clipping, as the Trainer computes it (``None``:
+        none this update)."""
+        self._grad_norm = None if norm is None else float(
+            norm.detach().float().item() if isinstance(norm, torch.Tensor) else norm)
 
     def _forward_hook(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         if not module.training:
@@ -226,12 +238,13 @@ class _LossFeeder:
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.controller is None:
-            self._losses = []
+            self._losses, self._grad_norm = [], None
             return
         if self._losses:
             loss = sum(self._losses) if self.fed_by_trainer else sum(self._losses) / len(self._losses)
-            self.scheduler.observe(loss=loss)
-        self._losses = []
+            grad = {} if self._grad_norm is None else {"grad_norm": self._grad_norm}
+            self.scheduler.observe(loss=loss, **grad)
+        self._losses, self._grad_norm = [], None
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._hook is not None:
@@ -260,16 +273,18 @@ def _make_callback_class() -> type:
     base = _callback_base()
 
     class PreheatCallback(_LossFeeder, base):  # type: ignore[misc, valid-type]
-        """Feed each optimizer step's training loss to the preheat controller driving the
-        Trainer's scheduler (in ``on_optimizer_step``, before ``lr_scheduler.step()``), and put
-        its decision in every log entry.
+        """Feed each optimizer step's training loss (and, under :class:`PreheatTrainer`, its
+        gradient norm) to the preheat controller driving the Trainer's scheduler (in
+        ``on_optimizer_step``, before ``lr_scheduler.step()``), and put its decision in every log
+        entry.
 
         Args:
             scheduler: the preheat :class:`~preheat.torch.Scheduler`; default: the Trainer's
                 ``lr_scheduler``, taken when training begins.
 
-        Used by :class:`PreheatTrainer`, which adds it and supplies the exact loss. Added to a
-        plain ``Trainer`` it reads the loss from the model's outputs with a forward hook, and
+        Used by :class:`PreheatTrainer`, which adds it and supplies the exact loss and gradient
+        norm. Added to a plain ``Trainer`` it reads the loss from the model's outputs with a
+        forward hook (no gradient norm), and
         adds its entries to ``on_log``'s ``logs`` (seen by the callbacks after it, e.g. the
         reporters, but not by ``state.log_history``, which the Trainer writes first).
         """
@@ -283,11 +298,14 @@ def _make_callback_class() -> type:
 
 def _make_mixin_class() -> type:
     class PreheatTrainerMixin:
-        """Mix into a ``transformers.Trainer`` subclass: its controller gets every step's loss.
+        """Mix into a ``transformers.Trainer`` subclass: its controller gets every step's loss
+        and gradient norm.
 
         Adds a :class:`PreheatCallback` (or uses one given in ``callbacks``), hands it each
-        ``training_step`` loss, and adds ``lr_multiplier`` and ``controller_action`` to every
-        log entry (so they reach ``state.log_history`` and every reporter).
+        ``training_step`` loss and each update's gradient norm before clipping (what the
+        Trainer's ``_get_grad_norm`` returns, in transformers 5 and later; with older ones, none),
+        and adds ``lr_multiplier`` and ``controller_action`` to every log entry (so they reach
+        ``state.log_history`` and every reporter).
         """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -305,6 +323,11 @@ def _make_mixin_class() -> type:
             loss = super().training_step(model, inputs, num_items_in_batch)
             self.preheat_callback.add_loss(loss)
             return loss
+
+        def _get_grad_norm(self, *args: Any, **kwargs: Any) -> Any:
+            norm = super()._get_grad_norm(*args, **kwargs)  # type: ignore[misc]
+            self.preheat_callback.add_grad_norm(norm)
+            return norm
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             logs.update(self.preheat_callback.log_entries())
