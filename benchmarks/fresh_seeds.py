@@ -20,7 +20,8 @@ every judged task's aggressive peak.
 ``--peers`` runs benchmark methods too, as the benchmark runs them (those the task has).
 ``--variant NAME`` runs the rule in ``src/preheat/adaptive/auto.py`` as it is now (or
 ``--controller EXPR``) under the label ``auto NAME`` beside them, and prints its ratio to
-``auto`` too, paired by seed: the design loop on 20 seeds (``docs/adaptive.md``).
+``auto`` too, paired by seed: the design loop on 20 seeds (``docs/adaptive.md``). With the rule
+edited, ``auto``'s own runs must be stored already (run the cell once before editing).
 
     python benchmarks/fresh_seeds.py --tier full --task gpt-muon --peak 0.016 --variant r20 --controller "auto_warmup(ramp=0.2)"
 """
@@ -29,13 +30,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 from preheat.lab.bench import plan, runner
 from preheat.lab.bench.analysis import Comparison, TaskResult, compare, load
 from preheat.lab.bench.tables import ratio_text
 from preheat.lab.bench.tasks import BenchTask
-from preheat.lab.config import check_expressions
-from preheat.lab.store import StoreError
+from preheat.lab.config import RunConfig, check_expressions
+from preheat.lab.store import DONE, NAME, Store, StoreError
 from preheat.lab.sweep import run_sweep
 
 RULES_OFF_LABEL = "rules off"
@@ -121,9 +123,28 @@ def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str
     fresh = range(start, start + seeds)
     configs = [way.model_copy(update={"seed": seed}) for seed in fresh for way in ways]
     out = out or f"runs/fresh-seeds/{task.name}-{peak:g}"
+    if variant is not None and controller is None:
+        _check_auto_stored(out, [config for config in configs if config.label == "auto"], variant)
     run_sweep(configs, out, workers=workers)
     labels = tuple(way.label for way in ways[1:])
     return Rerun(task, peak, tuned, fresh, labels, load(task, out, {config.fingerprint() for config in configs}))
+
+
+def _check_auto_stored(out: str, autos: list[RunConfig], variant: str) -> None:
+    """A variant run as the rule in ``auto.py`` is now (no ``--controller``) is an edited rule,
+    and ``auto``'s runs computed now would be that rule's too: they must be in ``out`` already.
+
+    Raises:
+        SystemExit: naming the variant, the store and the seeds whose ``auto`` run is missing.
+    """
+    stored = Store(out, read_only=True).runs() if (Path(out) / NAME).is_file() else []
+    done = {run.id for run in stored if run.status in DONE}
+    missing = [config.seed for config in autos if config.fingerprint() not in done]
+    if missing:
+        raise SystemExit(f"--variant={variant!r} runs the rule in auto.py as edited, and {out} holds no "
+                         f"auto run of seeds {missing[0]}-{missing[-1]}: computed now they would be the edited "
+                         f"rule's too; run the cell once with the rule as committed (without --variant) first, "
+                         f"or give the variant as --controller")
 
 
 def main() -> None:

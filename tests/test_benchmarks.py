@@ -268,6 +268,15 @@ def test_a_fresh_seed_rerun_runs_three_ways_on_new_seeds_and_reads_back(
     with pytest.raises(SystemExit, match=r"--controller='auto_warmup\(ramp=2\)': .*ramp"):
         fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, tuned="linear 50%", variant="bad",
                           controller="auto_warmup(ramp=2)", out=str(tmp_path))
+    # the rule as edited: only beside auto's stored runs, never computing auto with it
+    edited = fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, seeds=2, tuned="linear 50%", variant="same",
+                               out=str(tmp_path), workers=1)
+    assert edited.comparison("auto same", "auto").ratio.value == pytest.approx(1.0)  # the rule unedited
+    with pytest.raises(SystemExit, match=r"--variant='same' runs the rule in auto.py as edited, and .* holds "
+                                         r"no auto run of seeds 2-3"):
+        fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, seeds=2, tuned="linear 50%", variant="same",
+                          out=str(tmp_path / "new"), workers=1)
+    assert not (tmp_path / "new").exists()
     with pytest.raises(SystemExit, match="needs --variant"):
         fresh_seeds.rerun("tiny", "mlp-mse-sgd", peak, tuned="linear 50%", controller="auto_warmup()",
                           out=str(tmp_path))
