@@ -133,8 +133,24 @@ def test_a_noisy_flat_loss_and_a_catapult_that_comes_back_down_change_nothing() 
     assert calm.state.ceiling == 1.0 and {d.action for d in calm.decisions} <= {"raise", "hold", "handover"}
     assert used == pytest.approx([linear_then_cosine(t, 80, 400) for t in range(200)], abs=1e-12)
     bump = rules(400)  # the loss rises for two windows at half the peak, then falls below its best
-    run(bump, lambda t, m: 2.0 * math.exp(-t / 50) + (0.5 if 40 <= t < 60 else 0.0), 200)
+    run(bump, catapult, 200)
     assert bump.state.ceiling == 1.0 and bump.handover_step == 79
+
+
+def catapult(t: int, m: float) -> float:
+    """Falls, but rises by 0.5 for the two windows of updates 40-59, then falls below its best."""
+    return 2.0 * math.exp(-t / 50) + (0.5 if 40 <= t < 60 else 0.0)
+
+
+def test_persist_is_how_many_windows_up_make_the_loss_stay_up() -> None:
+    eager = AutoWarmup(400, ramp=0.2, persist=2)  # two windows up are enough: the catapult is cut
+    run(eager, catapult, 200)
+    [cut] = [d for d in eager.decisions if d.action == "lower"]
+    assert cut.step == 60 and "mean loss of 2 windows of 10 updates" in cut.reason
+    assert eager.state.ceiling == pytest.approx(cut.evidence["lowest_level"] / 2)
+    for bad in (0, 1.5, "3"):
+        with pytest.raises(ValueError, match=f"auto_warmup: persist={bad!r} is invalid; expected an integer >= 1"):
+            AutoWarmup(400, persist=bad)
 
 
 def test_the_watch_after_the_ramp_follows_the_decay_and_can_still_cut_the_peak() -> None:

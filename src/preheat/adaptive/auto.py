@@ -48,7 +48,6 @@ DEFAULT_AFTER = "cosine_decay({steps})"
 MIN_CEILING = 1e-6  # a ceiling is positive (the state rule), however often the LR was cut
 SETTLED = 5  # losses in the average before the spike and gradient rules may fire
 RISE_Z = 2.0  # a window's mean loss is "up" when it is this many standard errors above the lowest so far
-PERSIST = 3  # windows in a row up: the loss stays up (a catapult comes back down sooner)
 
 
 @dataclass
@@ -97,7 +96,7 @@ class AutoWarmup(Controller):
     - **windows**: every ``w = max(4, round(window * total))`` averaged losses form a window; a
       window is *up* when its mean exceeds the lowest window mean so far by more than ``RISE_Z``
       = 2 standard errors of the difference (``sqrt((s1^2 + s2^2) / w)``, sample variances).
-      The loss **stays up** when ``PERSIST`` = 3 windows in a row are up. ``m_low`` is the
+      The loss **stays up** when ``persist`` windows in a row are up. ``m_low`` is the
       level at the end of the lowest window;
     - **watch** (from the update ``s`` the ramp reached the ceiling, for ``watch * total``
       updates): the multiplier is ``C * after(t - s)``. If the loss stays up and
@@ -137,6 +136,9 @@ class AutoWarmup(Controller):
             ``[0, 1]``; default 0.2.
         watch_above: the lowest level (or ceiling) at which gradient spikes and a loss that
             stays up count, in ``[0, 1]``; default 1/8.
+        persist: how many windows in a row up make the loss stay up, an integer >= 1; default
+            3 (a catapult's bump with SGD lasts up to two and comes back down; two windows
+            read it as a loss that stays up: ``docs/adaptive.md``).
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -161,6 +163,7 @@ class AutoWarmup(Controller):
         window: float = 0.025,
         watch: float = 0.2,
         watch_above: float = 0.125,
+        persist: int = 3,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -173,6 +176,7 @@ class AutoWarmup(Controller):
         self.window = check_real(owner, "window", window, 0.0, 1.0, low_open=True)
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
+        self.persist = check_int(owner, "persist", persist, minimum=1)
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -259,7 +263,7 @@ class AutoWarmup(Controller):
         state = self.state
         state.ceiling = max(min(level, state.lowest_level) / 2, MIN_CEILING)
         state.clock = state.ceiling * self.length
-        return Proposal(state.ceiling, "lower", f"mean loss of {PERSIST} windows of {self.window_length} updates "
+        return Proposal(state.ceiling, "lower", f"mean loss of {self.persist} windows of {self.window_length} updates "
                         f"in a row more than {RISE_Z:g} standard errors above the lowest window: ceiling "
                         f"{state.ceiling:.4g}", {**evidence, "lowest_level": state.lowest_level})
 
@@ -285,7 +289,7 @@ class AutoWarmup(Controller):
         lowest = state.lowest_mean
         up = lowest is not None and mean - lowest > RISE_Z * math.sqrt((variance + state.lowest_variance) / n)
         state.above = state.above + 1 if up else 0
-        if state.above >= PERSIST:
+        if state.above >= self.persist:
             state.stays_up, state.above = True, 0
         if lowest is None or mean < lowest:
             state.lowest_mean, state.lowest_variance, state.lowest_level = mean, variance, self.level()
