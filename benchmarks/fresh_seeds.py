@@ -91,6 +91,8 @@ def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str
     expression) labelled ``auto VARIANT``, and the ``peers`` (benchmark labels, as the benchmark
     runs them; those the task has), into ``out`` (default ``runs/fresh-seeds/TASK-PEAK``), the
     task at the tier's size (or ``size``)."""
+    if controller is not None and variant is None:
+        raise SystemExit(f"--controller={controller!r} needs --variant: the name its runs are stored under")
     fixed = [peer for peer in peers if peer in plan.LEARNED_STEP]
     if fixed:
         raise SystemExit(f"--peers={','.join(peers)}: {', '.join(fixed)} takes no peak LR; expected methods "
@@ -108,16 +110,16 @@ def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str
                                        **plan.linear_fields(plan.warmup_fraction(tuned), auto.steps)})
     rules_off = auto.model_copy(update={"label": RULES_OFF_LABEL, "controller": RULES_OFF,
                                         "note": "auto_warmup with every rule off: its ramp alone"})
-    if controller is not None and variant is None:
-        raise SystemExit(f"--controller={controller!r} needs --variant: the name its runs are stored under")
-    variants = [] if variant is None else [auto.model_copy(update={
-        "label": VARIANT + variant, "controller": controller or auto.controller,
-        "note": f"auto_warmup variant {variant}: {controller or 'the rule in auto.py as it is now'}"})]
-    for config in variants:
+    variants = []
+    if variant is not None:
+        varied = auto.model_copy(update={
+            "label": VARIANT + variant, "controller": controller or auto.controller,
+            "note": f"auto_warmup variant {variant}: {controller or 'the rule in auto.py as it is now'}"})
         try:
-            check_expressions(config)
+            check_expressions(varied)
         except ValueError as error:
             raise SystemExit(f"--controller={controller!r}: {error}") from error
+        variants.append(varied)
     ways = [baseline, auto, rules_off, *variants, *(first[peer] for peer in peers if peer in first)]
     start = max(config.seed for config in cell) + 1
     fresh = range(start, start + seeds)
