@@ -29,9 +29,9 @@ def falling(t: int, m: float) -> float:
 
 def rules(total: int) -> AutoWarmup:
     """The controller the rule tests below drive: a 20 % ramp (``W = 80`` of 400 updates, 60 of
-    300), so their update counts stay those they were written for; the rules do not depend on
-    the ramp's length."""
-    return AutoWarmup(total, ramp=0.2)
+    300) and three windows up for a loss that stays up (SGD's), so their update counts stay
+    those they were written for; the rules do not depend on either."""
+    return AutoWarmup(total, ramp=0.2, persist=3)
 
 
 def linear_then_cosine(t: int, warmup: int, total: int) -> float:
@@ -148,9 +148,32 @@ def test_persist_is_how_many_windows_up_make_the_loss_stay_up() -> None:
     [cut] = [d for d in eager.decisions if d.action == "lower"]
     assert cut.step == 60 and "mean loss of 2 windows of 10 updates" in cut.reason
     assert eager.state.ceiling == pytest.approx(cut.evidence["lowest_level"] / 2)
+    assert run(AutoWarmup(400, ramp=0.2), catapult, 200) == run(AutoWarmup(400, ramp=0.2, persist=2), catapult, 200)
+    chosen = AutoWarmup(400, ramp=0.2, persist=2)
+    chosen.bind(0.1, sgd=True)  # a chosen persist stays whatever the optimizer
+    assert run(chosen, catapult, 200) == run(AutoWarmup(400, ramp=0.2, persist=2), catapult, 200)
     for bad in (0, 1.5, "3"):
         with pytest.raises(ValueError, match=f"auto_warmup: persist={bad!r} is invalid; expected an integer >= 1"):
             AutoWarmup(400, persist=bad)
+
+
+@pytest.mark.parametrize(("sgd", "windows"), [(True, 3), (False, 2)])
+def test_by_default_sgd_waits_three_windows_and_every_other_optimizer_two(sgd: bool, windows: int) -> None:
+    controller = AutoWarmup(400, ramp=0.2)
+    controller.bind(0.1, sgd=sgd)
+    run(controller, catapult, 200)  # a bump of two windows: SGD's catapult, left alone with SGD
+    assert controller.persist == windows
+    assert [d.step for d in controller.decisions if d.action == "lower"] == ([] if sgd else [60])
+
+
+def test_the_scheduler_tells_the_controller_whether_the_optimizer_is_sgd() -> None:
+    torch = pytest.importorskip("torch")
+    params = [torch.nn.Parameter(torch.zeros(2, 2))]  # a matrix, as Muon wants
+    for optimizer, windows in [(torch.optim.SGD(params, lr=0.1, momentum=0.9), 3),
+                               (torch.optim.AdamW(params, lr=1e-3), 2), (torch.optim.Muon(params, lr=0.02), 2)]:
+        controller = AutoWarmup(400)
+        preheat.Scheduler(optimizer, controller)
+        assert controller.persist == windows, type(optimizer).__name__
 
 
 def test_the_watch_after_the_ramp_follows_the_decay_and_can_still_cut_the_peak() -> None:

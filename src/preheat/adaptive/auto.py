@@ -16,9 +16,12 @@ computes anyway and answers three signs that the LR is more than the network can
   inflated by it, then shrank every update for tens of steps), on the way up: the ramp steps
   back to half its level and pauses, for longer after every such spike;
 - **a loss that stays up**, on the way up and for ``watch`` (20 %) of the run into the decay:
-  the mean loss of three windows in a row is significantly above the lowest window so far. A
-  catapult's bump comes back down within a window or two (the SGD MLP's did at its low peaks);
-  a peak the network cannot use keeps the loss up (the digits MLP's at 0.128 did). The ceiling
+  the mean loss of two windows in a row (three with SGD) is significantly above the lowest
+  window so far. A peak the network cannot use keeps the loss up (the digits MLP's at 0.128
+  did). With SGD a catapult's bump also lifts it, for up to two windows, and then comes back
+  down below its best (the SGD MLP's did at its low peaks): there a third window is waited for.
+  With the Adam family and Muon two were as steady and lowered a peak too high sooner (the
+  fourth revision; ``docs/adaptive.md`` has the evidence and where it was judged). The ceiling
   becomes half the level at which the loss was lowest, as a range test reads the LR off the
   loss's minimum (AutoWU resets to it; see ``autowu.py``). A step back on a spike keeps the
   lowest window: a loss that stays above it after the step back still counts (on the deep MLP
@@ -96,7 +99,8 @@ class AutoWarmup(Controller):
     - **windows**: every ``w = max(4, round(window * total))`` averaged losses form a window; a
       window is *up* when its mean exceeds the lowest window mean so far by more than ``RISE_Z``
       = 2 standard errors of the difference (``sqrt((s1^2 + s2^2) / w)``, sample variances).
-      The loss **stays up** when ``persist`` windows in a row are up. ``m_low`` is the
+      The loss **stays up** when ``persist`` windows in a row are up (by default 3 when the
+      controller was bound with ``sgd=True``, else 2). ``m_low`` is the
       level at the end of the lowest window;
     - **watch** (from the update ``s`` the ramp reached the ceiling, for ``watch * total``
       updates): the multiplier is ``C * after(t - s)``. If the loss stays up and
@@ -136,9 +140,11 @@ class AutoWarmup(Controller):
             ``[0, 1]``; default 0.2.
         watch_above: the lowest level (or ceiling) at which gradient spikes and a loss that
             stays up count, in ``[0, 1]``; default 1/8.
-        persist: how many windows in a row up make the loss stay up, an integer >= 1; default
-            3 (a catapult's bump with SGD lasts up to two and comes back down; two windows
-            read it as a loss that stays up: ``docs/adaptive.md``).
+        persist: how many windows in a row up make the loss stay up, an integer >= 1, or
+            ``None`` (default): 3 when bound with ``sgd=True`` (a catapult's bump with SGD
+            lasts up to two windows and comes back down; two read it as a loss that stays up:
+            ``docs/adaptive.md``), else 2 (also before :meth:`bind`; the
+            :class:`~preheat.torch.Scheduler` binds it).
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -163,7 +169,7 @@ class AutoWarmup(Controller):
         window: float = 0.025,
         watch: float = 0.2,
         watch_above: float = 0.125,
-        persist: int = 3,
+        persist: int | None = None,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -176,11 +182,18 @@ class AutoWarmup(Controller):
         self.window = check_real(owner, "window", window, 0.0, 1.0, low_open=True)
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
-        self.persist = check_int(owner, "persist", persist, minimum=1)
+        self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
+        self.persist = 2 if persist is None else self.chosen_persist
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
         super().__init__(total, after=after, **bounds)
+
+    def bind(self, peak_lr: float, *, sgd: bool = False) -> None:
+        """The base's binding; without a chosen ``persist`` it becomes 3 for SGD, 2 otherwise."""
+        super().bind(peak_lr, sgd=sgd)
+        if self.chosen_persist is None:
+            self.persist = 3 if sgd else 2
 
     def start(self) -> float:
         """Update 0 gets ``1 / W``: the ramp's first step, so the first update trains."""

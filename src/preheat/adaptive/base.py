@@ -322,9 +322,12 @@ class Controller(ABC):
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def bind(self, peak_lr: float) -> None:
-        """Tell the controller the peak LR (multiplier 1); before the first update this also
-        recomputes update 0's multiplier, which may depend on it."""
+    def bind(self, peak_lr: float, *, sgd: bool = False) -> None:
+        """Tell the controller the peak LR (multiplier 1) and whether the optimizer is SGD (a
+        step proportional to the gradient, with or without momentum: ``sgd``; the Adam family,
+        Muon and the rest: not); before the first update this also recomputes update 0's
+        multiplier, which may depend on them. A controller that does not depend on the
+        optimizer ignores ``sgd``."""
         self.state.peak_lr = check_real(self.name, "peak_lr", peak_lr, 0.0, low_open=True)
         if self.state.observed == 0:
             self.state.current = self.bounds.clip(self.start())

@@ -36,8 +36,8 @@ MIN_STEPS = 10  # the shortest run whose 10% ramps are a step long
 QUICK_SEEDS = 2  # the fewest that give an interval
 AUTO = ("auto", {"controller": "auto_warmup()",
                  "note": "preheat.auto_warmup(): linear over 40 % of the run, steps back where the loss or "
-                         "the gradient norm spikes, lowers the peak where the loss stays up, then "
-                         "cosine decay"})
+                         "the gradient norm spikes, lowers the peak where the loss stays up (two "
+                         "windows; three with SGD), then cosine decay"})
 
 
 @dataclass(frozen=True)

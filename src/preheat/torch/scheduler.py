@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from torch import Tensor
-from torch.optim import Optimizer
+from torch.optim import SGD, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.hooks import RemovableHandle
 
@@ -69,7 +69,9 @@ class Scheduler(LRScheduler):
         optimizer: the optimizer whose param groups are driven.
         schedule: one :class:`~preheat.schedules.Schedule` for every group, a list with one
             per group, or a controller (:mod:`preheat.adaptive`) whose multiplier drives every
-            group; feed it each update's signals with ``step(loss=...)`` or :meth:`observe`.
+            group; feed it each update's signals with ``step(loss=...)`` or :meth:`observe`. The
+            controller is bound to the first group's peak and told whether ``optimizer`` is a
+            ``torch.optim.SGD`` (:meth:`~preheat.adaptive.base.Controller.bind`).
         hyperparams: other hyperparameters to schedule the same way, ``initial * schedule(step)``,
             by name: ``weight_decay``, ``momentum`` (SGD, RMSprop), ``beta1`` and ``beta2`` (the
             components of Adam's ``betas``, written back as a tuple). Each name takes one schedule
@@ -150,7 +152,8 @@ class Scheduler(LRScheduler):
             [] if self.controller else _per_group("schedule", schedule, len(groups), size)
         )
         if self.controller is not None:
-            self.controller.bind(float(groups[0].get("initial_lr", groups[0]["lr"])))
+            self.controller.bind(float(groups[0].get("initial_lr", groups[0]["lr"])),
+                                 sgd=isinstance(optimizer, SGD))
         self.hyperparams: dict[str, list[Schedule]] = {
             name: _per_group(f"hyperparams[{name!r}]", value, len(groups), size)
             for name, value in hyperparams.items()
