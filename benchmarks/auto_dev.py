@@ -11,9 +11,9 @@ run with a new ``--variant``, compare; a reused name reads its old runs back (wh
 note in ``preheat.lab.compare`` is unchanged: the note is part of a run's id). The labelled runs
 never enter the benchmark's own tables (they are not in its plan). ``--splits`` names the
 splits designed on: the dev tasks at first; once a split has judged a revision it is seen, and
-a next revision may design on it too. Test, holdout, reserve, fresh and novel have each judged
-one, blind the third once more (``docs/adaptive.md``), so a next revision is to be judged on
-tasks nothing has run on yet: the sealed split's (leave it out of ``--splits`` until then).
+a next revision may design on it too. Test, holdout, reserve, fresh, novel and sealed have each
+judged one, blind the third once more (``docs/adaptive.md``), so a next revision is to be judged
+on tasks nothing has run on yet: a new split's (leave it out of ``--splits`` until then).
 ``--tasks`` keeps only the named tasks of those splits (a change that can only matter on some).
 
     python benchmarks/auto_dev.py --variant v1 [--splits dev,test,holdout,reserve,fresh,novel] [--tasks mlp-ce,mlp-muon]

@@ -31,8 +31,8 @@ user needs). Each task belongs to one split:
   tier), and they are seen too;
 - **sealed**: the same again, for a fourth revision: added once the blind tasks had judged the
   third, calibrated with linear warmups only (pilots and the linear grid), and run by no
-  adaptive method until a fourth revision is frozen on the twenty-five seen tasks (the
-  ``sealed`` tier).
+  adaptive method until the fourth revision was frozen on the twenty-five seen tasks; then
+  every method ran on them once to judge it (the ``sealed`` tier), and they are seen too.
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
