@@ -286,6 +286,31 @@ def test_a_fresh_seed_rerun_runs_three_ways_on_new_seeds_and_reads_back(
         fresh_seeds.peers_of("autowu,nope")
 
 
+def test_the_catapult_study_reads_each_cell_s_tuned_length_and_probes_at_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _benchmark("catapult_vs_tuned", monkeypatch)
+    snippet = """##### mlp-ce (dev)
+
+| peak LR | tuned warmup | tuned score | no warmup | no warmup / tuned |
+|---|---|---|---|---|
+| 0.016 | no warmup | 0.2 ± 0.01 | 0.2 ± 0.01 | 1 [1, 1] T |
+| 0.128 | linear 50% | 0.1 ± 0.02 | fail 5/5 | fail 5/5 L |
+| 0.64 | no warmup | fail 5/5 | fail 5/5 | fail 5/5 T |
+
+| method | 0.016 | 0.128 |
+|---|---|---|
+| auto | 1 [1, 1] T | 0.5 [0.4, 0.6] W |
+
+##### cnn (test)
+
+| 0.008 | linear 5% | 0.3 ± 0.01 | 0.3 ± 0.01 | 1 [1, 1] T |
+"""
+    assert study.tuned_lengths(snippet) == {("mlp-ce", 0.016): 0.0, ("mlp-ce", 0.128): 0.5, ("cnn", 0.008): 0.05}
+    assert {name for name, _ in study.tuned_lengths(study.RESULTS.read_text())} == set(TASKS)  # every table read
+    task = TASKS["mlp-mse-sgd"]
+    found = study.eta_c(task, 0)
+    assert task.peaks[0] * 1e-3 < found < task.peaks[-1] * study.SEARCH_RANGE and study.eta_c(task, 0) == found
+
+
 def test_the_aggressive_cells_are_each_tier_s_tasks_peaks_and_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
     cells = _benchmark("aggressive_fresh", monkeypatch).CELLS
     assert len(cells) == len({task for _, task, _, _ in cells}) == 21
