@@ -28,7 +28,9 @@ from scipy.stats import spearmanr
 
 from preheat.lab.bench import plan
 from preheat.lab.bench.tasks import TASKS, BenchTask
-from preheat.lab.optimizers import OPTIMIZERS
+from preheat.lab.config import RunConfig
+from preheat.lab.optimizers import OPTIMIZERS, build_optimizer
+from preheat.lab.run import Run
 from preheat.lab.signals import CATAPULT_SEED_OFFSET
 from preheat.lab.tasks import make_task
 from preheat.probes import catapult_search
@@ -56,17 +58,25 @@ def tuned_lengths(text: str) -> dict[tuple[str, float], float]:
     return found
 
 
+def lab_run(config: RunConfig) -> Run:
+    """``config``'s run as the lab's loop builds it before update 0: the model at its initial
+    weights and the optimizer."""
+    task = make_task(config.task, config.task_options)
+    torch.manual_seed(config.seed)
+    model = task.model(config.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return Run(config, task, model, params, build_optimizer(config, params, model), OPTIMIZERS[config.optimizer])
+
+
 def eta_c(task: BenchTask, seed: int) -> float:
-    """The catapult LR of ``task``'s model at initial weights ``seed``, on a batch its runs never
-    train on (the lab's catapult signal's batch)."""
+    """The catapult LR of ``task``'s model at initial weights ``seed``, on the batch the lab's
+    catapult signal uses (one its runs never train on), searched up to far above the ladder."""
     settings = plan.tier(TIER_OF_SPLIT.get(task.split, task.split))
     config = plan.runs(task, settings, peaks=(task.peaks[0],))[0].model_copy(update={"seed": seed})
-    lab_task = make_task(config.task, config.task_options)
-    torch.manual_seed(seed)
-    model = lab_task.model(seed)
-    batch = next(lab_task.batches(seed + CATAPULT_SEED_OFFSET, config.batch_size))
-    kind = "adam" if OPTIMIZERS[config.optimizer].preconditioned else "sgd"
-    found = catapult_search(model, lambda m, b: lab_task.loss(m, b)[0], batch, eta0=task.peaks[0] * 1e-3,
+    run = lab_run(config)
+    batch = next(run.task.batches(seed + CATAPULT_SEED_OFFSET, config.batch_size))
+    kind = "adam" if run.entry.preconditioned else "sgd"
+    found = catapult_search(run.model, run.loss, batch, eta0=task.peaks[0] * 1e-3,
                             target_lr=task.peaks[-1] * SEARCH_RANGE, kind=kind)
     return found.lr
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from preheat.adaptive.text import parse_controller
@@ -306,6 +307,19 @@ def test_the_catapult_study_reads_each_cell_s_tuned_length_and_probes_at_init(mo
     task = TASKS["mlp-mse-sgd"]
     found = study.eta_c(task, 0)
     assert task.peaks[0] * 1e-3 < found < task.peaks[-1] * study.SEARCH_RANGE and study.eta_c(task, 0) == found
+
+
+def test_the_sgd_probe_study_reads_sgd_cells_only_and_its_variant_is_a_short_ramp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _benchmark("sgd_probe_ramp", monkeypatch)
+    for name in ("mlp-ce-0.128", "notes", "nope-0.1"):  # an Adam task's cell, no cell, no task: never opened
+        (tmp_path / name).mkdir()
+    assert study.cells(tmp_path) == []
+    short = parse_controller(study.CONTROLLER, 400)
+    short.bind(0.1, sgd=True)
+    assert short.multiplier() == pytest.approx(1 / 20)  # update 0 of a 5 % ramp of 400 updates
+    run = study.lab_run(plan.runs(TASKS["mlp-mse-sgd"], plan.tier("full"), (0.04,))[0])
+    assert isinstance(run.optimizer, torch.optim.SGD) and run.entry.family == "sgd"
 
 
 def test_the_aggressive_cells_are_each_tier_s_tasks_peaks_and_lengths(monkeypatch: pytest.MonkeyPatch) -> None:

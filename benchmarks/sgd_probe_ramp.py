@@ -1,0 +1,91 @@
+"""A lead for a fifth revision, with SGD: a short ramp where the peak is below twice the catapult LR.
+
+On the seen SGD tasks the peak's ratio to the catapult LR at init orders the tuned warmup
+(``benchmarks/catapult_vs_tuned.py``): below about ``2 eta_c`` the tuned length is 0-10 %,
+where ``auto_warmup``'s 40 % ramp costs. The rule: with SGD, each run measures ``eta_c`` before
+update 0, as the lab's catapult signal does (the search capped at the peak, on a batch the run
+never trains on), and ramps over ``SHORT`` of the run where ``peak / eta_c < RATIO``, over
+40 % otherwise; every other rule as now.
+
+Nothing here trains: each SGD cell rerun on 20 fresh seeds with the variant ``ramp5``
+(``auto_warmup(ramp=0.05)``, ``benchmarks/fresh_seeds.py --variant ramp5 --controller
+"auto_warmup(ramp=0.05)"``) holds, per seed, the run the rule would make either way, so the
+rule's cell is read off them: ramp5's run where that seed's probe says short, ``auto``'s
+otherwise. The probe draws no random numbers the training uses, so those are the runs it
+would make. Prints, per cell, how many seeds go short and the rule's ratio to the tuned length
+and to ``auto`` (paired by seed, the benchmark's statistics).
+
+    python benchmarks/sgd_probe_ramp.py [--fresh runs/fresh-seeds]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from catapult_vs_tuned import TIER_OF_SPLIT, lab_run
+from fresh_seeds import VARIANT, rerun
+
+from preheat.lab.bench import plan
+from preheat.lab.bench.analysis import compare
+from preheat.lab.bench.tables import LETTER, ratio_text
+from preheat.lab.bench.tasks import TASKS
+from preheat.lab.signals import catapult_lr
+from preheat.lab.store import Store
+
+SHORT = 0.05  # the short ramp, as a fraction of the run
+RATIO = 2.0  # below this peak / eta_c the ramp is short
+NAME = "ramp5"
+CONTROLLER = f"auto_warmup(ramp={SHORT})"
+STORE = re.compile(r"^(.+)-([0-9.e-]+)$")  # runs/fresh-seeds/TASK-PEAK
+
+
+def cells(fresh: Path) -> list[tuple[str, float, str]]:
+    """(task, peak, tuned label) of every stored SGD cell that holds the variant's runs."""
+    found = []
+    for folder in sorted(fresh.iterdir()):
+        match = STORE.match(folder.name)
+        if not match or match.group(1) not in TASKS or TASKS[match.group(1)].family != "sgd":
+            continue
+        labels = {run.config.label for run in Store(folder, read_only=True).runs()}
+        tuned = [label for label in labels if plan.is_linear(label)]
+        if VARIANT + NAME in labels and len(tuned) == 1:
+            found.append((match.group(1), float(match.group(2)), tuned[0]))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fresh", default="runs/fresh-seeds", help="the fresh-seed stores")
+    args = parser.parse_args()
+    print("| task | peak | tuned | seeds short | the rule vs tuned | auto vs tuned | the rule vs auto |")
+    print("|---|---|---|---|---|---|---|")
+    tally = {"tuned": [], "auto": []}
+    for name, peak, tuned in cells(Path(args.fresh)):
+        task = TASKS[name]
+        done = rerun(TIER_OF_SPLIT.get(task.split, task.split), name, peak, tuned=tuned, variant=NAME,
+                     controller=CONTROLLER, out=str(Path(args.fresh) / f"{name}-{peak:g}"), workers=1)
+        auto, short = done.result.cells["auto"][peak], done.result.cells[VARIANT + NAME][peak]
+        configs = {config.seed: config for config in plan.runs(task, plan.tier(TIER_OF_SPLIT.get(task.split, task.split)),
+                                                                 (peak,)) if config.label == "auto"}
+        template = next(iter(configs.values()))
+        goes_short = {seed: peak / catapult_lr(lab_run(template.model_copy(update={"seed": seed}))) < RATIO
+                      for seed in auto.seeds}
+        chosen = [(s_run, s_score) if goes_short[a_run.seed] else (a_run, a_score)
+                  for a_run, a_score, s_run, s_score in zip(auto.runs, auto.scores, short.runs, short.scores)]
+        rule = replace(auto, method="probe", runs=tuple(r for r, _ in chosen), scores=tuple(s for _, s in chosen))
+        against_tuned, against_auto = compare(rule, done.result.cells[tuned][peak]), compare(rule, auto)
+        tally["tuned"].append(against_tuned.outcome)
+        tally["auto"].append(against_auto.outcome)
+        print(f"| {name} | {peak:g} | {tuned} | {sum(goes_short.values())} of {len(goes_short)} | "
+              f"{ratio_text(against_tuned, digits=4)} | {ratio_text(done.comparison('auto'), digits=4)} | "
+              f"{ratio_text(against_auto, digits=4)} |")
+    for against, outcomes in tally.items():
+        counts = " / ".join(str(outcomes.count(outcome)) for outcome in LETTER)
+        print(f"the rule against {against}: {counts} (win / tie / loss) over {len(outcomes)} cells")
+
+
+if __name__ == "__main__":
+    main()
