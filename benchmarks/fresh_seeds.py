@@ -41,7 +41,7 @@ from preheat.lab.store import DONE, NAME, Store, StoreError
 from preheat.lab.sweep import run_sweep
 
 RULES_OFF_LABEL = "rules off"
-RULES_OFF = "auto_warmup(spike_limit=1e9, grad_limit=1e9, window=1.0, watch=0.0)"
+RULES_OFF = "auto_warmup(ramp=0.4, spike_limit=1e9, grad_limit=1e9, window=1.0, watch=0.0)"
 LABELS = ("auto", RULES_OFF_LABEL)  # the two ways run beside the tuned length
 VARIANT = "auto "  # a variant's label: this and its name
 

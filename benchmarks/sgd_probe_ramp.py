@@ -4,8 +4,8 @@ On the seen SGD tasks the peak's ratio to the catapult LR at init orders the tun
 (``benchmarks/catapult_vs_tuned.py``): below about ``2 eta_c`` the tuned length is 0-10 %,
 where ``auto_warmup``'s 40 % ramp costs. The rule: with SGD, each run measures ``eta_c`` before
 update 0, as the lab's catapult signal does (the search capped at the peak, on a batch the run
-never trains on), and ramps over ``SHORT`` of the run where ``peak / eta_c < RATIO``, over
-40 % otherwise; every other rule as now.
+never trains on), and ramps over ``SHORT_RAMP`` of the run where ``peak / eta_c < PROBE_RATIO``,
+over 40 % otherwise; every other rule as now.
 
 Nothing here trains: each SGD cell rerun on 20 fresh seeds with the variant ``ramp5``
 (``auto_warmup(ramp=0.05)``, ``benchmarks/fresh_seeds.py --variant ramp5 --controller
@@ -28,6 +28,7 @@ from pathlib import Path
 from catapult_vs_tuned import TIER_OF_SPLIT, lab_run
 from fresh_seeds import VARIANT, rerun
 
+from preheat.adaptive.auto import PROBE_RATIO, SHORT_RAMP
 from preheat.lab.bench import plan
 from preheat.lab.bench.analysis import compare
 from preheat.lab.bench.tables import LETTER, ratio_text
@@ -35,10 +36,8 @@ from preheat.lab.bench.tasks import TASKS
 from preheat.lab.signals import catapult_lr
 from preheat.lab.store import Store
 
-SHORT = 0.05  # the short ramp, as a fraction of the run
-RATIO = 2.0  # below this peak / eta_c the ramp is short
 NAME = "ramp5"
-CONTROLLER = f"auto_warmup(ramp={SHORT})"
+CONTROLLER = f"auto_warmup(ramp={SHORT_RAMP})"
 STORE = re.compile(r"^(.+)-([0-9.e-]+)$")  # runs/fresh-seeds/TASK-PEAK
 
 
@@ -71,7 +70,7 @@ def main() -> None:
         configs = {config.seed: config for config in plan.runs(task, plan.tier(TIER_OF_SPLIT.get(task.split, task.split)),
                                                                  (peak,)) if config.label == "auto"}
         template = next(iter(configs.values()))
-        goes_short = {seed: peak / catapult_lr(lab_run(template.model_copy(update={"seed": seed}))) < RATIO
+        goes_short = {seed: peak / catapult_lr(lab_run(template.model_copy(update={"seed": seed}))) < PROBE_RATIO
                       for seed in auto.seeds}
         chosen = [(s_run, s_score) if goes_short[a_run.seed] else (a_run, a_score)
                   for a_run, a_score, s_run, s_score in zip(auto.runs, auto.scores, short.runs, short.scores)]

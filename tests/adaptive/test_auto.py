@@ -176,6 +176,61 @@ def test_the_scheduler_tells_the_controller_whether_the_optimizer_is_sgd() -> No
         assert controller.persist == windows, type(optimizer).__name__
 
 
+def test_with_sgd_a_peak_below_twice_the_catapult_lr_gets_a_short_ramp() -> None:
+    probed = AutoWarmup(400)
+    probed.bind(0.1, sgd=True)
+    assert probed.prepare_needs == ("catapult_lr",) and probed.multiplier() == 1 / 160
+    probed.prepare(catapult_lr=0.06)  # 0.1 / 0.06 = 1.67 < 2: 5 % of 400 updates
+    assert probed.ramp == 0.05 and probed.multiplier() == 1 / 20
+    used = run(probed, falling, 100)
+    assert used == pytest.approx([linear_then_cosine(t, 20, 400) for t in range(100)], abs=1e-12)
+    assert probed.handover_step == 19
+    resumed = AutoWarmup(400)  # a fresh controller, bound as the scheduler binds it, then restored
+    resumed.bind(0.1, sgd=True)
+    resumed.load_state_dict(json.loads(json.dumps(probed.state_dict())))
+    assert resumed.ramp == 0.05 and run(resumed, falling, 50) == run(probed, falling, 50)
+    at_two = AutoWarmup(400)
+    at_two.bind(0.1, sgd=True)
+    at_two.prepare(catapult_lr=0.05)  # exactly 2: not below, the 40 % ramp
+    assert at_two.ramp == 0.4 and at_two.multiplier() == 1 / 160
+
+
+def test_the_probe_is_for_sgd_before_update_0_and_a_chosen_ramp_needs_none() -> None:
+    adam = AutoWarmup(400)
+    adam.bind(0.1)
+    assert adam.prepare_needs == ()
+    with pytest.raises(ValueError, match=r"auto_warmup.prepare: \['catapult_lr'\] given after 0 update\(s\); "
+                                         r"expected \[\] before update 0"):
+        adam.prepare(catapult_lr=0.06)
+    chosen = AutoWarmup(400, ramp=0.4)
+    chosen.bind(0.1, sgd=True)
+    assert chosen.prepare_needs == ()
+    late = AutoWarmup(400)
+    late.bind(0.1, sgd=True)
+    run(late, falling, 1)
+    with pytest.raises(ValueError, match=r"given after 1 update\(s\)"):
+        late.prepare(catapult_lr=0.06)
+    for bad in (0.0, -1.0, math.nan, "0.1"):
+        fresh = AutoWarmup(400)
+        fresh.bind(0.1, sgd=True)
+        with pytest.raises(ValueError, match="auto_warmup: catapult_lr="):
+            fresh.prepare(catapult_lr=bad)
+        assert fresh.ramp == 0.4 and fresh.state.catapult_lr is None  # a failed prepare changes nothing
+
+
+@pytest.mark.parametrize(("optimizer", "ramp"), [("sgd", 2), ("adamw", 16)])
+def test_the_lab_probes_sgd_runs_before_update_0(optimizer: str, ramp: int) -> None:
+    pytest.importorskip("torch")
+    from preheat.lab.config import RunConfig
+    from preheat.lab.run import train
+
+    peak = 1e-4  # far below any catapult LR: the search stops at the peak, peak / eta_c = 1
+    done = train(RunConfig(task="digits", task_options={"width": 16}, optimizer=optimizer, peak_lr=peak, steps=40,
+                           batch_size=16, eval_every=20, controller="auto_warmup()"))
+    assert done.status == "finished", done.error
+    assert done.steps["lr"][0] == pytest.approx(peak / ramp)  # SGD: 5 % of 40 updates; AdamW: 40 %
+
+
 def test_the_watch_after_the_ramp_follows_the_decay_and_can_still_cut_the_peak() -> None:
     controller = rules(400)
 

@@ -26,6 +26,7 @@ CONFIGS = [
               controller="nars_warmup()"),
     RunConfig(**DIGITS, optimizer="adamw", peak_lr=1e-2, controller="sharpness_warmup()"),
     RunConfig(**DIGITS, optimizer="adamw", peak_lr=3e-2, controller="auto_warmup(ramp=0.3)"),
+    RunConfig(**DIGITS, optimizer="sgd", peak_lr=0.05, controller="auto_warmup()"),  # the probe on every rank
 ]
 
 

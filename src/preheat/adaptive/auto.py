@@ -1,6 +1,7 @@
 """``auto_warmup()``: a linear warmup that watches the loss and the gradient norm on the way up.
 
-Undisturbed it is the linear warmup over ``ramp`` (40 %) of the run followed by cosine decay.
+Undisturbed it is the linear warmup over ``ramp`` (40 %) of the run followed by cosine decay;
+with SGD, where a probe before training puts the peak below twice the catapult LR, over 5 %.
 The tuned warmup's best length ranged from 0 to 70 % over the benchmark's tasks; 40 % is the
 ramp that, with the rules below, lost the fewest cells to it on the sixteen tasks the third
 revision was designed on (20 %: 17 losses, 30 %: 15, 40 %: 10, 50 %: 12; ``docs/adaptive.md``).
@@ -27,9 +28,16 @@ computes anyway and answers three signs that the LR is more than the network can
   lowest window: a loss that stays above it after the step back still counts (on the deep MLP
   at its top rung, gradient spikes had restarted the count again and again).
 
+With SGD the ramp's length can come from a probe before training (the fifth revision): the
+catapult LR ``eta_c`` (Kalra & Barkeshli; :func:`preheat.probes.catapult_search`, capped at the
+peak), given to :meth:`AutoWarmup.prepare`. On the seen SGD tasks the tuned warmup was 0-10 %
+wherever the peak was below about ``2 eta_c`` and the 40 % ramp cost there; above it, and with the
+Adam family, the probe said nothing about the tuned length (``docs/adaptive.md``). The lab runs
+the probe; elsewhere the caller may, and without it the ramp is 40 %.
+
 Where none of them fires it is exactly the linear warmup and its cosine (shifted by one update:
-update 0 trains at ``1 / W`` of the peak, not at 0). It reads the loss and the gradient norm only
-(no extra forward or backward, no probe before training), so it costs a few float operations per
+update 0 trains at ``1 / W`` of the peak, not at 0). Past the probe it reads the loss and the
+gradient norm only (no extra forward or backward), so it costs a few float operations per
 update, and it assumes nothing of the optimizer beyond "a smaller LR is safer".
 """
 
@@ -37,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from preheat.adaptive.base import Controller, ControllerState, Proposal, within
 from preheat.schedules.validate import check_int, check_real
@@ -51,6 +59,9 @@ DEFAULT_AFTER = "cosine_decay({steps})"
 MIN_CEILING = 1e-6  # a ceiling is positive (the state rule), however often the LR was cut
 SETTLED = 5  # losses in the average before the spike and gradient rules may fire
 RISE_Z = 2.0  # a window's mean loss is "up" when it is this many standard errors above the lowest so far
+RAMP = 0.4  # the ramp's length as a fraction of the run, unless chosen or probed
+SHORT_RAMP = 0.05  # with SGD, where the probe says the peak is below PROBE_RATIO x the catapult LR
+PROBE_RATIO = 2.0
 
 
 @dataclass
@@ -60,8 +71,8 @@ class AutoState(ControllerState):
     spike and how many high losses in a row there were, the gradient norm's average, the number
     of gradient spikes and the updates still paused, the current window's loss sum, sum of
     squares and count, the lowest window's mean, variance and level, how many windows in a row
-    were up, whether the loss has just stayed up, and the update the watch started (``None``
-    on the way up)."""
+    were up, whether the loss has just stayed up, the update the watch started (``None``
+    on the way up), and the catapult LR the probe found (``None``: not prepared)."""
 
     clock: float = field(default=1.0, metadata=within(0.0))
     ceiling: float = field(default=1.0, metadata=within(0.0, 1.0, low_open=True))
@@ -81,6 +92,7 @@ class AutoState(ControllerState):
     above: int = 0
     stays_up: bool = False
     since: int | None = field(default=None, metadata=within(1.0))
+    catapult_lr: float | None = field(default=None, metadata=within(0.0, low_open=True))
 
 
 class AutoWarmup(Controller):
@@ -130,7 +142,10 @@ class AutoWarmup(Controller):
 
     Args:
         total: the run's length in updates; the latest handover.
-        ramp: the undisturbed ramp's length as a fraction of the run, in ``(0, 1]``; default 0.4.
+        ramp: the undisturbed ramp's length as a fraction of the run, in ``(0, 1]``, or
+            ``None`` (default): 0.4, and with SGD 0.05 where the catapult LR given to
+            :meth:`prepare` puts the peak below ``PROBE_RATIO`` = 2 times it (the controller
+            then names ``catapult_lr`` in :attr:`prepare_needs` once bound with ``sgd=True``).
         alpha: EMA weight of the newest loss and gradient norm, in ``(0, 1]``; default 0.3.
         spike_limit: a loss above this multiple of the average is high, > 1; default 3.
         grad_limit: a gradient norm above this multiple of its average is a spike, > 1;
@@ -162,7 +177,7 @@ class AutoWarmup(Controller):
         self,
         total: int,
         *,
-        ramp: float = 0.4,
+        ramp: float | None = None,
         alpha: float = 0.3,
         spike_limit: float = 3.0,
         grad_limit: float = 4.0,
@@ -175,7 +190,9 @@ class AutoWarmup(Controller):
     ) -> None:
         owner = self.name
         total = check_int(owner, "total", total, minimum=1)
-        self.ramp = check_real(owner, "ramp", ramp, 0.0, 1.0, low_open=True)
+        self.chosen_ramp = None if ramp is None else check_real(owner, "ramp", ramp, 0.0, 1.0, low_open=True)
+        self.sgd = False
+        self.ramp = RAMP if ramp is None else self.chosen_ramp
         self.alpha = check_real(owner, "alpha", alpha, 0.0, 1.0, low_open=True)
         self.spike_limit = check_real(owner, "spike_limit", spike_limit, 1.0, low_open=True)
         self.grad_limit = check_real(owner, "grad_limit", grad_limit, 1.0, low_open=True)
@@ -190,10 +207,53 @@ class AutoWarmup(Controller):
         super().__init__(total, after=after, **bounds)
 
     def bind(self, peak_lr: float, *, sgd: bool = False) -> None:
-        """The base's binding; without a chosen ``persist`` it becomes 3 for SGD, 2 otherwise."""
+        """The base's binding; without a chosen ``persist`` it becomes 3 for SGD, 2 otherwise,
+        and the ramp is set again (:meth:`_settle`)."""
         super().bind(peak_lr, sgd=sgd)
+        self.sgd = sgd
         if self.chosen_persist is None:
             self.persist = 3 if sgd else 2
+        self._settle()
+
+    @property
+    def prepare_needs(self) -> tuple[str, ...]:  # type: ignore[override]
+        """``("catapult_lr",)`` once bound with ``sgd=True`` and without a chosen ``ramp``; else none."""
+        return ("catapult_lr",) if self.sgd and self.chosen_ramp is None else ()
+
+    def prepare(self, **measurements: float) -> None:
+        """Take ``catapult_lr`` (absolute, > 0; the catapult search's LR, capped at the peak or
+        not), before update 0, after :meth:`bind` and before the scheduler sets update 0's LR
+        (build the :class:`~preheat.torch.Scheduler` after it): with ``peak_lr / catapult_lr <
+        2`` the ramp is 5 % of the run, else 40 %.
+
+        Raises:
+            ValueError: a measurement other than :attr:`prepare_needs` names (none for the Adam
+                family or a chosen ``ramp``), ``catapult_lr`` not a finite number > 0, or an
+                update was observed already.
+        """
+        if set(measurements) != set(self.prepare_needs) or self.observed:
+            raise ValueError(f"{self.name}.prepare: {sorted(measurements)} given after {self.observed} "
+                             f"update(s); expected {list(self.prepare_needs)} before update 0")
+        if measurements:
+            self.state.catapult_lr = check_real(self.name, "catapult_lr", measurements["catapult_lr"], 0.0,
+                                                low_open=True)
+            self._settle()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """The base's restore; the ramp is set again from the restored catapult LR."""
+        super().load_state_dict(state)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Set the ramp from what is known: the chosen ``ramp``; else with SGD and a catapult LR
+        the peak is below ``PROBE_RATIO`` times, ``SHORT_RAMP``; else ``RAMP``. Before update 0,
+        update 0's multiplier follows."""
+        probed = self.state.catapult_lr
+        short = self.sgd and probed is not None and self.peak_lr / probed < PROBE_RATIO
+        self.ramp = self.chosen_ramp or (SHORT_RAMP if short else RAMP)
+        self.length = max(1, round(self.ramp * self.total))
+        if self.observed == 0:
+            self.state.current = self.bounds.clip(self.start())
 
     def start(self) -> float:
         """Update 0 gets ``1 / W``: the ramp's first step, so the first update trains."""

@@ -37,7 +37,8 @@ QUICK_SEEDS = 2  # the fewest that give an interval
 AUTO = ("auto", {"controller": "auto_warmup()",
                  "note": "preheat.auto_warmup(): linear over 40 % of the run, steps back where the loss or "
                          "the gradient norm spikes, lowers the peak where the loss stays up (two "
-                         "windows; three with SGD), then cosine decay"})
+                         "windows; three with SGD), then cosine decay; with SGD over 5 % where the "
+                         "peak is below twice the catapult LR at init"})
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,13 @@ MAX_STEP = int(np.iinfo(np.int64).max) - BLOCK
 _STATE_KEYS = ("last_epoch", "_step_count", "base_lrs", "schedules", "hyperparams", "initial_values", "controller")
 
 
+def is_sgd(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer`` is SGD (``torch.optim.SGD`` or a subclass), what a controller is
+    told by :meth:`~preheat.adaptive.base.Controller.bind`: its step is the gradient (with
+    momentum) times the LR, not a step whose size the LR sets (the Adam family, Muon)."""
+    return isinstance(optimizer, SGD)
+
+
 class Scheduler(LRScheduler):
     """Set each param group's LR to ``peak * schedule(step)``, and optionally other hyperparameters.
 
@@ -152,8 +159,7 @@ class Scheduler(LRScheduler):
             [] if self.controller else _per_group("schedule", schedule, len(groups), size)
         )
         if self.controller is not None:
-            self.controller.bind(float(groups[0].get("initial_lr", groups[0]["lr"])),
-                                 sgd=isinstance(optimizer, SGD))
+            self.controller.bind(float(groups[0].get("initial_lr", groups[0]["lr"])), sgd=is_sgd(optimizer))
         self.hyperparams: dict[str, list[Schedule]] = {
             name: _per_group(f"hyperparams[{name!r}]", value, len(groups), size)
             for name, value in hyperparams.items()
