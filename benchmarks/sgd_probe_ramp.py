@@ -1,13 +1,15 @@
-"""A lead for a fifth revision, with SGD: a short ramp where the peak is below twice the catapult LR.
+"""The fifth revision's design evidence, with SGD: a short ramp where the peak is below twice the catapult LR.
 
 On the seen SGD tasks the peak's ratio to the catapult LR at init orders the tuned warmup
 (``benchmarks/catapult_vs_tuned.py``): below about ``2 eta_c`` the tuned length is 0-10 %,
 where ``auto_warmup``'s 40 % ramp costs. The rule: with SGD, each run measures ``eta_c`` before
 update 0, as the lab's catapult signal does (the search capped at the peak, on a batch the run
 never trains on), and ramps over ``SHORT_RAMP`` of the run where ``peak / eta_c < PROBE_RATIO``,
-over 40 % otherwise; every other rule as now.
+over 40 % otherwise; every other rule as in the fourth revision (``auto_warmup`` since commit
+936a3ab: this reads off the stored runs what it was designed from; rerun now, ``auto`` is it).
 
-Nothing here trains: each SGD cell rerun on 20 fresh seeds with the variant ``ramp5``
+Nothing here trains what the stores hold (``auto``'s runs of a cell are computed once more
+where ``auto``'s revision changed since they were stored): each SGD cell rerun on 20 fresh seeds with the variant ``ramp5``
 (``auto_warmup(ramp=0.05)``, ``benchmarks/fresh_seeds.py --variant ramp5 --controller
 "auto_warmup(ramp=0.05)"``) holds, per seed, the run the rule would make either way, so the
 rule's cell is read off them: ramp5's run where that seed's probe says short, ``auto``'s

@@ -34,9 +34,9 @@ user needs). Each task belongs to one split:
   adaptive method until the fourth revision was frozen on the twenty-five seen tasks; then
   every method ran on them once to judge it (the ``sealed`` tier), and they are seen too;
 - **vault**: the same again, for a fifth revision: added once the sealed tasks had judged the
-  fourth, calibrated with linear warmups only (pilots and the linear grid), and to be run by no
-  adaptive method until a fifth revision is frozen on the twenty-eight seen tasks (the
-  ``vault`` tier).
+  fourth, calibrated with linear warmups only (pilots and the linear grid), and run by no
+  adaptive method until the fifth revision was frozen on the twenty-eight seen tasks; then
+  every method ran on them once to judge it (the ``vault`` tier), and they are seen too.
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
