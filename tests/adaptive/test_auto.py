@@ -193,6 +193,19 @@ def test_with_sgd_a_peak_below_twice_the_catapult_lr_gets_a_short_ramp() -> None
     at_two.bind(0.1, sgd=True)
     at_two.prepare(catapult_lr=0.05)  # exactly 2: not below, the 40 % ramp
     assert at_two.ramp == 0.4 and at_two.multiplier() == 1 / 160
+    # the first decision says where the ramp came from; the later ones do not repeat it
+    assert probed.decisions[0].reason == ("ramp; ramp 0.05 of the run: with SGD the peak is 1.67x the catapult "
+                                          "LR 0.06, below 2x") and probed.decisions[1].reason == "ramp"
+    run(at_two, falling, 1)
+    assert at_two.decisions[0].reason.endswith("the peak is 2x the catapult LR 0.05, not below 2x")
+    for controller, origin in [(AutoWarmup(400), "ramp 0.4 of the run"),
+                               (AutoWarmup(400, ramp=0.2), "ramp 0.2 of the run, as chosen")]:
+        run(controller, falling, 1)
+        assert controller.decisions[0].reason == f"ramp; {origin}"
+    unprobed = AutoWarmup(400)
+    unprobed.bind(0.1, sgd=True)
+    run(unprobed, falling, 1)
+    assert unprobed.decisions[0].reason == "ramp; ramp 0.4 of the run (SGD, no probe before training)"
 
 
 def test_the_probe_is_for_sgd_before_update_0_and_a_chosen_ramp_needs_none() -> None:

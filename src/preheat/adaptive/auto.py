@@ -264,6 +264,24 @@ class AutoWarmup(Controller):
         return min(self.state.ceiling, self.state.clock / self.length)
 
     def decide(self, signals: Mapping[str, float]) -> Proposal:
+        """The rules below; the first decision also says where the ramp's length came from."""
+        proposal = self._decide(signals)
+        if self.observed == 0:
+            return replace(proposal, reason=f"{proposal.reason}; {self._ramp_origin()}")
+        return proposal
+
+    def _ramp_origin(self) -> str:
+        """Why the ramp is :attr:`ramp` of the run: chosen, probed (with SGD) or the default."""
+        if self.chosen_ramp is not None:
+            return f"ramp {self.ramp:g} of the run, as chosen"
+        probed = self.state.catapult_lr
+        if not self.sgd or probed is None:
+            return f"ramp {self.ramp:g} of the run" + (" (SGD, no probe before training)" if self.sgd else "")
+        ratio = self.peak_lr / probed
+        return (f"ramp {self.ramp:g} of the run: with SGD the peak is {ratio:.3g}x the catapult LR "
+                f"{probed:.3g}, {'below' if ratio < PROBE_RATIO else 'not below'} {PROBE_RATIO:g}x")
+
+    def _decide(self, signals: Mapping[str, float]) -> Proposal:
         if "loss" not in signals:
             return Proposal(self.current, "hold", "no loss signal")
         state, loss, grad = self.state, signals["loss"], signals.get("grad_norm")
