@@ -14,7 +14,10 @@ where ``auto``'s revision changed since they were stored): each SGD cell rerun o
 "auto_warmup(ramp=0.05)"``) holds, per seed, the run the rule would make either way, so the
 rule's cell is read off them: ramp5's run where that seed's probe says short, ``auto``'s
 otherwise. The probe draws no random numbers the training uses, so those are the runs it
-would make. Prints, per cell, how many seeds go short and the rule's ratio to the tuned length
+would make (checked: a run with the probe and one with the 40 % ramp chosen end bit for bit
+the same). Runs it computes use 2 workers, as the fresh-seed reruns do: a run's last digits
+depend on the threads it had (one per worker with 2 workers, two with one), and near a peak
+where seeds diverge the difference grows. Prints, per cell, how many seeds go short and the rule's ratio to the tuned length
 and to ``auto`` (paired by seed, the benchmark's statistics).
 
     python benchmarks/sgd_probe_ramp.py [--fresh runs/fresh-seeds]
@@ -67,7 +70,7 @@ def main() -> None:
     for name, peak, tuned in cells(Path(args.fresh)):
         task = TASKS[name]
         done = rerun(TIER_OF_SPLIT.get(task.split, task.split), name, peak, tuned=tuned, variant=NAME,
-                     controller=CONTROLLER, out=str(Path(args.fresh) / f"{name}-{peak:g}"), workers=1)
+                     controller=CONTROLLER, out=str(Path(args.fresh) / f"{name}-{peak:g}"))
         auto, short = done.result.cells["auto"][peak], done.result.cells[VARIANT + NAME][peak]
         configs = {config.seed: config for config in plan.runs(task, plan.tier(TIER_OF_SPLIT.get(task.split, task.split)),
                                                                  (peak,)) if config.label == "auto"}
