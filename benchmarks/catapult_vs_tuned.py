@@ -23,14 +23,12 @@ import re
 import statistics
 from pathlib import Path
 
-import torch
 from scipy.stats import spearmanr
 
 from preheat.lab.bench import plan
 from preheat.lab.bench.tasks import TASKS, BenchTask
 from preheat.lab.config import RunConfig
-from preheat.lab.optimizers import OPTIMIZERS, build_optimizer
-from preheat.lab.run import Run
+from preheat.lab.run import Run, start
 from preheat.lab.signals import CATAPULT_SEED_OFFSET
 from preheat.lab.tasks import make_task
 from preheat.probes import catapult_search
@@ -59,13 +57,8 @@ def tuned_lengths(text: str) -> dict[tuple[str, float], float]:
 
 
 def lab_run(config: RunConfig) -> Run:
-    """``config``'s run as the lab's loop builds it before update 0: the model at its initial
-    weights and the optimizer."""
-    task = make_task(config.task, config.task_options)
-    torch.manual_seed(config.seed)
-    model = task.model(config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    return Run(config, task, model, params, build_optimizer(config, params, model), OPTIMIZERS[config.optimizer])
+    """``config``'s run as the lab's loop builds it before update 0 (:func:`preheat.lab.run.start`)."""
+    return start(config, make_task(config.task, config.task_options))
 
 
 def eta_c(task: BenchTask, seed: int) -> float:

@@ -200,20 +200,22 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        self.persist = 2 if persist is None else self.chosen_persist
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
         super().__init__(total, after=after, **bounds)
 
     def bind(self, peak_lr: float, *, sgd: bool = False) -> None:
-        """The base's binding; without a chosen ``persist`` it becomes 3 for SGD, 2 otherwise,
-        and the ramp is set again (:meth:`_settle`)."""
+        """The base's binding; then the ramp is set again (:meth:`_settle`)."""
         super().bind(peak_lr, sgd=sgd)
         self.sgd = sgd
-        if self.chosen_persist is None:
-            self.persist = 3 if sgd else 2
         self._settle()
+
+    @property
+    def persist(self) -> int:
+        """Windows in a row up that make the loss stay up: the chosen ``persist``, else 3 for SGD
+        and 2 otherwise."""
+        return self.chosen_persist or (3 if self.sgd else 2)
 
     @property
     def prepare_needs(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -277,9 +279,9 @@ class AutoWarmup(Controller):
         probed = self.state.catapult_lr
         if not self.sgd or probed is None:
             return f"ramp {self.ramp:g} of the run" + (" (SGD, no probe before training)" if self.sgd else "")
-        ratio = self.peak_lr / probed
-        return (f"ramp {self.ramp:g} of the run: with SGD the peak is {ratio:.3g}x the catapult LR "
-                f"{probed:.3g}, {'below' if ratio < PROBE_RATIO else 'not below'} {PROBE_RATIO:g}x")
+        below = self.ramp == SHORT_RAMP  # what _settle read off the probe
+        return (f"ramp {self.ramp:g} of the run: with SGD the peak is {self.peak_lr / probed:.3g}x the "
+                f"catapult LR {probed:.3g}, {'below' if below else 'not below'} {PROBE_RATIO:g}x")
 
     def _decide(self, signals: Mapping[str, float]) -> Proposal:
         if "loss" not in signals:

@@ -106,16 +106,23 @@ def train(
     return result
 
 
+def start(config: RunConfig, task: Task, device: torch.device | None = None) -> Run:
+    """``config``'s run before update 0: the global torch seed set to ``config.seed``, the model
+    at its initial weights (on ``device``, default the CPU), its trainable parameters and the
+    optimizer over them."""
+    torch.manual_seed(config.seed)
+    model = task.model(config.seed).to(device or torch.device("cpu"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    return Run(config, task, model, params, build_optimizer(config, params, model), OPTIMIZERS[config.optimizer])
+
+
 def _loop(config: RunConfig, task: Task, result: RunResult, progress: Callable[[int], None] | None,
           observers: Sequence[Observer]) -> None:
     world = distributed.current()
     distributed.check_batch(config.batch_size, world)
     device = distributed.device(config.device, world)
-    torch.manual_seed(config.seed)
-    model = task.model(config.seed).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(config, params, model)
-    run = Run(config, task, model, params, optimizer, OPTIMIZERS[config.optimizer])
+    run = start(config, task, device)
+    model, optimizer = run.model, run.optimizer
     result.chance_accuracy = task.chance_accuracy
     scheduler, feed = _scheduler(run)
     watchers = [feed, *observers] if feed is not None else list(observers)
