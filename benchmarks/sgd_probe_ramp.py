@@ -34,16 +34,24 @@ from catapult_vs_tuned import TIER_OF_SPLIT, lab_run
 from fresh_seeds import VARIANT, rerun
 
 from preheat.adaptive.auto import PROBE_RATIO, SHORT_RAMP
+from preheat.lab import signals
 from preheat.lab.bench import plan
 from preheat.lab.bench.analysis import compare
 from preheat.lab.bench.tables import LETTER, ratio_text
 from preheat.lab.bench.tasks import TASKS
-from preheat.lab.signals import catapult_lr
+from preheat.lab.config import RunConfig
 from preheat.lab.store import Store
+from preheat.torch import Scheduler
 
 NAME = "ramp5"
 CONTROLLER = f"auto_warmup(ramp={SHORT_RAMP})"
 STORE = re.compile(r"^(.+)-([0-9.e-]+)$")  # runs/fresh-seeds/TASK-PEAK
+
+
+def catapult_lr(config: RunConfig) -> float:
+    """The catapult LR the lab measures before ``config``'s run (through its scheduler)."""
+    run = lab_run(config)
+    return signals.prepare(run, Scheduler(run.optimizer, config.resolved_controller()))["catapult_lr"]
 
 
 def cells(fresh: Path) -> list[tuple[str, float, str]]:
@@ -75,7 +83,7 @@ def main() -> None:
         configs = {config.seed: config for config in plan.runs(task, plan.tier(TIER_OF_SPLIT.get(task.split, task.split)),
                                                                  (peak,)) if config.label == "auto"}
         template = next(iter(configs.values()))
-        goes_short = {seed: peak / catapult_lr(lab_run(template.model_copy(update={"seed": seed}))) < PROBE_RATIO
+        goes_short = {seed: peak / catapult_lr(template.model_copy(update={"seed": seed})) < PROBE_RATIO
                       for seed in auto.seeds}
         chosen = [(s_run, s_score) if goes_short[a_run.seed] else (a_run, a_score)
                   for a_run, a_score, s_run, s_score in zip(auto.runs, auto.scores, short.runs, short.scores)]

@@ -24,7 +24,9 @@ from preheat.integrations.huggingface import (  # noqa: E402
     warmup_steps,
 )
 from preheat.adaptive import AutoWarmup  # noqa: E402
+from preheat.probes import catapult_search  # noqa: E402
 from preheat.schedules import from_hf_name, warmup_cosine  # noqa: E402
+from preheat.torch import Scheduler  # noqa: E402
 
 from recording import Recording
 
@@ -67,7 +69,7 @@ class TinyData(torch.utils.data.Dataset):
 
 def lr_recorder(seen: list[float]) -> Any:
     class RecordLR(transformers.TrainerCallback):
-        def on_step_begin(self, args, state, control, optimizer=None, **kwargs) -> None:
+        def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs) -> None:  # the LR it steps with
             seen.append(optimizer.param_groups[0]["lr"])
 
     return RecordLR()
@@ -153,21 +155,32 @@ def step_grad_norms(trainer: Any) -> list[float]:
     return [e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e]
 
 
-def test_auto_is_auto_warmup_fed_every_loss(tmp_path: Path) -> None:
+def test_auto_is_auto_warmup_fed_every_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = TinyModel()
     optimizers = optimizers_for_trainer(model, "auto", lr=PEAK, optimizer="sgd", num_training_steps=STEPS)
     assert isinstance(optimizers[1].controller, AutoWarmup) and optimizers[1].controller.total == STEPS
     seen: list[float] = []
     trainer = PreheatTrainer(model=model, args=arguments(tmp_path), train_dataset=TinyData(),
                              optimizers=optimizers, callbacks=[lr_recorder(seen)])
+    inputs: list[torch.Tensor] = []
+    model.register_forward_hook(lambda module, args, kwargs, output: inputs.append(kwargs["x"]), with_kwargs=True)
+    prepared = []
+    original = Scheduler.prepare
+    monkeypatch.setattr(Scheduler, "prepare", lambda self, *args, **kw: prepared.append(args) or original(self, *args, **kw))
     trainer.train()
+    assert len(prepared) == 1 and torch.equal(prepared[0][2]["x"], inputs[-STEPS])  # on the first micro-batch
+    probed = catapult_search(TinyModel(), lambda net, batch: net(**batch)["loss"], prepared[0][2],
+                             eta0=PEAK * 1e-3, target_lr=PEAK).lr
     replay, expected = AutoWarmup(STEPS), []
+    replay.bind(PEAK, sgd=True)
+    replay.prepare(catapult_lr=probed)  # with SGD the probe ran before update 0
+    assert optimizers[1].controller.state.catapult_lr == probed
     # the same decisions from the losses and gradient norms the trainer logged
     for loss, grad_norm in zip(step_losses(trainer), step_grad_norms(trainer), strict=True):
         expected.append(PEAK * replay.multiplier())
         replay.observe(loss=loss, grad_norm=grad_norm)
     assert seen == pytest.approx(expected, rel=1e-12)
-    assert seen[0] == PEAK / max(1, round(0.4 * STEPS))  # update 0 trains: 1 / W, W = 40 % of the run
+    assert seen[0] == PEAK / max(1, round(replay.ramp * STEPS))  # update 0 trains: 1 / W
     with pytest.raises(ValueError, match="num_training_steps=None is invalid with 'auto'"):
         optimizers_for_trainer(model, "auto", lr=PEAK)
     with pytest.raises(ValueError, match=r"\['warmup_ratio'\] given with 'auto'"):

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # 
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
 import preheat  # noqa: E402
+from preheat.probes import catapult_search  # noqa: E402
 from preheat.integrations.lightning import ACTION_CODES, PreheatLightningCallback  # noqa: E402
 from preheat.schedules import warmup_cosine  # noqa: E402
 from preheat.torch import Scheduler  # noqa: E402
@@ -121,6 +122,34 @@ def test_auto_warmup_gets_each_step_loss(tmp_path: Path) -> None:
         replay.observe(loss=loss, grad_norm=grad_norm)
     assert model.seen == pytest.approx(expected, rel=1e-12)
     assert model.seen[0] == PEAK / max(1, round(0.4 * STEPS)) and len(set(model.seen)) > 1  # W = 40 % of the run
+
+
+def mse(module: Tiny, batch: list[torch.Tensor]) -> torch.Tensor:
+    return F.mse_loss(module.layer(batch[0]).squeeze(-1), batch[1])
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_with_loss_fn_auto_warmup_is_prepared_on_the_first_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  accumulate: int) -> None:
+    calls = []
+    original = Scheduler.prepare
+    monkeypatch.setattr(Scheduler, "prepare", lambda self, *args, **kw: calls.append(args) or original(self, *args, **kw))
+    model = fit(tmp_path, lambda: preheat.auto_warmup(total=STEPS * 10),
+                callbacks=[PreheatLightningCallback(loss_fn=mse)], accumulate_grad_batches=accumulate)
+    first = next(iter(loader()))
+    expected = catapult_search(Tiny(None), mse, first, eta0=PEAK * 1e-3, target_lr=PEAK).lr
+    assert len(calls) == 1 and torch.equal(calls[0][2][0], first[0])  # once, on the first batch
+    assert model.scheduler.controller.state.catapult_lr == expected  # capped at PEAK: the short ramp
+    assert model.scheduler.controller.ramp == 0.05 and model.seen[0] == PEAK / round(0.05 * STEPS * 10)
+
+
+def test_without_loss_fn_nothing_is_measured(tmp_path: Path) -> None:
+    model = fit(tmp_path, lambda: preheat.auto_warmup(total=STEPS * 10), callbacks=[PreheatLightningCallback()])
+    controller = model.scheduler.controller
+    assert controller.state.catapult_lr is None and controller.ramp == 0.4
+    assert controller.decisions[0].reason.endswith("ramp 0.4 of the run (SGD, no probe before training)")
+    with pytest.raises(ValueError, match="PreheatLightningCallback: loss_fn=3 is invalid"):
+        PreheatLightningCallback(loss_fn=3)
 
 
 def test_decisions_and_lr_are_logged(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from preheat.adaptive import Controller, ControllerState, Proposal
 from preheat.lab import signals
 from preheat.lab.config import RunConfig
 from preheat.lab.run import train
+from preheat.torch import prepare
 
 
 @dataclass
@@ -46,8 +47,8 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(adaptive, "CONTROLLERS", (*adaptive.CONTROLLERS, Watch))
     monkeypatch.setitem(signals.AFTER_UPDATE, "weight_norm",
                         lambda: lambda run, update: torch.linalg.vector_norm(update.after).item())
-    monkeypatch.setitem(signals.BEFORE_TRAINING, "initial_norm",
-                        lambda run: torch.linalg.vector_norm(signals.flat([p.detach() for p in run.params])).item())
+    monkeypatch.setitem(prepare.BEFORE_TRAINING, "initial_norm",
+                        lambda before: torch.linalg.vector_norm(signals.flat([p.detach() for p in before.model.parameters()])).item())
 
 
 def test_a_new_signal_and_preparation_reach_the_controller_through_the_registry(registered, monkeypatch) -> None:

@@ -30,6 +30,14 @@ of a step). That needs a model that returns its loss (HF models do when given ``
 misses a loss computed outside the model (``compute_loss_func``, an overridden
 ``compute_loss``); prefer :class:`PreheatTrainer`.
 
+**Before update 0.** A controller that measures something before training (``auto_warmup``
+with SGD: the catapult LR, which sets its ramp's length) gets it under :class:`PreheatTrainer`:
+its first ``training_step`` of a run, before any update, calls :meth:`Scheduler.prepare
+<preheat.torch.Scheduler.prepare>` on that micro-batch, with the Trainer's ``compute_loss`` on
+the unwrapped model. A plain ``Trainer`` with a :class:`PreheatCallback` measures nothing (with
+SGD, ``auto_warmup``'s ramp is then 40 %, and its first decision says so). A resumed run is
+prepared already (the scheduler's state holds what was measured).
+
 Resuming (``trainer.train(resume_from_checkpoint=...)``) needs nothing more: the Trainer saves
 and restores the scheduler's ``state_dict()``, which holds the step and the controller.
 
@@ -192,6 +200,7 @@ class _LossFeeder:
     def __init__(self, scheduler: Scheduler | None = None) -> None:
         self.scheduler = scheduler
         self.fed_by_trainer = False  # set by PreheatTrainer: losses come from training_step
+        self.unprepared = False  # set when training begins: the controller measures before update 0
         self._losses: list[float] = []
         self._grad_norm: float | None = None
         self._hook: Any = None
@@ -231,6 +240,8 @@ class _LossFeeder:
                 )
             self.scheduler = scheduler
         self._losses = []
+        self.unprepared = self.controller is not None and self.scheduler.last_epoch == 0 and \
+            not self.controller.observed and bool(self.controller.prepare_needs)
         if self.controller is not None and not self.fed_by_trainer and self._hook is None:
             model = kwargs.get("model")
             if model is not None:
@@ -305,7 +316,9 @@ def _make_mixin_class() -> type:
         ``training_step`` loss and each update's gradient norm before clipping (what the
         Trainer's ``_get_grad_norm`` returns, in transformers 5 and later; with older ones, none),
         and adds ``lr_multiplier`` and ``controller_action`` to every log entry (so they reach
-        ``state.log_history`` and every reporter).
+        ``state.log_history`` and every reporter). Before the first update of a run it prepares
+        a controller that measures something then, on the first micro-batch
+        (:meth:`Scheduler.prepare <preheat.torch.Scheduler.prepare>`, with ``compute_loss``).
         """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -320,6 +333,11 @@ def _make_mixin_class() -> type:
             self.preheat_callback.fed_by_trainer = True
 
         def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> torch.Tensor:
+            feeder = self.preheat_callback
+            if feeder.unprepared:  # the run's first micro-batch, before any update
+                feeder.unprepared = False
+                feeder.scheduler.prepare(self.model, lambda net, batch: self.compute_loss(net, batch),
+                                         self._prepare_inputs(inputs))
             loss = super().training_step(model, inputs, num_items_in_batch)
             self.preheat_callback.add_loss(loss)
             return loss

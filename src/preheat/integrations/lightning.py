@@ -28,6 +28,14 @@ when it is not finite, as in the steps a mixed-precision scaler skips). ``on_tra
 scheduler stepped, logs the decision. Manual optimization is not covered (Lightning does not step
 schedulers there; call ``scheduler.step(loss=...)`` yourself).
 
+**Before update 0.** A controller that measures something before training (``auto_warmup``
+with SGD: the catapult LR, which sets its ramp's length) gets it when the callback is given
+``loss_fn(pl_module, batch) -> loss``: in ``on_train_batch_start`` of the first batch (moved to
+the device already), before any update, the callback calls :meth:`Scheduler.prepare
+<preheat.torch.Scheduler.prepare>` on that batch. Without ``loss_fn`` nothing is measured (with
+SGD, ``auto_warmup``'s ramp is then 40 %, and its first decision says so). A resumed run is
+prepared already (the scheduler's state holds what was measured).
+
 Resuming with ``trainer.fit(ckpt_path=...)`` needs nothing more: Lightning checkpoints the
 scheduler's ``state_dict()``, which holds the step and the controller.
 
@@ -38,7 +46,7 @@ class is first used, not when this module is.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -73,15 +81,24 @@ def _make_callback_class() -> type:
             log: log ``preheat/lr_multiplier`` (the next update's multiplier) and
                 ``preheat/action`` (the latest decision's action, coded as in
                 :data:`ACTION_CODES`) every step (default True).
+            loss_fn: ``loss_fn(pl_module, batch) -> scalar tensor``, the training loss of a
+                batch as the callback's first batch arrives (on the device), for what the
+                controller measures before update 0 (:meth:`Scheduler.prepare
+                <preheat.torch.Scheduler.prepare>`); default None: nothing is measured.
 
         The controller's full decisions (reason, evidence) stay in
         ``scheduler.controller.decisions``. See the module docstring for the hook order.
         """
 
-        def __init__(self, scheduler: Scheduler | None = None, log: bool = True) -> None:
+        def __init__(self, scheduler: Scheduler | None = None, log: bool = True,
+                     loss_fn: Callable[[Any, Any], torch.Tensor] | None = None) -> None:
             super().__init__()
+            if loss_fn is not None and not callable(loss_fn):
+                raise ValueError(f"PreheatLightningCallback: loss_fn={loss_fn!r} is invalid; expected None or "
+                                 "a callable loss_fn(pl_module, batch) -> loss")
             self.scheduler = scheduler
             self.log = log
+            self.loss_fn = loss_fn
             self._loss = 0.0
             self._count = 0
 
@@ -97,6 +114,13 @@ def _make_callback_class() -> type:
                     )
                 self.scheduler = found[0]
             self._loss, self._count = 0.0, 0
+
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            scheduler = self.scheduler
+            if (self.loss_fn is not None and batch_idx == 0 and scheduler is not None  # the first micro-batch
+                    and scheduler.controller is not None and scheduler.last_epoch == 0
+                    and not scheduler.controller.observed):
+                scheduler.prepare(pl_module, self.loss_fn, batch)
 
         def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
             self._loss += float(loss.detach().float().item())

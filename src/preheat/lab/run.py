@@ -36,7 +36,6 @@ from preheat.lab.peers import Stepper, peer_scheduler
 from preheat.lab.record import STEP_COLUMNS, RunResult
 from preheat.lab.tasks import Task, make_task
 from preheat.torch import Scheduler
-from preheat.torch.scheduler import is_sgd
 
 
 @dataclass
@@ -162,9 +161,8 @@ def _scheduler(run: Run) -> tuple[Stepper, signals.Feed | None]:
     if config.controller is None:
         return Scheduler(run.optimizer, config.resolved_schedule()), None
     controller = config.resolved_controller()
-    controller.bind(config.peak_lr, sgd=is_sgd(run.optimizer))  # what it needs before update 0 may depend on it
-    signals.prepare(run, controller)
-    scheduler = Scheduler(run.optimizer, controller)
+    scheduler = Scheduler(run.optimizer, controller)  # binds it: what it needs before update 0 may depend on that
+    signals.prepare(run, scheduler)
     return scheduler, signals.Feed(controller, scheduler)
 
 

@@ -14,9 +14,9 @@ up here, so a new signal is one function and one entry, with no edit of the loop
   eigenvector), preconditioned by Adam's second moment for preconditioned optimizers
   (:mod:`preheat.lab.optimizers`; under ``torchrun``, of each rank's share: the Scheduler
   averages the ranks' values);
-- ``catapult_lr`` (:data:`BEFORE_TRAINING`): Kalra & Barkeshli's initial LR, the catapult search
-  (:func:`preheat.probes.catapult_search`) on a batch the run does not train on, from
-  ``peak_lr / 1000`` up to ``peak_lr``, with Adam's first step for preconditioned optimizers and
+- before update 0, what ``prepare_needs`` names, through the one registry of
+  :mod:`preheat.torch.prepare` (:meth:`preheat.torch.Scheduler.prepare`), on a batch the run
+  does not train on (:func:`prepare`), with Adam's first step for preconditioned optimizers and
   plain SGD's otherwise; the same value on every rank.
 
 :class:`Feed` is the loop's observer that measures what a controller needs after each update
@@ -34,14 +34,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from preheat.lab import distributed
-from preheat.probes import SharpnessResult, adam_preconditioner, catapult_search, sharpness
+from preheat.probes import SharpnessResult, adam_preconditioner, sharpness
 
 if TYPE_CHECKING:
     from preheat.lab.run import Run, Update
     from preheat.torch import Scheduler
 
-#: A batch of the run's data the catapult search uses, from a seed its training never uses.
-CATAPULT_SEED_OFFSET = 1_000_003
+#: The batch measured before update 0 comes from this offset of the run's seed, a seed its
+#: training never uses.
+PREPARE_SEED_OFFSET = 1_000_003
 
 
 def smoothness(run: Run, update: Update) -> float:
@@ -63,16 +64,6 @@ def top_eigenvalue(run: Run, batch: Any, init: torch.Tensor | None, precondition
     return sharpness(run.model, run.loss, batch, init=init, preconditioner=preconditioner)
 
 
-def catapult_lr(run: Run) -> float:
-    """The catapult search's initial LR for this run (see the module docstring)."""
-    config = run.config
-    batch = next(run.task.batches(config.seed + CATAPULT_SEED_OFFSET, config.batch_size))
-    kind = "adam" if run.entry.preconditioned else "sgd"
-    found = catapult_search(run.model, run.loss, batch, eta0=config.peak_lr * 1e-3, target_lr=config.peak_lr,
-                            kind=kind)
-    return float(distributed.broadcast(found.lr))
-
-
 class _Sharpness:
     """``sharpness`` after an update, warm-started from the eigenvector it found last time."""
 
@@ -91,20 +82,21 @@ AFTER_UPDATE: dict[str, Callable[[], Callable[[Run, Update], float]]] = {
     "smoothness": lambda: smoothness,
     "sharpness": _Sharpness,
 }
-#: Measurements made once before update 0: name -> function of the run.
-BEFORE_TRAINING: dict[str, Callable[[Run], float]] = {"catapult_lr": catapult_lr}
-
-
 def _known(names: Any, registry: dict[str, Any], when: str) -> None:
     unknown = sorted(set(names) - set(registry))
     if unknown:
         raise ValueError(f"the controller needs {unknown} {when}; the lab measures {', '.join(registry)}")
 
 
-def prepare(run: Run, controller: Any) -> None:
-    """Measure what ``controller.prepare_needs`` names and give it to ``controller.prepare``."""
-    _known(controller.prepare_needs, BEFORE_TRAINING, "before training")
-    controller.prepare(**{name: BEFORE_TRAINING[name](run) for name in controller.prepare_needs})
+def prepare(run: Run, scheduler: Scheduler) -> dict[str, float]:
+    """Measure what the scheduler's controller names in ``prepare_needs`` and give it to it
+    (:meth:`preheat.torch.Scheduler.prepare`), on a batch from the run's seed plus
+    :data:`PREPARE_SEED_OFFSET`; ``{}`` and nothing drawn where it needs nothing."""
+    if not scheduler.controller.prepare_needs:
+        return {}
+    config = run.config
+    batch = next(run.task.batches(config.seed + PREPARE_SEED_OFFSET, config.batch_size))
+    return scheduler.prepare(run.model, run.loss, batch, kind="adam" if run.entry.preconditioned else "sgd")
 
 
 class Feed:

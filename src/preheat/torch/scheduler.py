@@ -15,13 +15,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from torch import Tensor
-from torch.optim import SGD, Optimizer
+from torch import Tensor, nn
+from torch.optim import SGD, Adam, AdamW, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.hooks import RemovableHandle
 
 from preheat.schedules import Schedule, from_dict
 from preheat.schedules.units import RunSize
+from preheat.probes import LossFn
+from preheat.probes.catapult import KINDS
 from preheat.torch.checks import (
     MICRO_BATCH_EVIDENCE,
     cadence_findings,
@@ -30,7 +32,8 @@ from preheat.torch.checks import (
     train_mode_findings,
     warn,
 )
-from preheat.schedules.validate import shorten
+from preheat.schedules.validate import check_choice, shorten
+from preheat.torch.prepare import Before, measure
 
 #: Hyperparameters ``hyperparams`` may schedule: name -> (param group key, tuple index or None).
 HYPERPARAMS: dict[str, tuple[str, int | None]] = {
@@ -232,6 +235,51 @@ class Scheduler(LRScheduler):
         convert = getattr(self.controller, "signal_values", None)
         values = convert(signals) if convert is not None else {k: float(v) for k, v in signals.items()}
         self.controller.observe(**_all_reduce(values))
+
+    def prepare(self, model: nn.Module, loss_fn: LossFn, batch: Any, *, kind: str | None = None) -> dict[str, float]:
+        """Before update 0, measure what the controller names in ``prepare_needs`` and give it to
+        the controller; the groups then get update 0's LR again, as the prepared controller sets it.
+
+        The measurements (:mod:`preheat.torch.prepare`) run on ``model`` at its initial weights
+        with ``loss_fn(model, batch) -> scalar tensor`` on ``batch``, and leave the parameters,
+        buffers and gradients as they were. ``auto_warmup`` needs one with SGD only: the catapult
+        LR, which sets its ramp's length (a few forward passes and one backward). Under
+        ``torch.distributed`` each measurement is averaged over the ranks, so every rank prepares
+        the same. Call it after building the scheduler and before the first ``optimizer.step()``;
+        for the same network in every pass, leave out dropout (``model.eval()`` where the model
+        has no batch statistics).
+
+        Args:
+            model: the network, at the weights it starts training from.
+            loss_fn: ``loss_fn(model, batch) -> scalar tensor``, a positive loss.
+            batch: one batch, as ``loss_fn`` takes it.
+            kind: the optimizer's first step as the catapult search simulates it, ``"sgd"`` or
+                ``"adam"``; default ``"adam"`` for ``torch.optim.Adam`` and ``AdamW``, else ``"sgd"``.
+
+        Returns:
+            The measurements given to the controller, by name: ``{}`` where it needs none (nothing
+            is run then).
+
+        Raises:
+            ValueError: the scheduler drives a schedule, it stepped or the controller observed an
+                update already, ``kind`` is not ``"sgd"`` or ``"adam"``, or the controller needs a
+                measurement that is not measured (nothing changes then).
+        """
+        owner = "Scheduler.prepare"
+        if self.controller is None:
+            raise ValueError(f"{owner}: this scheduler drives a schedule; expected a controller")
+        if self.last_epoch != 0 or self.controller.observed:
+            raise ValueError(f"{owner}: called after {self.last_epoch} step(s); expected it before update 0's "
+                             "scheduler.step()")
+        kind = ("adam" if isinstance(self.optimizer, (Adam, AdamW)) else "sgd") if kind is None else check_choice(
+            owner, "kind", kind, KINDS)
+        names = self.controller.prepare_needs
+        if not names:
+            return {}
+        found = _all_reduce(measure(names, Before(model, loss_fn, batch, float(self.base_lrs[0]), kind)))
+        self.controller.prepare(**found)
+        self._apply()
+        return found
 
     def get_lr(self) -> list[float | Tensor]:
         """Each group's LR at the current step ``last_epoch``: ``peak * schedule(last_epoch)``."""
