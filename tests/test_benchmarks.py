@@ -317,8 +317,46 @@ def test_the_sgd_probe_study_reads_sgd_cells_only_and_its_variant_is_a_short_ram
     short = parse_controller(study.CONTROLLER, 400)
     short.bind(0.1, sgd=True)
     assert short.multiplier() == pytest.approx(1 / 20)  # update 0 of a 5 % ramp of 400 updates
-    run = study.lab_run(plan.runs(TASKS["mlp-mse-sgd"], plan.tier("full"), (0.04,))[0])
+    configs = plan.runs(TASKS["mlp-mse-sgd"], plan.tier("full"), (0.04,))
+    run = study.lab_run(configs[0])
     assert isinstance(run.optimizer, torch.optim.SGD) and run.entry.family == "sgd"
+    auto = next(config for config in configs if config.label == "auto")
+    assert 0 < study.catapult_lr(auto) <= 0.04  # as the lab measures it before update 0, capped at the peak
+
+
+def test_the_headroom_study_reads_each_aggressive_cell_and_who_won_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _benchmark("aggressive_headroom", monkeypatch)
+    snippet = """| task | split | aggressive peak | tuned | no warmup | no warmup / tuned | discriminates |
+|---|---|---|---|---|---|---|
+| mlp-ce | dev | 0.128 | linear 50%: 0.1 ± 0.02 | fail 5/5 | fail 5/5 L | yes |
+
+##### mlp-ce (dev)
+
+| peak LR | tuned warmup | tuned score | no warmup | no warmup / tuned |
+|---|---|---|---|---|
+| 0.016 | no warmup | 0.05 ± 0.01 | 0.05 ± 0.01 | 1 [1, 1] T |
+| 0.128 | linear 50% | 0.1 ± 0.02 | fail 5/5 | fail 5/5 L |
+
+Tuned baseline's best over (peak, warmup): no warmup at 0.016, 0.05 ± 0.01.
+
+Each method over the tuned baseline at the same peak LR (lower is better):
+
+| method | 0.016 | 0.128 | best / tuned best | stable to | steps | ms/upd |
+|---|---|---|---|---|---|---|
+| auto | 1 [1, 1] T | 0.5 [0.4, 0.6] W | 1 [1, 1] T | 0.128 | 1 | 2 |
+| autowu | 0.5 [0.4, 0.6] W | 1.1 [0.9, 1.3] T | 1 [1, 1] T | 0.128 | 1 | 2 |
+| gap | 1 [1, 1] T | fail 2/5 L | 1 [1, 1] T | 0.016 | 1 | 2 |
+
+| optimizer | score | / tuned best | ms/upd |
+|---|---|---|---|
+| prodigy | 0.05 ± 0.01 | 1 [0.9, 1.1] W | 3 |
+"""
+    [cell] = study.parse(snippet)
+    assert (cell["task"], cell["split"], cell["peak"]) == ("mlp-ce", "dev", 0.128)
+    assert cell["tuned"][0.128] / cell["best"] == pytest.approx(2.0)  # the headroom
+    assert cell["letters"] == {"auto": "W", "autowu": "T", "gap": "L"}  # at 0.128 only, not the learned steps
+    parsed = study.parse(study.RESULTS.read_text())
+    assert {c["task"] for c in parsed} == set(TASKS) and all("auto" in c["letters"] for c in parsed)
 
 
 def test_the_aggressive_cells_are_each_tier_s_tasks_peaks_and_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
