@@ -116,7 +116,7 @@ class AutoWarmup(Controller):
       level at the end of the lowest window;
     - **watch** (from the update ``s`` the ramp reached the ceiling, for ``watch * total``
       updates): the multiplier is ``C * after(t - s)``. If the loss stays up and
-      ``C >= watch_above``: ``C = cut * min(C, m_low)``. At the end the warmup hands over, dated
+      ``C >= watch_above``: ``C = min(C, m_low) / 2``. At the end the warmup hands over, dated
       back to ``s``: from then on too, update ``t`` gets ``C * after(t - s)``;
     - on the way up, **loss spike**: the second outlier in a row: ``c = c / 2`` (the level
       halves) and the averages, the current window and the count of windows up restart (the
@@ -127,8 +127,8 @@ class AutoWarmup(Controller):
       same restart, and the ramp pauses ``2^k`` updates, ``k`` the gradient spikes so far.
       Below ``watch_above`` the LR is too small for its spikes to say anything; without a
       ``grad_norm`` signal the rule is off;
-    - on the way up, **the loss stays up** at a level ``m >= watch_above``: ``C = cut *
-      min(m, m_low)`` (``cut`` = 1/2), the level drops to it, and the watch starts;
+    - on the way up, **the loss stays up** at a level ``m >= watch_above``: ``C = min(m, m_low)
+      / 2``, the level drops to it, and the watch starts;
     - otherwise, unless paused, **raise**: ``c = c + 1``; the watch starts when the level
       reaches the ceiling.
 
@@ -160,8 +160,6 @@ class AutoWarmup(Controller):
             lasts up to two windows and comes back down; two read it as a loss that stays up:
             ``docs/adaptive.md``), else 2 (also before :meth:`bind`; the
             :class:`~preheat.torch.Scheduler` binds it).
-        cut: the ceiling after the loss stays up, as a fraction of the lower of the level and
-            the lowest window's level, in ``(0, 1]``; default 1/2 (a range test's reading).
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -187,7 +185,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        cut: float = 0.5,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -201,7 +198,6 @@ class AutoWarmup(Controller):
         self.grad_limit = check_real(owner, "grad_limit", grad_limit, 1.0, low_open=True)
         self.window = check_real(owner, "window", window, 0.0, 1.0, low_open=True)
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
-        self.cut = check_real(owner, "cut", cut, 0.0, 1.0, low_open=True)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
         self.length = max(1, round(self.ramp * total))
@@ -355,10 +351,10 @@ class AutoWarmup(Controller):
                         "decay, watching the loss", evidence)
 
     def _cut(self, level: float, evidence: dict[str, float]) -> Proposal:
-        """The loss stayed up at ``level``: the ceiling (and the level) becomes ``cut`` (1/2) of
-        the lower of ``level`` and the level of the lowest window; the proposal of the new ceiling."""
+        """The loss stayed up at ``level``: the ceiling (and the level) becomes half the lower of
+        ``level`` and the level of the lowest window; the proposal of the new ceiling."""
         state = self.state
-        state.ceiling = max(min(level, state.lowest_level) * self.cut, MIN_CEILING)
+        state.ceiling = max(min(level, state.lowest_level) / 2, MIN_CEILING)
         state.clock = state.ceiling * self.length
         return Proposal(state.ceiling, "lower", f"mean loss of {self.persist} windows of {self.window_length} updates "
                         f"in a row more than {RISE_Z:g} standard errors above the lowest window: ceiling "
