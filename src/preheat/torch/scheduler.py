@@ -81,7 +81,8 @@ class Scheduler(LRScheduler):
             per group, or a controller (:mod:`preheat.adaptive`) whose multiplier drives every
             group; feed it each update's signals with ``step(loss=...)`` or :meth:`observe`. The
             controller is bound to the first group's peak and told whether ``optimizer`` is a
-            ``torch.optim.SGD`` (:meth:`~preheat.adaptive.base.Controller.bind`).
+            ``torch.optim.SGD`` (:meth:`~preheat.adaptive.base.Controller.bind`); what it
+            measures before training, :meth:`prepare` gives it before the first update.
         hyperparams: other hyperparameters to schedule the same way, ``initial * schedule(step)``,
             by name: ``weight_decay``, ``momentum`` (SGD, RMSprop), ``beta1`` and ``beta2`` (the
             components of Adam's ``betas``, written back as a tuple). Each name takes one schedule
