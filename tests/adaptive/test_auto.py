@@ -53,20 +53,6 @@ def test_undisturbed_it_is_the_linear_warmup_over_two_fifths_of_the_run_then_cos
     assert AutoWarmup(400, ramp=0.2).multiplier() == 1 / 80  # ramp sets W = round(ramp * total)
 
 
-def test_an_exponential_ramp_is_geometric_from_1_over_w_to_the_peak_and_a_spike_halves_it() -> None:
-    controller = AutoWarmup(400, shape="exponential")
-    used = run(controller, falling, 300)
-    geometric = [160.0 ** ((t - 159) / 159) for t in range(160)]  # 1/160 at update 0, 1 at 159
-    assert used[:160] == pytest.approx(geometric, rel=1e-12) and controller.handover_step == 159
-    assert used[160:300] == pytest.approx([linear_then_cosine(t, 160, 400) for t in range(160, 300)], abs=1e-12)
-    spiked = AutoWarmup(400, shape="exponential", persist=3)
-    used = run(spiked, lambda t, m: 50.0 if t in (100, 101) else falling(t, m), 110)
-    assert used[102] == pytest.approx(used[101] / 2)  # back to half the level
-    assert used[103] / used[102] == pytest.approx(160.0 ** (1 / 159))  # and on up from there
-    with pytest.raises(ValueError, match="auto_warmup: shape='cubic' is invalid; expected one of 'linear', 'exponential'"):
-        AutoWarmup(400, shape="cubic")
-
-
 def test_one_high_loss_is_an_outlier_and_two_in_a_row_a_spike_that_halves_the_level() -> None:
     lone = rules(400)
     assert run(lone, lambda t, m: 50.0 if t == 30 else falling(t, m), 60) == run(rules(400), falling, 60)

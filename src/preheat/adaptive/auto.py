@@ -48,7 +48,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from preheat.adaptive.base import Controller, ControllerState, Proposal, within
-from preheat.schedules.validate import check_choice, check_int, check_real
+from preheat.schedules.validate import check_int, check_real
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -62,7 +62,6 @@ RISE_Z = 2.0  # a window's mean loss is "up" when it is this many standard error
 RAMP = 0.4  # the ramp's length as a fraction of the run, unless chosen or probed
 SHORT_RAMP = 0.05  # with SGD, where the probe says the peak is below PROBE_RATIO x the catapult LR
 PROBE_RATIO = 2.0
-SHAPES = ("linear", "exponential")  # the ramp's shape
 
 
 @dataclass
@@ -161,9 +160,6 @@ class AutoWarmup(Controller):
             lasts up to two windows and comes back down; two read it as a loss that stays up:
             ``docs/adaptive.md``), else 2 (also before :meth:`bind`; the
             :class:`~preheat.torch.Scheduler` binds it).
-        shape: the ramp's shape, ``"linear"`` (default) or ``"exponential"`` (geometric from
-            ``1 / W`` at update 0 to 1 at update ``W - 1``; a step back subtracts ``ln 2 / g``
-            from the clock, down to 0 at most).
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -189,7 +185,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        shape: str = "linear",
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -205,7 +200,6 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        self.shape = check_choice(owner, "shape", shape, SHAPES)
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -268,25 +262,8 @@ class AutoWarmup(Controller):
         return 1.0 / self.length
 
     def level(self) -> float:
-        """The multiplier the ramp is at: ``min(ceiling, clock / W)`` (``shape="exponential"``:
-        ``min(ceiling, exp(g (clock - W)))``, ``g = ln W / (W - 1)``)."""
-        if self._exponential():
-            return min(self.state.ceiling, math.exp(self._growth() * (self.state.clock - self.length)))
+        """The multiplier the ramp is at: ``min(ceiling, clock / W)``."""
         return min(self.state.ceiling, self.state.clock / self.length)
-
-    def _exponential(self) -> bool:
-        return self.shape == "exponential" and self.length > 1
-
-    def _growth(self) -> float:
-        """The exponential ramp's log-growth per update: from ``1 / W`` at clock 1 to 1 at ``W``."""
-        return math.log(self.length) / (self.length - 1)
-
-    def _halve(self) -> None:
-        """Take the ramp back to half its level (exponential: never below clock 0)."""
-        if self._exponential():
-            self.state.clock = max(0.0, self.state.clock - math.log(2.0) / self._growth())
-        else:
-            self.state.clock /= 2
 
     def decide(self, signals: Mapping[str, float]) -> Proposal:
         """The rules below; the first decision also says where the ramp's length came from."""
@@ -331,7 +308,7 @@ class AutoWarmup(Controller):
             state.spiked_at = level
             if again:
                 state.ceiling = max(level / 2, MIN_CEILING)
-            self._halve()
+            state.clock /= 2
             self._restart()
             return Proposal(self.level(), "lower", f"loss {loss:.4g} > spike_limit={self.spike_limit} x the "
                             f"average {evidence['ema']:.4g} twice in a row: back to half the level"
@@ -340,7 +317,7 @@ class AutoWarmup(Controller):
         if (grad is not None and grad_before is not None and settled and level >= self.watch_above
                 and grad > self.grad_limit * grad_before):
             state.grad_spikes += 1
-            self._halve()
+            state.clock /= 2
             state.pause = 2**state.grad_spikes
             self._restart()
             return Proposal(self.level(), "lower", f"gradient norm {grad:.4g} > grad_limit={self.grad_limit} x "
@@ -378,8 +355,7 @@ class AutoWarmup(Controller):
         ``level`` and the level of the lowest window; the proposal of the new ceiling."""
         state = self.state
         state.ceiling = max(min(level, state.lowest_level) / 2, MIN_CEILING)
-        state.clock = (self.length + math.log(state.ceiling) / self._growth() if self._exponential()
-                       else state.ceiling * self.length)
+        state.clock = state.ceiling * self.length
         return Proposal(state.ceiling, "lower", f"mean loss of {self.persist} windows of {self.window_length} updates "
                         f"in a row more than {RISE_Z:g} standard errors above the lowest window: ceiling "
                         f"{state.ceiling:.4g}", {**evidence, "lowest_level": state.lowest_level})
