@@ -36,7 +36,11 @@ user needs). Each task belongs to one split:
 - **vault**: the same again, for a fifth revision: added once the sealed tasks had judged the
   fourth, calibrated with linear warmups only (pilots and the linear grid), and run by no
   adaptive method until the fifth revision was frozen on the twenty-eight seen tasks; then
-  every method ran on them once to judge it (the ``vault`` tier), and they are seen too.
+  every method ran on them once to judge it (the ``vault`` tier), and they are seen too;
+- **cellar**: the same again: added once the vault tasks had judged the fifth revision,
+  calibrated with linear warmups only (pilots and the linear grid); no sixth revision was ready
+  (an exponential ramp tried on the seen tasks was not adopted), so every method ran on them
+  once to judge the fifth a second time (the ``cellar`` tier), and they are seen too.
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
@@ -100,7 +104,17 @@ to rung (one seed); on ``gpt-ctx32`` no warmup ends 1.11x the best length's loss
 1.17x at 0.016 (all within 2 % at 0.002, within 0.4 % at 0.001), and every length ends above
 2.87 nats at 0.032. A digits MLP with AdamW at beta2 0.999 was dropped before its pilot
 finished: 400 updates are far under 10 x 2 / (1 - beta2) = 20,000 (the rule every Adam run here
-keeps, as for the CNN above), and 20,000-update runs do not fit a tier on 2 cores.
+keeps, as for the CNN above), and 20,000-update runs do not fit a tier on 2 cores. The cellar
+tasks' ladders came from the same pilots (0, 5, 20 and 50 %, one seed, 6-7 rungs): on
+``gpt-dropout`` no warmup ends 1.09x the best length's loss at 0.002 and 0.004 and 1.13x at
+0.008 (all within 0.8 % at 0.001), and every length ends above 2.97 nats at 0.032; on
+``mlp-narrow-deep`` no warmup ends 1.4x the best length's loss at 0.016, 2.2x at 0.032 and 1.6x
+at 0.064 (every length above 0.75 there) and diverges at 0.128, where only the 20 % warmup
+trains (one seed; at 0.004 no warmup is best); on ``cnn-sgd-wide`` no warmup ends 1.1-2.5x the best length's loss from 0.05 to 0.2 and
+diverges from 0.4, where the warmups train, and every length diverges from 1.6. A muP digits
+MLP with SGD on cross-entropy was piloted and dropped: every length was within 1 % up to 0.4,
+no warmup was best at 0.8, and at 1.6 only the 20 % warmup trained; a digits MLP with 6
+hidden layers of 128 was dropped after its pilot, once found to be the holdout's ``mlp-deep``.
 Sizes: ``tiny`` (tests: a few updates on the smallest model), ``default`` (the CPU tiers),
 ``large`` (a GPU: wider models, longer runs).
 """
@@ -111,8 +125,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SIZES = ("tiny", "default", "large")
-Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault"]
-SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault")
+Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault", "cellar"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault",
+                             "cellar")
 
 
 @dataclass(frozen=True)
@@ -388,5 +403,24 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 3, "block_size": 32}},
         steps=400, peaks=(0.002, 0.004, 0.008, 0.016), seeds=3,
         sizes={"tiny": _TINY_GPT, "large": _large_gpt(n_layer=3, block_size=64)},
+    ),
+    BenchTask(
+        "gpt-dropout", "GPT (pre-LN)", "cellar",
+        "Shakespeare characters, pre-LN GPT 2 layers x 64, dropout 0.1, context 16, batch 8, AdamW (beta2 0.95)",
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2, "dropout": 0.1}},
+        steps=400, peaks=(0.001, 0.002, 0.004, 0.008, 0.016), seeds=3,
+        sizes={"tiny": _TINY_GPT, "large": _large_gpt(n_layer=2, dropout=0.1)},
+    ),
+    BenchTask(
+        "mlp-narrow-deep", "MLP", "cellar", "digits MLP 64-(64 x 8)-10, standard init, cross-entropy, AdamW",
+        {"task": "digits", "task_options": {"width": 64, "depth": 8}, **_ADAMW},
+        steps=400, peaks=(0.004, 0.008, 0.016, 0.032, 0.064),
+        sizes={"tiny": _TINY_DIGITS, "large": {"steps": 3000, "task_options": {"width": 1024}}},
+    ),
+    BenchTask(
+        "cnn-sgd-wide", "CNN", "cellar", "digits as 8x8 images, 3-conv CNN (32-32-64 channels), MSE, SGD with momentum",
+        {"task": "digits", "task_options": {"model": "cnn", "width": 32, "loss": "mse"}, **_SGD},
+        steps=400, peaks=(0.05, 0.1, 0.2, 0.4, 0.8),
+        sizes=_CNN_SIZES,
     ),
 )}
