@@ -29,7 +29,7 @@ from preheat.lab.bench import plan
 from preheat.lab.bench.tasks import TASKS, BenchTask
 from preheat.lab.config import RunConfig
 from preheat.lab.run import Run, start
-from preheat.lab.signals import PREPARE_SEED_OFFSET
+from preheat.lab.signals import before_training
 from preheat.lab.tasks import make_task
 from preheat.probes import catapult_search
 
@@ -67,8 +67,7 @@ def eta_c(task: BenchTask, seed: int) -> float:
     settings = plan.tier(TIER_OF_SPLIT.get(task.split, task.split))
     config = plan.runs(task, settings, peaks=(task.peaks[0],))[0].model_copy(update={"seed": seed})
     run = lab_run(config)
-    batch = next(run.task.batches(seed + PREPARE_SEED_OFFSET, config.batch_size))
-    kind = "adam" if run.entry.preconditioned else "sgd"
+    batch, kind = before_training(run)
     found = catapult_search(run.model, run.loss, batch, eta0=task.peaks[0] * 1e-3,
                             target_lr=task.peaks[-1] * SEARCH_RANGE, kind=kind)
     return found.lr

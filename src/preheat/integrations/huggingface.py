@@ -336,8 +336,7 @@ def _make_mixin_class() -> type:
             feeder = self.preheat_callback
             if feeder.unprepared:  # the run's first micro-batch, before any update
                 feeder.unprepared = False
-                feeder.scheduler.prepare(self.model, lambda net, batch: self.compute_loss(net, batch),
-                                         self._prepare_inputs(inputs))
+                feeder.scheduler.prepare(self.model, self.compute_loss, self._prepare_inputs(inputs))
             loss = super().training_step(model, inputs, num_items_in_batch)
             self.preheat_callback.add_loss(loss)
             return loss

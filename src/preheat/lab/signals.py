@@ -88,15 +88,23 @@ def _known(names: Any, registry: dict[str, Any], when: str) -> None:
         raise ValueError(f"the controller needs {unknown} {when}; the lab measures {', '.join(registry)}")
 
 
-def prepare(run: Run, scheduler: Scheduler) -> dict[str, float]:
-    """Measure what the scheduler's controller names in ``prepare_needs`` and give it to it
-    (:meth:`preheat.torch.Scheduler.prepare`), on a batch from the run's seed plus
-    :data:`PREPARE_SEED_OFFSET`; ``{}`` and nothing drawn where it needs nothing."""
-    if not scheduler.controller.prepare_needs:
-        return {}
+def before_training(run: Run) -> tuple[Any, str]:
+    """What a measurement before update 0 uses: a batch from the run's seed plus
+    :data:`PREPARE_SEED_OFFSET`, and the first step's kind, Adam's for preconditioned
+    optimizers and plain SGD's otherwise."""
     config = run.config
     batch = next(run.task.batches(config.seed + PREPARE_SEED_OFFSET, config.batch_size))
-    return scheduler.prepare(run.model, run.loss, batch, kind="adam" if run.entry.preconditioned else "sgd")
+    return batch, "adam" if run.entry.preconditioned else "sgd"
+
+
+def prepare(run: Run, scheduler: Scheduler) -> dict[str, float]:
+    """Measure what the scheduler's controller names in ``prepare_needs`` and give it to it
+    (:meth:`preheat.torch.Scheduler.prepare`), as :func:`before_training` says; ``{}`` and
+    nothing drawn where it needs nothing."""
+    if not scheduler.controller.prepare_needs:
+        return {}
+    batch, kind = before_training(run)
+    return scheduler.prepare(run.model, run.loss, batch, kind=kind)
 
 
 class Feed:
