@@ -93,6 +93,7 @@ class AutoState(ControllerState):
     stays_up: bool = False
     since: int | None = field(default=None, metadata=within(1.0))
     catapult_lr: float | None = field(default=None, metadata=within(0.0, low_open=True))
+    retried: bool = False
 
 
 class AutoWarmup(Controller):
@@ -185,6 +186,7 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
+        retry: bool = False,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -200,6 +202,9 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
+        if not isinstance(retry, bool):
+            raise ValueError(f"{owner}: retry={retry!r} is invalid; expected True or False")
+        self.retry = retry
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -324,6 +329,8 @@ class AutoWarmup(Controller):
                             f"its average {grad_before:.4g}: back to half the level, pause {state.pause} updates",
                             {**evidence, "grad_norm": grad})
         if stays_up and level >= self.watch_above:
+            if self.retry and not state.retried:
+                return self._retry(level, evidence)
             state.since = state.observed + 1
             return self._cut(level, evidence)
         if state.pause > 0:
@@ -342,6 +349,9 @@ class AutoWarmup(Controller):
         state = self.state
         following = state.observed + 1
         if stays_up and state.ceiling >= self.watch_above:
+            if self.retry and not state.retried:
+                state.since = None
+                return self._retry(state.ceiling, evidence)
             cut = self._cut(state.ceiling, evidence)
             return replace(cut, multiplier=cut.multiplier * self.after_value(state.since, following))
         if following - state.since >= self.watch_length:
@@ -359,6 +369,17 @@ class AutoWarmup(Controller):
         return Proposal(state.ceiling, "lower", f"mean loss of {self.persist} windows of {self.window_length} updates "
                         f"in a row more than {RISE_Z:g} standard errors above the lowest window: ceiling "
                         f"{state.ceiling:.4g}", {**evidence, "lowest_level": state.lowest_level})
+
+    def _retry(self, level: float, evidence: dict[str, float]) -> Proposal:
+        """The loss stayed up at ``level`` the first time (with ``retry``): the level steps back
+        to half the lower of ``level`` and the lowest window's, and the ramp goes on from there."""
+        state = self.state
+        state.retried = True
+        state.clock = max(min(level, state.lowest_level) / 2, MIN_CEILING) * self.length
+        self._restart()
+        return Proposal(self.level(), "lower", f"mean loss of {self.persist} windows of {self.window_length} "
+                        f"updates in a row more than {RISE_Z:g} standard errors above the lowest window: back to "
+                        f"{self.level():.4g}, the ramp goes on", {**evidence, "lowest_level": state.lowest_level})
 
     def _average(self, loss: float) -> None:
         """Take ``loss`` into the average and the current window; close the window when full."""
