@@ -150,8 +150,9 @@ def test_persist_is_how_many_windows_up_make_the_loss_stay_up() -> None:
     assert eager.state.ceiling == pytest.approx(cut.evidence["lowest_level"] / 2)
     assert run(AutoWarmup(400, ramp=0.2), catapult, 200) == run(AutoWarmup(400, ramp=0.2, persist=2), catapult, 200)
     chosen = AutoWarmup(400, ramp=0.2, persist=2)
-    chosen.bind(0.1, sgd=True)  # a chosen persist stays whatever the optimizer
-    assert run(chosen, catapult, 200) == run(AutoWarmup(400, ramp=0.2, persist=2), catapult, 200)
+    chosen.bind(0.1, sgd=True)  # a chosen persist stays whatever the optimizer (SGD steps back first)
+    run(chosen, catapult, 200)
+    assert chosen.persist == 2 and [d for d in chosen.decisions if d.action == "lower"][0].step == 60
     for bad in (0, 1.5, "3"):
         with pytest.raises(ValueError, match=f"auto_warmup: persist={bad!r} is invalid; expected an integer >= 1"):
             AutoWarmup(400, persist=bad)
@@ -313,3 +314,49 @@ def test_one_name_everywhere() -> None:
     assert isinstance(parsed, AutoWarmup) and parsed.bounds.after == "cosine_decay({steps})"
     assert parse_controller("auto_warmup()", total=100, after="constant()").bounds.after == "constant()"
     assert parse_controller("nars_warmup()", total=100).bounds.after == "constant()"  # its own default
+
+
+def climbs_above(level: float):
+    """Falls, but above a multiplier of ``level`` it is up by twice the excess (a peak the
+    network cannot take yet)."""
+    def loss(t: int, m: float) -> float:
+        return 2.0 * math.exp(-t / 50) + 2.0 * max(0.0, m - level)
+    return loss
+
+
+def test_with_sgd_the_first_loss_that_stays_up_steps_back_and_the_ramp_goes_on() -> None:
+    sgd = AutoWarmup(400, ramp=0.2)
+    sgd.bind(0.1, sgd=True)
+    used = run(sgd, climbs_above(0.6), 400)
+    first, second = [d for d in sgd.decisions if d.action == "lower"]
+    # the first: back to half the lowest window's level, the ceiling untouched, the ramp goes on
+    assert "the ramp goes on" in first.reason and first.multiplier == pytest.approx(first.evidence["lowest_level"] / 2)
+    # (a decision's step is the update its multiplier is for)
+    assert used[first.step: first.step + 6] == pytest.approx([first.multiplier + k / 80 for k in range(6)])
+    # the second, once the ramp is back above 0.6: half the lowest window's level is the ceiling
+    assert second.step > first.step + 30 and "ceiling" in second.reason
+    assert sgd.state.ceiling == pytest.approx(second.evidence["lowest_level"] / 2) and sgd.state.ceiling < 0.6
+    assert max(used[second.step:]) <= sgd.state.ceiling + 1e-12
+    adam = AutoWarmup(400, ramp=0.2, persist=3)  # the same windows without SGD: the first time cuts
+    adam.bind(0.1)
+    run(adam, climbs_above(0.6), 400)
+    assert [d.step for d in adam.decisions if d.action == "lower"] == [first.step]
+    assert adam.state.ceiling == pytest.approx(first.multiplier)
+
+
+def test_with_sgd_a_loss_that_stays_up_in_the_watch_ends_it_and_the_ramp_goes_on() -> None:
+    sgd = AutoWarmup(400, ramp=0.2)
+    sgd.bind(0.1, sgd=True)
+
+    def loss(t: int, m: float) -> float:  # fine on the way up; in the watch it climbs for 35 updates
+        return 2.0 * math.exp(-t / 50) + (0.02 * (t - 100) if 100 <= t < 135 else 0.0)
+    used = run(sgd, loss, 400)
+    first = next(d for d in sgd.decisions if d.action == "lower")
+    assert [first] == [d for d in sgd.decisions if d.action == "lower"] and sgd.state.ceiling == 1.0
+    assert 110 <= first.step < 160 and "the ramp goes on" in first.reason
+    assert used[first.step] == pytest.approx(0.5)  # half the lowest window's level, 1: the peak's
+    back = first.step + 40  # 40 raises of 1 / 80 later the ramp is at the peak again
+    assert used[first.step: back + 1] == pytest.approx([0.5 + k / 80 for k in range(41)])
+    assert sgd.handover_step == back  # a new watch from there, and the decay dated from it
+    assert used[back + 1:] == pytest.approx([linear_then_cosine(t - back + 79, 80, 400 - back + 79)
+                                             for t in range(back + 1, 400)])

@@ -26,7 +26,12 @@ computes anyway and answers three signs that the LR is more than the network can
   becomes half the level at which the loss was lowest, as a range test reads the LR off the
   loss's minimum (AutoWU resets to it; see ``autowu.py``). A step back on a spike keeps the
   lowest window: a loss that stays above it after the step back still counts (on the deep MLP
-  at its top rung, gradient spikes had restarted the count again and again).
+  at its top rung, gradient spikes had restarted the count again and again). With SGD the
+  first time the loss stays up only steps back (the sixth revision): the level goes to half the
+  lowest window's and the ramp goes on, and the second time sets the ceiling. On the SGD CNNs
+  at their top rungs the loss stays up at the ramp's top on most seeds, and the tuned warmup
+  there is the longest (90 %): a slower second approach trains where a ceiling cut at a fifth of
+  the peak left the loss high (``docs/adaptive.md``).
 
 With SGD the ramp's length can come from a probe before training (the fifth revision): the
 catapult LR ``eta_c`` (Kalra & Barkeshli; :func:`preheat.probes.catapult_search`, capped at the
@@ -117,8 +122,9 @@ class AutoWarmup(Controller):
       level at the end of the lowest window;
     - **watch** (from the update ``s`` the ramp reached the ceiling, for ``watch * total``
       updates): the multiplier is ``C * after(t - s)``. If the loss stays up and
-      ``C >= watch_above``: ``C = min(C, m_low) / 2``. At the end the warmup hands over, dated
-      back to ``s``: from then on too, update ``t`` gets ``C * after(t - s)``;
+      ``C >= watch_above``: ``C = min(C, m_low) / 2``, or, bound with ``sgd=True`` and the
+      first time the loss stays up, the **step back** below. At the end the warmup hands over,
+      dated back to ``s``: from then on too, update ``t`` gets ``C * after(t - s)``;
     - on the way up, **loss spike**: the second outlier in a row: ``c = c / 2`` (the level
       halves) and the averages, the current window and the count of windows up restart (the
       lowest window is kept: a step back does not erase where the loss was lowest); if the
@@ -129,7 +135,9 @@ class AutoWarmup(Controller):
       Below ``watch_above`` the LR is too small for its spikes to say anything; without a
       ``grad_norm`` signal the rule is off;
     - on the way up, **the loss stays up** at a level ``m >= watch_above``: ``C = min(m, m_low)
-      / 2``, the level drops to it, and the watch starts;
+      / 2``, the level drops to it, and the watch starts; bound with ``sgd=True``, the first
+      time (on the way up or in the watch) it is a **step back** instead: ``c = min(m, m_low) /
+      2 * W``, the same restart, the watch (if on) ends and the ramp goes on;
     - otherwise, unless paused, **raise**: ``c = c + 1``; the watch starts when the level
       reaches the ceiling.
 
@@ -186,7 +194,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        retry: bool = False,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -202,9 +209,6 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        if not isinstance(retry, bool):
-            raise ValueError(f"{owner}: retry={retry!r} is invalid; expected True or False")
-        self.retry = retry
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -329,7 +333,7 @@ class AutoWarmup(Controller):
                             f"its average {grad_before:.4g}: back to half the level, pause {state.pause} updates",
                             {**evidence, "grad_norm": grad})
         if stays_up and level >= self.watch_above:
-            if self.retry and not state.retried:
+            if self.sgd and not state.retried:
                 return self._retry(level, evidence)
             state.since = state.observed + 1
             return self._cut(level, evidence)
@@ -349,7 +353,7 @@ class AutoWarmup(Controller):
         state = self.state
         following = state.observed + 1
         if stays_up and state.ceiling >= self.watch_above:
-            if self.retry and not state.retried:
+            if self.sgd and not state.retried:
                 state.since = None
                 return self._retry(state.ceiling, evidence)
             cut = self._cut(state.ceiling, evidence)
@@ -371,8 +375,9 @@ class AutoWarmup(Controller):
                         f"{state.ceiling:.4g}", {**evidence, "lowest_level": state.lowest_level})
 
     def _retry(self, level: float, evidence: dict[str, float]) -> Proposal:
-        """The loss stayed up at ``level`` the first time (with ``retry``): the level steps back
-        to half the lower of ``level`` and the lowest window's, and the ramp goes on from there."""
+        """With SGD, the loss stayed up at ``level`` for the first time: the level steps back to
+        half the lower of ``level`` and the lowest window's, the watch (if on) ends, and the ramp
+        goes on from there; the next time the loss stays up, :meth:`_cut` sets the ceiling."""
         state = self.state
         state.retried = True
         state.clock = max(min(level, state.lowest_level) / 2, MIN_CEILING) * self.length

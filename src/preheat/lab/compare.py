@@ -35,10 +35,10 @@ WARMUP_TEMPLATE = "warmup_cosine({warmup}, {steps})"
 MIN_STEPS = 10  # the shortest run whose 10% ramps are a step long
 QUICK_SEEDS = 2  # the fewest that give an interval
 AUTO = ("auto", {"controller": "auto_warmup()",
-                 "note": "preheat.auto_warmup(): linear over 40 % of the run, steps back where the loss or "
-                         "the gradient norm spikes, lowers the peak where the loss stays up (two "
-                         "windows; three with SGD), then cosine decay; with SGD over 5 % where the "
-                         "peak is below twice the catapult LR at init"})
+                 "note": "preheat.auto_warmup(): linear over 40 % of the run, steps back on a loss or "
+                         "gradient-norm spike, lowers the peak where the loss stays up (two windows; "
+                         "with SGD three, and the first time only steps back), then cosine decay; with "
+                         "SGD over 5 % where the peak is below twice the catapult LR at init"})
 
 
 @dataclass(frozen=True)
