@@ -77,9 +77,17 @@ class Rerun:
             lines.append(f"  {label}: {ratio_text(self.comparison(label), digits=4)} (mean "
                          f"{self.result.cells[label][self.peak].mean:.4g}); steps to the tuned loss: "
                          f"{'-' if steps is None else f'{steps:.3g}'}x"
-                         + (f"; vs auto {ratio_text(self.comparison(label, 'auto'), digits=4)}"
-                            if label.startswith(VARIANT) else ""))
+                         + (f"; vs auto {versus(self.comparison(label, 'auto'))}" if label.startswith(VARIANT) else ""))
         return lines
+
+
+def versus(comparison: Comparison) -> str:
+    """A variant against ``auto``: the benchmark's ratio text, and where a seed failed, the ratio
+    on the seeds both finished too (a seed that fails both ways hides no difference)."""
+    text, ratio = ratio_text(comparison, digits=4), comparison.ratio
+    if comparison.cell.failed and ratio is not None:
+        text += f"; on the {ratio.seeds} seeds both finished {ratio.value:.4g} [{ratio.low:.4g}, {ratio.high:.4g}]"
+    return text
 
 
 def rerun(tier: str, task_name: str, peak: float, *, seeds: int = 20, tuned: str | None = None,
@@ -151,7 +159,7 @@ def _check_auto_stored(out: str, autos: list[RunConfig], variant: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tier", default="full", help="the tier the task is in: full, holdout, reserve, fresh, novel, blind, sealed, vault or cellar")
+    parser.add_argument("--tier", default="full", help="the tier the task is in: full, holdout, reserve, fresh, novel, blind, sealed, vault, cellar or attic")
     parser.add_argument("--task", required=True)
     parser.add_argument("--peak", type=float, required=True, help="a peak LR of the task's ladder")
     parser.add_argument("--seeds", type=int, default=20, help="fresh seeds, after the benchmark's")
