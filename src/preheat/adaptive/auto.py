@@ -194,7 +194,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        step_back: bool | None = None,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -210,9 +209,6 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        if step_back not in (None, True, False):
-            raise ValueError(f"{owner}: step_back={step_back!r} is invalid; expected None, True or False")
-        self.chosen_step_back = step_back
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -337,7 +333,7 @@ class AutoWarmup(Controller):
                             f"its average {grad_before:.4g}: back to half the level, pause {state.pause} updates",
                             {**evidence, "grad_norm": grad})
         if stays_up and level >= self.watch_above:
-            if (self.sgd if self.chosen_step_back is None else self.chosen_step_back) and not state.retried:
+            if self.sgd and not state.retried:
                 return self._retry(level, evidence)
             state.since = state.observed + 1
             return self._cut(level, evidence)
@@ -357,7 +353,7 @@ class AutoWarmup(Controller):
         state = self.state
         following = state.observed + 1
         if stays_up and state.ceiling >= self.watch_above:
-            if (self.sgd if self.chosen_step_back is None else self.chosen_step_back) and not state.retried:
+            if self.sgd and not state.retried:
                 state.since = None
                 return self._retry(state.ceiling, evidence)
             cut = self._cut(state.ceiling, evidence)
