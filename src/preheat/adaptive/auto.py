@@ -93,8 +93,6 @@ class AutoState(ControllerState):
     window_count: int = 0
     lowest_mean: float | None = None
     lowest_variance: float = field(default=0.0, metadata=within(0.0))
-    last_mean: float | None = None
-    last_variance: float = field(default=0.0, metadata=within(0.0))
     lowest_level: float = field(default=1.0, metadata=within(0.0, 1.0))
     above: int = 0
     stays_up: bool = False
@@ -196,7 +194,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        falling: bool = False,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -212,9 +209,6 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        if not isinstance(falling, bool):
-            raise ValueError(f"{owner}: falling={falling!r} is invalid; expected True or False")
-        self.falling = falling
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -413,11 +407,6 @@ class AutoWarmup(Controller):
         variance = max(0.0, state.window_squares / n - mean * mean) * n / (n - 1)
         lowest = state.lowest_mean
         up = lowest is not None and mean - lowest > RISE_Z * math.sqrt((variance + state.lowest_variance) / n)
-        last = state.last_mean
-        if (self.falling and up and last is not None
-                and last - mean > RISE_Z * math.sqrt((variance + state.last_variance) / n)):
-            up = False  # on its way back down (a catapult's bump), not staying up
-        state.last_mean, state.last_variance = mean, variance
         state.above = state.above + 1 if up else 0
         if state.above >= self.persist:
             state.stays_up, state.above = True, 0
