@@ -337,6 +337,16 @@ def test_with_sgd_the_first_loss_that_stays_up_steps_back_and_the_ramp_goes_on()
     assert second.step > first.step + 30 and "ceiling" in second.reason
     assert sgd.state.ceiling == pytest.approx(second.evidence["lowest_level"] / 2) and sgd.state.ceiling < 0.6
     assert max(used[second.step:]) <= sgd.state.ceiling + 1e-12
+    for cut in (first.step + 1, second.step - 1):  # resumed after the step back, it makes the same decisions
+        again = AutoWarmup(400, ramp=0.2)
+        again.bind(0.1, sgd=True)
+        head = run(again, climbs_above(0.6), cut)
+        resumed = AutoWarmup(400, ramp=0.2)
+        resumed.bind(0.1, sgd=True)
+        resumed.load_state_dict(json.loads(json.dumps(again.state_dict())))
+        assert resumed.state.stepped_back
+        assert head + run(resumed, lambda t, m: climbs_above(0.6)(t + cut, m), 400 - cut) == used
+        assert [d.step for d in resumed.decisions if d.action == "lower"][-1] == second.step
     adam = AutoWarmup(400, ramp=0.2, persist=3)  # the same windows without SGD: the first time cuts
     adam.bind(0.1)
     run(adam, climbs_above(0.6), 400)

@@ -77,7 +77,8 @@ class AutoState(ControllerState):
     of gradient spikes and the updates still paused, the current window's loss sum, sum of
     squares and count, the lowest window's mean, variance and level, how many windows in a row
     were up, whether the loss has just stayed up, the update the watch started (``None``
-    on the way up), and the catapult LR the probe found (``None``: not prepared)."""
+    on the way up), the catapult LR the probe found (``None``: not prepared), and whether the
+    loss has stayed up once already with SGD (the step back is spent)."""
 
     clock: float = field(default=1.0, metadata=within(0.0))
     ceiling: float = field(default=1.0, metadata=within(0.0, 1.0, low_open=True))
@@ -98,7 +99,7 @@ class AutoState(ControllerState):
     stays_up: bool = False
     since: int | None = field(default=None, metadata=within(1.0))
     catapult_lr: float | None = field(default=None, metadata=within(0.0, low_open=True))
-    retried: bool = False
+    stepped_back: bool = False
 
 
 class AutoWarmup(Controller):
@@ -333,8 +334,8 @@ class AutoWarmup(Controller):
                             f"its average {grad_before:.4g}: back to half the level, pause {state.pause} updates",
                             {**evidence, "grad_norm": grad})
         if stays_up and level >= self.watch_above:
-            if self.sgd and not state.retried:
-                return self._retry(level, evidence)
+            if self.sgd and not state.stepped_back:
+                return self._step_back(level, evidence)
             state.since = state.observed + 1
             return self._cut(level, evidence)
         if state.pause > 0:
@@ -353,9 +354,9 @@ class AutoWarmup(Controller):
         state = self.state
         following = state.observed + 1
         if stays_up and state.ceiling >= self.watch_above:
-            if self.sgd and not state.retried:
+            if self.sgd and not state.stepped_back:
                 state.since = None
-                return self._retry(state.ceiling, evidence)
+                return self._step_back(state.ceiling, evidence)
             cut = self._cut(state.ceiling, evidence)
             return replace(cut, multiplier=cut.multiplier * self.after_value(state.since, following))
         if following - state.since >= self.watch_length:
@@ -374,12 +375,12 @@ class AutoWarmup(Controller):
                         f"in a row more than {RISE_Z:g} standard errors above the lowest window: ceiling "
                         f"{state.ceiling:.4g}", {**evidence, "lowest_level": state.lowest_level})
 
-    def _retry(self, level: float, evidence: dict[str, float]) -> Proposal:
+    def _step_back(self, level: float, evidence: dict[str, float]) -> Proposal:
         """With SGD, the loss stayed up at ``level`` for the first time: the level steps back to
         half the lower of ``level`` and the lowest window's, the watch (if on) ends, and the ramp
         goes on from there; the next time the loss stays up, :meth:`_cut` sets the ceiling."""
         state = self.state
-        state.retried = True
+        state.stepped_back = True
         state.clock = max(min(level, state.lowest_level) / 2, MIN_CEILING) * self.length
         self._restart()
         return Proposal(self.level(), "lower", f"mean loss of {self.persist} windows of {self.window_length} "
