@@ -234,6 +234,17 @@ def test_rules_off_is_the_ramp_alone_whatever_the_signals(monkeypatch: pytest.Mo
                                          for t in range(ramp, total)])
 
 
+def test_a_variant_against_auto_gives_the_ratio_on_the_seeds_both_finished_where_one_failed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_seeds = _benchmark("fresh_seeds", monkeypatch)
+    auto = cell("auto", 0.1, [1.0, 2.0, math.inf, 4.0])
+    variant = cell("auto v", 0.1, [0.5, 1.0, math.inf, 2.0])  # half of auto's wherever both finished
+    text = fresh_seeds.versus(compare(variant, auto))
+    assert text.startswith("fail 1/4 W; on the 3 seeds both finished 0.5 [0.5, 0.5]"), text
+    assert fresh_seeds.versus(compare(cell("auto v", 0.1, [0.5, 1.0, 1.5, 2.0]), cell("auto", 0.1, [1.0, 2.0, 3.0, 4.0]))) \
+        == "0.5 [0.5, 0.5] W"  # no failed seed: the benchmark's ratio text alone
+
+
 def test_a_fresh_seed_rerun_runs_three_ways_on_new_seeds_and_reads_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fresh_seeds = _benchmark("fresh_seeds", monkeypatch)
