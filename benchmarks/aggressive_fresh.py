@@ -155,7 +155,8 @@ def _tuned_failed(done: Rerun) -> str:
 def figure(reruns: list[Rerun], labels: tuple[str, ...], path: Path) -> Path:
     """Each cell's paired ratio to the tuned length with its interval, per way (``labels``), one
     row per cell (log scale); a way with failed seeds is a cross at the right edge, with the
-    count."""
+    count; a way that finished where the tuned length failed (too few seeds pair for a ratio)
+    is a triangle at the left edge, with the tuned length's count."""
     fig = agg_figure(7.2, (0.15 + 0.1 * len(labels)) * len(reruns) + 1.0)
     axes = fig.add_subplot()
     ratios = [done.comparison(label).ratio for done in reruns for label in labels if label in done.labels]
@@ -176,6 +177,12 @@ def figure(reruns: list[Rerun], labels: tuple[str, ...], path: Path) -> Path:
                               annotation_clip=False)
                 continue
             ratio = comparison.ratio
+            if ratio is None:
+                tuned = comparison.baseline
+                axes.scatter([low], [y], marker="<", color=colours[label], clip_on=False, zorder=3)
+                axes.annotate(f"tuned fails {tuned.failed}/{len(tuned.scores)}", (low, y), xytext=(6, -3),
+                              textcoords="offset points", fontsize=7, color=colours[label], annotation_clip=False)
+                continue
             axes.errorbar([ratio.value], [y], xerr=[[ratio.value - ratio.low], [ratio.high - ratio.value]],
                           fmt="o", markersize=4, color=colours[label], capsize=2, lw=1,
                           label=None if label in named else label)
@@ -190,11 +197,11 @@ def figure(reruns: list[Rerun], labels: tuple[str, ...], path: Path) -> Path:
     axes.set_xlabel("final val loss / the tuned length's (paired by seed, 95 % interval; < 1 is better)")
     seeds = len(reruns[0].seeds)
     ways = "auto_warmup, its ramp alone" + (" and peers" if len(labels) > len(LABELS) else "")
-    axes.set_title(f"{seeds} fresh seeds: {ways}", fontsize=10)
+    axes.set_title(f"{seeds} fresh seeds: {ways}", fontsize=10, pad=22)
     axes.grid(True, axis="x", which="major", alpha=0.3)
     handles = dict(zip(*reversed(axes.get_legend_handles_labels())))
     axes.legend([handles[label] for label in labels if label in handles], [label for label in labels if label in handles],
-                loc="lower left", fontsize=8)
+                loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(labels), fontsize=8, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png(fig, 110))
     return path

@@ -392,6 +392,18 @@ def test_the_kept_cells_are_unique_and_of_the_named_families(monkeypatch: pytest
         module._kept(list(module.CELLS), "adam,lion")
 
 
+def test_the_fresh_seed_figure_draws_a_cell_whose_tuned_length_failed_everywhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _benchmark("aggressive_fresh", monkeypatch)
+    fresh_seeds = _benchmark("fresh_seeds", monkeypatch)
+    cells = [cell("linear 10%", 0.1, [math.inf] * 3), cell("auto", 0.1, [0.5, 0.6, 0.7]),
+             cell("rules off", 0.1, [0.5, math.inf, 0.7])]
+    done = fresh_seeds.Rerun(TASKS["mlp-ce"], 0.1, "linear 10%", range(3), fresh_seeds.LABELS, result_of(cells))
+    assert done.comparison("auto").ratio is None and done.comparison("auto").outcome == "win"
+    path = module.figure([done], fresh_seeds.LABELS, tmp_path / "fig.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # -- end to end -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
