@@ -195,7 +195,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        sgd_ramp: float = RAMP,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -211,7 +210,6 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        self.sgd_ramp = check_real(owner, "sgd_ramp", sgd_ramp, 0.0, 1.0, low_open=True)
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -264,7 +262,7 @@ class AutoWarmup(Controller):
         update 0's multiplier follows."""
         probed = self.state.catapult_lr
         short = self.sgd and probed is not None and self.peak_lr / probed < PROBE_RATIO
-        self.ramp = self.chosen_ramp or (SHORT_RAMP if short else self.sgd_ramp if self.sgd else RAMP)
+        self.ramp = self.chosen_ramp or (SHORT_RAMP if short else RAMP)
         self.length = max(1, round(self.ramp * self.total))
         if self.observed == 0:
             self.state.current = self.bounds.clip(self.start())
