@@ -30,8 +30,8 @@ computes anyway and answers three signs that the LR is more than the network can
   first time the loss stays up only steps back (the sixth revision): the level goes to half the
   lowest window's and the ramp goes on, and the second time sets the ceiling. On the SGD CNNs
   at their top rungs the loss stays up at the ramp's top on most seeds, and the tuned warmup
-  there is the longest (90 %): a slower second approach trains where a ceiling cut at a fifth of
-  the peak left the loss high (``docs/adaptive.md``).
+  there is the longest (90 %): a slower second approach trains better than a ceiling at
+  0.16-0.38 of the peak, which left the loss high (``docs/adaptive.md``).
 
 With SGD the ramp's length can come from a probe before training (the fifth revision): the
 catapult LR ``eta_c`` (Kalra & Barkeshli; :func:`preheat.probes.catapult_search`, capped at the
@@ -355,7 +355,6 @@ class AutoWarmup(Controller):
         following = state.observed + 1
         if stays_up and state.ceiling >= self.watch_above:
             if self.sgd and not state.stepped_back:
-                state.since = None
                 return self._step_back(state.ceiling, evidence)
             cut = self._cut(state.ceiling, evidence)
             return replace(cut, multiplier=cut.multiplier * self.after_value(state.since, following))
@@ -371,21 +370,24 @@ class AutoWarmup(Controller):
         state = self.state
         state.ceiling = max(min(level, state.lowest_level) / 2, MIN_CEILING)
         state.clock = state.ceiling * self.length
-        return Proposal(state.ceiling, "lower", f"mean loss of {self.persist} windows of {self.window_length} updates "
-                        f"in a row more than {RISE_Z:g} standard errors above the lowest window: ceiling "
-                        f"{state.ceiling:.4g}", {**evidence, "lowest_level": state.lowest_level})
+        return Proposal(state.ceiling, "lower", f"{self._stayed_up()}: ceiling {state.ceiling:.4g}",
+                        {**evidence, "lowest_level": state.lowest_level})
 
     def _step_back(self, level: float, evidence: dict[str, float]) -> Proposal:
         """With SGD, the loss stayed up at ``level`` for the first time: the level steps back to
         half the lower of ``level`` and the lowest window's, the watch (if on) ends, and the ramp
         goes on from there; the next time the loss stays up, :meth:`_cut` sets the ceiling."""
         state = self.state
-        state.stepped_back = True
+        state.stepped_back, state.since = True, None
         state.clock = max(min(level, state.lowest_level) / 2, MIN_CEILING) * self.length
         self._restart()
-        return Proposal(self.level(), "lower", f"mean loss of {self.persist} windows of {self.window_length} "
-                        f"updates in a row more than {RISE_Z:g} standard errors above the lowest window: back to "
-                        f"{self.level():.4g}, the ramp goes on", {**evidence, "lowest_level": state.lowest_level})
+        return Proposal(self.level(), "lower", f"{self._stayed_up()}: back to {self.level():.4g}, the ramp goes on",
+                        {**evidence, "lowest_level": state.lowest_level})
+
+    def _stayed_up(self) -> str:
+        """Why the loss counts as staying up, the start of a cut's or a step back's reason."""
+        return (f"mean loss of {self.persist} windows of {self.window_length} updates in a row more than "
+                f"{RISE_Z:g} standard errors above the lowest window")
 
     def _average(self, loss: float) -> None:
         """Take ``loss`` into the average and the current window; close the window when full."""
