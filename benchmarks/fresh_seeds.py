@@ -34,7 +34,7 @@ from pathlib import Path
 
 from preheat.lab.bench import plan, runner
 from preheat.lab.bench.analysis import Comparison, TaskResult, compare, load
-from preheat.lab.bench.tables import ratio_text
+from preheat.lab.bench.tables import interval_text, ratio_text
 from preheat.lab.bench.tasks import BenchTask
 from preheat.lab.config import RunConfig, check_expressions
 from preheat.lab.store import DONE, NAME, Store, StoreError
@@ -86,7 +86,7 @@ def versus(comparison: Comparison) -> str:
     on the seeds both finished too (a seed that fails both ways hides no difference)."""
     text, ratio = ratio_text(comparison, digits=4), comparison.ratio
     if comparison.cell.failed and ratio is not None:
-        text += f"; on the {ratio.seeds} seeds both finished {ratio.value:.4g} [{ratio.low:.4g}, {ratio.high:.4g}]"
+        text += f"; on the {ratio.seeds} seeds both finished {interval_text(ratio, digits=4)}"
     return text
 
 

@@ -15,6 +15,7 @@ from typing import Sequence
 from preheat.lab.bench.analysis import Cell, Comparison, TaskResult, compare
 from preheat.lab.bench.plan import LEARNED_STEP, NO_WARMUP, Tier, method_labels, runs, tier
 from preheat.lab.bench.tasks import SPLITS
+from preheat.lab.stats import Ratio
 
 LETTER = {"win": "W", "tie": "T", "loss": "L"}
 
@@ -48,7 +49,12 @@ def ratio_text(comparison: Comparison | None, digits: int = 3) -> str:
     ratio = comparison.ratio
     if ratio is None:
         return letter
-    return f"{ratio.value:.{digits}g} [{ratio.low:.{digits}g}, {ratio.high:.{digits}g}] {letter}"
+    return f"{interval_text(ratio, digits)} {letter}"
+
+
+def interval_text(ratio: Ratio, digits: int = 3) -> str:
+    """``0.97 [0.93, 1.01]``: a paired ratio and its interval, to ``digits`` significant digits."""
+    return f"{ratio.value:.{digits}g} [{ratio.low:.{digits}g}, {ratio.high:.{digits}g}]"
 
 
 def ratio_value(comparison: Comparison) -> float:
