@@ -171,10 +171,6 @@ class AutoWarmup(Controller):
             lasts up to two windows and comes back down; two read it as a loss that stays up:
             ``docs/adaptive.md``), else 2 (also before :meth:`bind`; the
             :class:`~preheat.torch.Scheduler` binds it).
-        pace: the ramp's clock step per update after a step back (SGD), in ``(0, 1]``; default
-            1 (a design knob: ``docs/adaptive.md``).
-        deadline: after a step back (SGD) the ramp reaches the peak at this fraction of the run,
-            at most at pace 1; 0 (default): off (a design knob).
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -200,8 +196,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        pace: float = 1.0,
-        deadline: float = 0.0,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -217,8 +211,6 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        self.pace = check_real(owner, "pace", pace, 0.0, 1.0, low_open=True)
-        self.deadline = round(check_real(owner, "deadline", deadline, 0.0, 1.0) * total)
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -350,7 +342,7 @@ class AutoWarmup(Controller):
         if state.pause > 0:
             state.pause -= 1
             return Proposal(level, "hold", f"paused after a gradient spike ({state.pause} more updates)", evidence)
-        state.clock += self._pace() if state.stepped_back else 1.0
+        state.clock += 1
         if self.level() >= state.ceiling:
             state.since = state.observed + 1
             return Proposal(state.ceiling, "raise", f"at the ceiling {state.ceiling:.4g}: the decay starts; the "
@@ -392,13 +384,6 @@ class AutoWarmup(Controller):
         self._restart()
         return Proposal(self.level(), "lower", f"{self._stayed_up()}: back to {self.level():.4g}, the ramp goes on",
                         {**evidence, "lowest_level": state.lowest_level})
-
-    def _pace(self) -> float:
-        """After a step back: ``pace``, or with a ``deadline`` the pace that reaches the peak by it."""
-        left = self.deadline - self.state.observed
-        if self.deadline == 0 or left <= 0:
-            return self.pace
-        return min(1.0, max(0.0, self.length - self.state.clock) / left)
 
     def _stayed_up(self) -> str:
         """Why the loss counts as staying up, the start of a cut's or a step back's reason."""
