@@ -279,7 +279,7 @@ def test_ranking_order_and_columns(rows: list[RunMetrics]) -> None:
     assert headers[-1] == "good LR range"  # every run took 15 ms / step: a constant column, left out
     assert len(headers) == len(cells[0]) == 9 and numeric == {0, 2, 3, 4, 5, 6, 7, 8}
     half = scipy.stats.t.ppf(0.975, 1) * 0.02 / math.sqrt(2) / math.sqrt(2)  # two seeds 0.40, 0.42
-    assert cells[0][:7] == ["1", NAME_B10, "10", "0.1", f"0.41 ± {half:.2g}", f"{B10_STEPS:.6g}", "0 / 6"]
+    assert cells[0][:7] == ["1", NAME_B10, "10", "0.1", f"0.41 ± {half:.2g}", f"{B10_STEPS:.0f}", "0 / 6"]
     assert cells[2][4] == "0.43" and cells[2][8] == "0.1 – 1"  # one seed: no ± ; the good range
     assert cells[3][4].startswith("0.95 ± ") and cells[3][5] == "—" and cells[3][7] == "0.01"
     assert cells[1][7] == "—"

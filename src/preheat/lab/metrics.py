@@ -489,7 +489,7 @@ _COLUMNS = (
     ("warmup", lambda r: "—" if r.warmup is None else str(r.warmup), True, False),
     ("peak LR", lambda r: _number(r.best_peak_lr, 3), True, True),
     ("final val loss", loss_text, True, True),
-    ("steps to target", lambda r: _number(r.steps_to_target, 6)
+    ("steps to target", lambda r: ("—" if r.steps_to_target is None else f"{r.steps_to_target:.0f}")
      + (f" ({r.reached}/{r.seeds})" if r.steps_to_target is not None and r.reached < r.seeds else ""), True, True),
     ("diverged", lambda r: f"{r.diverged} / {r.runs}", True, True),
     ("largest stable LR", lambda r: _number(r.largest_stable_lr, 3), True, False),
@@ -503,7 +503,8 @@ def format_ranking(table: Sequence[RankedMethod], narrow: bool = False) -> tuple
     numeric; for the CLI (``narrow``: the columns that fit 80 characters) and the report.
 
     A column whose cells are the same in every row (of two or more) is left out. The loss is
-    :func:`loss_text` (its header says over how many seeds); steps to target gets ``(k/n)``
+    :func:`loss_text` (its header says over how many seeds); steps to target is in whole updates
+    (interpolated between evaluations, so a fraction says nothing) and gets ``(k/n)``
     when only ``k`` of the ``n`` seeds at the best LR reached it; the warmup is ``—`` for a
     method without one. A method's name is its :attr:`RankedMethod.title`.
     """
