@@ -21,6 +21,12 @@ where seeds diverge the difference grows. Prints, per cell, how many seeds go sh
 and to ``auto`` (paired by seed, the benchmark's statistics).
 
     python benchmarks/sgd_probe_ramp.py [--fresh runs/fresh-seeds]
+
+The same read-off for another stored variant between other ratios: ``--variant s20 --between 2
+6`` takes the stored ``auto s20`` run (a 20 % ramp with SGD, commit d7d49fd) where ``2 <= peak
+/ eta_c < 6``, ``auto``'s otherwise (a middle tier of the probe, ``docs/adaptive.md``). Such a
+variant's runs are read as stored (its knob may be gone); ``ramp5``'s are computed where
+missing.
 """
 
 from __future__ import annotations
@@ -36,9 +42,9 @@ from fresh_seeds import VARIANT, rerun
 from preheat.adaptive.auto import PROBE_RATIO, SHORT_RAMP
 from preheat.lab import signals
 from preheat.lab.bench import plan
-from preheat.lab.bench.analysis import compare
+from preheat.lab.bench.analysis import TaskResult, compare, load
 from preheat.lab.bench.tables import LETTER, ratio_text
-from preheat.lab.bench.tasks import TASKS
+from preheat.lab.bench.tasks import TASKS, BenchTask
 from preheat.lab.config import RunConfig
 from preheat.lab.store import Store
 from preheat.torch import Scheduler
@@ -54,8 +60,8 @@ def catapult_lr(config: RunConfig) -> float:
     return signals.prepare(run, Scheduler(run.optimizer, config.resolved_controller()))["catapult_lr"]
 
 
-def cells(fresh: Path) -> list[tuple[str, float, str]]:
-    """(task, peak, tuned label) of every stored SGD cell that holds the variant's runs."""
+def cells(fresh: Path, variant: str = NAME) -> list[tuple[str, float, str]]:
+    """(task, peak, tuned label) of every stored SGD cell that holds ``variant``'s runs."""
     found = []
     for folder in sorted(fresh.iterdir()):
         match = STORE.match(folder.name)
@@ -63,30 +69,44 @@ def cells(fresh: Path) -> list[tuple[str, float, str]]:
             continue
         labels = {run.config.label for run in Store(folder, read_only=True).runs()}
         tuned = [label for label in labels if plan.is_linear(label)]
-        if VARIANT + NAME in labels and len(tuned) == 1:
+        if VARIANT + variant in labels and len(tuned) == 1:
             found.append((match.group(1), float(match.group(2)), tuned[0]))
     return found
+
+
+def stored(task: BenchTask, out: Path, variant: str) -> TaskResult:
+    """The runs of ``auto VARIANT`` stored in ``out``, as the benchmark reads them."""
+    ids = {run.id for run in Store(out, read_only=True).runs() if run.config.label == VARIANT + variant}
+    return load(task, out, ids)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fresh", default="runs/fresh-seeds", help="the fresh-seed stores")
+    parser.add_argument("--variant", default=NAME, help=f"the variant read where the probe says so; default {NAME}")
+    parser.add_argument("--between", nargs=2, type=float, default=(0.0, PROBE_RATIO), metavar=("LOW", "HIGH"),
+                        help=f"the variant's run where LOW <= peak / eta_c < HIGH; default 0 {PROBE_RATIO:g}")
     args = parser.parse_args()
+    low, high = args.between
     print("| task | peak | tuned | seeds short | the rule vs tuned | auto vs tuned | the rule vs auto |")
     print("|---|---|---|---|---|---|---|")
     tally = {"tuned": [], "auto": []}
-    for name, peak, tuned in cells(Path(args.fresh)):
+    for name, peak, tuned in cells(Path(args.fresh), args.variant):
         task = TASKS[name]
-        done = rerun(TIER_OF_SPLIT.get(task.split, task.split), name, peak, tuned=tuned, variant=NAME,
-                     controller=CONTROLLER, out=str(Path(args.fresh) / f"{name}-{peak:g}"))
-        auto, short = done.result.cells["auto"][peak], done.result.cells[VARIANT + NAME][peak]
+        out = Path(args.fresh) / f"{name}-{peak:g}"
+        computed = args.variant == NAME  # ramp5's missing runs are computed; another variant's are read
+        done = rerun(TIER_OF_SPLIT.get(task.split, task.split), name, peak, tuned=tuned, out=str(out),
+                     **({"variant": NAME, "controller": CONTROLLER} if computed else {}))
+        auto = done.result.cells["auto"][peak]
+        short = (done.result if computed else stored(task, out, args.variant)).cells[VARIANT + args.variant][peak]
         configs = {config.seed: config for config in plan.runs(task, plan.tier(TIER_OF_SPLIT.get(task.split, task.split)),
                                                                  (peak,)) if config.label == "auto"}
         template = next(iter(configs.values()))
-        goes_short = {seed: peak / catapult_lr(template.model_copy(update={"seed": seed})) < PROBE_RATIO
+        goes_short = {seed: low <= peak / catapult_lr(template.model_copy(update={"seed": seed})) < high
                       for seed in auto.seeds}
-        chosen = [(s_run, s_score) if goes_short[a_run.seed] else (a_run, a_score)
-                  for a_run, a_score, s_run, s_score in zip(auto.runs, auto.scores, short.runs, short.scores)]
+        variant = {run.seed: (run, score) for run, score in zip(short.runs, short.scores)}
+        chosen = [variant[a_run.seed] if goes_short[a_run.seed] else (a_run, a_score)
+                  for a_run, a_score in zip(auto.runs, auto.scores)]
         rule = replace(auto, method="probe", runs=tuple(r for r, _ in chosen), scores=tuple(s for _, s in chosen))
         against_tuned, against_auto = compare(rule, done.result.cells[tuned][peak]), compare(rule, auto)
         tally["tuned"].append(against_tuned.outcome)
