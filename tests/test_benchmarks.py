@@ -319,7 +319,7 @@ def test_the_catapult_study_reads_each_cell_s_tuned_length_and_probes_at_init(mo
     assert task.peaks[0] * 1e-3 < found < task.peaks[-1] * study.SEARCH_RANGE and study.eta_c(task, 0) == found
 
 
-def test_the_sgd_probe_study_reads_sgd_cells_only_and_its_variant_is_a_short_ramp(
+def test_the_sgd_probe_study_reads_sgd_cells_only_its_variant_a_short_ramp_another_as_stored(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     study = _benchmark("sgd_probe_ramp", monkeypatch)
     for name in ("mlp-ce-0.128", "notes", "nope-0.1"):  # an Adam task's cell, no cell, no task: never opened
@@ -333,6 +333,13 @@ def test_the_sgd_probe_study_reads_sgd_cells_only_and_its_variant_is_a_short_ram
     assert isinstance(run.optimizer, torch.optim.SGD) and run.entry.family == "sgd"
     auto = next(config for config in configs if config.label == "auto")
     assert 0 < study.catapult_lr(auto) <= 0.04  # as the lab measures it before update 0, capped at the peak
+    # another variant's runs are read as stored, and only they
+    fresh_seeds = _benchmark("fresh_seeds", monkeypatch)
+    task = plan.tasks_of(plan.tier("tiny"), ["mlp-mse-sgd"])[0]
+    fresh_seeds.rerun("tiny", task.name, task.peaks[-1], seeds=2, tuned="linear 50%", variant="r20",
+                      controller="auto_warmup(ramp=0.2)", out=str(tmp_path / "cell"), workers=1)
+    read = study.stored(task, tmp_path / "cell", "r20")
+    assert set(read.cells) == {"auto r20"} and read.cells["auto r20"][task.peaks[-1]].seeds == (2, 3)
 
 
 def test_the_headroom_study_reads_each_aggressive_cell_and_who_won_it(monkeypatch: pytest.MonkeyPatch) -> None:
