@@ -1,6 +1,7 @@
 """``auto_warmup`` at every judged task's aggressive peak, on fresh seeds: do its wins hold?
 
-At each of the 21 test, holdout, reserve, fresh, novel and blind tasks' aggressive peaks this
+At each of the 36 judged tasks' aggressive peaks (every split but dev; the first 21, the test
+to the blind tasks', until stop 37) this
 runs ``benchmarks/fresh_seeds.py``'s rerun (20 seeds the benchmark never used; the length the
 benchmark tuned there, ``auto_warmup``, its 40 % ramp with every rule off, and with ``--peers``
 benchmark methods as the benchmark runs them), then prints each cell, a markdown table, the win
@@ -58,6 +59,21 @@ CELLS = (  # (tier, task, aggressive peak, the length tuned there), in split ord
     ("blind", "mlp-deep-sgd", 0.64, "linear 30%"),
     ("blind", "gpt-long", 0.016, "linear 30%"),
     ("blind", "cnn-small-batch", 0.032, "linear 50%"),
+    ("sealed", "mlp-mup-sgd", 0.32, "linear 30%"),
+    ("sealed", "post-ln-3x96", 0.004, "linear 50%"),
+    ("sealed", "cnn-mse-adam", 0.064, "linear 70%"),
+    ("vault", "cnn-sgd", 1.6, "linear 5%"),
+    ("vault", "mlp-mup-deep", 0.064, "linear 30%"),
+    ("vault", "gpt-ctx32", 0.016, "linear 50%"),
+    ("cellar", "gpt-dropout", 0.016, "linear 70%"),
+    ("cellar", "mlp-narrow-deep", 0.064, "linear 10%"),
+    ("cellar", "cnn-sgd-wide", 0.8, "linear 90%"),
+    ("attic", "mlp-sgd-small-batch", 0.32, "linear 10%"),
+    ("attic", "mlp-wide-sgd", 0.04, "linear 50%"),
+    ("attic", "cnn-sgd-small-batch", 0.4, "linear 20%"),
+    ("loft", "cnn-wide", 0.064, "linear 30%"),
+    ("loft", "mlp-narrow-deep-sgd", 0.32, "linear 5%"),
+    ("loft", "post-ln-ctx32", 0.008, "linear 50%"),
 )
 LOSSES = (  # the benchmark's other auto_warmup losses on seen tasks (river valley aside: no seeds)
     ("full", "mlp-mse-sgd", 0.04, "linear 10%"),
