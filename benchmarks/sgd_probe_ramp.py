@@ -88,13 +88,13 @@ def main() -> None:
                         help=f"the variant's run where LOW <= peak / eta_c < HIGH; default 0 {PROBE_RATIO:g}")
     args = parser.parse_args()
     low, high = args.between
+    computed = args.variant == NAME  # ramp5's missing runs are computed; another variant's are read
     print("| task | peak | tuned | seeds short | the rule vs tuned | auto vs tuned | the rule vs auto |")
     print("|---|---|---|---|---|---|---|")
     tally = {"tuned": [], "auto": []}
     for name, peak, tuned in cells(Path(args.fresh), args.variant):
         task = TASKS[name]
         out = Path(args.fresh) / f"{name}-{peak:g}"
-        computed = args.variant == NAME  # ramp5's missing runs are computed; another variant's are read
         done = rerun(TIER_OF_SPLIT.get(task.split, task.split), name, peak, tuned=tuned, out=str(out),
                      **({"variant": NAME, "controller": CONTROLLER} if computed else {}))
         auto = done.result.cells["auto"][peak]
