@@ -171,8 +171,6 @@ class AutoWarmup(Controller):
             lasts up to two windows and comes back down; two read it as a loss that stays up:
             ``docs/adaptive.md``), else 2 (also before :meth:`bind`; the
             :class:`~preheat.torch.Scheduler` binds it).
-        stretch: after a gradient spike the ramp reaches the peak at this fraction of the run,
-            at most at pace 1; 0 (default): off (a design knob: ``docs/adaptive.md``).
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -198,7 +196,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        stretch: float = 0.0,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -214,7 +211,6 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        self.stretch = round(check_real(owner, "stretch", stretch, 0.0, 1.0) * total)
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -346,7 +342,7 @@ class AutoWarmup(Controller):
         if state.pause > 0:
             state.pause -= 1
             return Proposal(level, "hold", f"paused after a gradient spike ({state.pause} more updates)", evidence)
-        state.clock += self._pace() if state.grad_spikes else 1.0
+        state.clock += 1
         if self.level() >= state.ceiling:
             state.since = state.observed + 1
             return Proposal(state.ceiling, "raise", f"at the ceiling {state.ceiling:.4g}: the decay starts; the "
@@ -388,13 +384,6 @@ class AutoWarmup(Controller):
         self._restart()
         return Proposal(self.level(), "lower", f"{self._stayed_up()}: back to {self.level():.4g}, the ramp goes on",
                         {**evidence, "lowest_level": state.lowest_level})
-
-    def _pace(self) -> float:
-        """After a gradient spike, with a ``stretch``: the pace that reaches the peak by it."""
-        left = self.stretch - self.state.observed
-        if self.stretch == 0 or left <= 0:
-            return 1.0
-        return min(1.0, max(0.0, self.length - self.state.clock) / left)
 
     def _stayed_up(self) -> str:
         """Why the loss counts as staying up, the start of a cut's or a step back's reason."""
