@@ -18,7 +18,7 @@ not outlive a session). Each cell's store is its own and resumable; all of it to
 with 2 workers on the 2-core development machine.
 
     python benchmarks/aggressive_fresh.py [--seeds 20] [--workers 2] [--peers autowu,schedule-free]
-        [--figure docs/figures/bench/aggressive-fresh.png] [--every-cell-of blind] [--with-losses]
+        [--figure docs/figures/bench/aggressive-fresh-sixth.png] [--every-cell-of blind] [--with-losses]
         [--variant r20 --controller "auto_warmup(ramp=0.2)" --families sgd,muon]
 """
 
