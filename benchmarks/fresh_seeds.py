@@ -159,7 +159,7 @@ def _check_auto_stored(out: str, autos: list[RunConfig], variant: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tier", default="full", help="the tier the task is in: full, holdout, reserve, fresh, novel, blind, sealed, vault, cellar, attic or loft")
+    parser.add_argument("--tier", default="full", help=f"the tier the task is in: {', '.join(plan.WHOLE_TIERS)}")
     parser.add_argument("--task", required=True)
     parser.add_argument("--peak", type=float, required=True, help="a peak LR of the task's ladder")
     parser.add_argument("--seeds", type=int, default=20, help="fresh seeds, after the benchmark's")

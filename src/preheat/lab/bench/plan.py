@@ -31,9 +31,10 @@ The methods, each run through its own package where one exists:
 A tier may run only some ``methods`` (the linear grid always runs: it is the baseline), to
 rerun one method after a change, or to keep a method still in development off the test tasks.
 
-Tiers: ``full`` (the dev and test tasks, their whole ladders and seeds), ``holdout``,
-``reserve``, ``fresh``, ``novel``, ``blind``, ``sealed``, ``vault``, ``cellar``, ``attic`` and ``loft`` (those splits' tasks, likewise), ``quick`` (the development tasks at the two top rungs, 2 seeds, the
-grid 0, 5, 20, 50 %, half the updates: minutes on 2 cores), ``tiny`` (every task, the holdout
+Tiers: ``full`` (the dev and test tasks, their whole ladders and seeds), one per later split
+(``holdout`` to ``annex``, in :data:`~preheat.lab.bench.tasks.SPLITS`: that split's tasks,
+likewise), ``quick`` (the development tasks at the two top rungs, 2 seeds, the grid 0, 5, 20,
+50 %, half the updates: minutes on 2 cores), ``tiny`` (every task, the holdout
 ones too, at its tiny size, the top rung, 2 seeds, the grid 0 and 50 %: the tests' end-to-end
 run).
 """
