@@ -1,9 +1,10 @@
 """``auto_warmup`` at every judged task's aggressive peak, on fresh seeds: do its wins hold?
 
 At each of the 39 judged tasks' aggressive peaks (every split but dev; the first 21, the test
-to the blind tasks', until stop 37) this runs ``benchmarks/fresh_seeds.py``'s rerun (20 seeds the benchmark never used; the length the
-benchmark tuned there, ``auto_warmup``, its 40 % ramp with every rule off, and with ``--peers``
-benchmark methods as the benchmark runs them), then prints each cell, a markdown table, the win
+to the blind tasks', until stop 37) this runs ``benchmarks/fresh_seeds.py``'s rerun (20 seeds
+the benchmark never used; the length the benchmark tuned there, ``auto_warmup``, its 40 % ramp
+with every rule off, and with ``--peers`` benchmark methods as the benchmark runs them), then
+prints each cell, a markdown table, the win
 / tie / loss of each way against the tuned length, its median ratio and steps ratio, and with
 ``--figure`` draws every ratio per cell. ``--every-cell-of TIER`` takes every cell of a tier's
 tasks instead, each against the length its stored grid tuned there; ``--with-losses`` adds the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,9 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+@cache
 def anchors(page: Path) -> set[str]:
-    """The anchors of every heading of ``page`` (outside code blocks)."""
+    """The anchors of every heading of ``page`` (outside code blocks); each page read once."""
     seen: Counter[str] = Counter()
     found = set()
     for heading in re.findall(r"^#+ (.+)$", FENCE.sub("", page.read_text(encoding="utf-8")), flags=re.M):
