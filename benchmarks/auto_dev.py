@@ -12,7 +12,7 @@ note in ``preheat.lab.compare`` is unchanged: the note is part of a run's id). T
 never enter the benchmark's own tables (they are not in its plan). ``--splits`` names the
 splits designed on: the dev tasks at first; once a split has judged a revision it is seen, and
 a next revision may design on it too. Test, holdout, reserve, fresh, novel, sealed and vault
-have each judged one, blind the third once more (``docs/adaptive.md``), so a next revision is to be judged
+have each judged one, blind the third once more (``docs/auto-warmup.md``), so a next revision is to be judged
 on tasks nothing has run on yet: a new split's (leave it out of ``--splits`` until then).
 ``--tasks`` keeps only the named tasks of those splits (a change that can only matter on some).
 

@@ -20,7 +20,7 @@ every judged task's aggressive peak.
 ``--peers`` runs benchmark methods too, as the benchmark runs them (those the task has).
 ``--variant NAME`` runs the rule in ``src/preheat/adaptive/auto.py`` as it is now (or
 ``--controller EXPR``) under the label ``auto NAME`` beside them, and prints its ratio to
-``auto`` too, paired by seed: the design loop on 20 seeds (``docs/adaptive.md``). With the rule
+``auto`` too, paired by seed: the design loop on 20 seeds (``docs/auto-warmup.md``). With the rule
 edited, ``auto``'s own runs must be stored already (run the cell once before editing).
 
     python benchmarks/fresh_seeds.py --tier full --task gpt-muon --peak 0.016 --variant r20 --controller "auto_warmup(ramp=0.2)"

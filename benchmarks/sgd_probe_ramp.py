@@ -24,7 +24,7 @@ and to ``auto`` (paired by seed, the benchmark's statistics).
 
 The same read-off for another stored variant between other ratios: ``--variant s20 --between 2
 6`` takes the stored ``auto s20`` run (a 20 % ramp with SGD, commit d7d49fd) where ``2 <= peak
-/ eta_c < 6``, ``auto``'s otherwise (a middle tier of the probe, ``docs/adaptive.md``). Such a
+/ eta_c < 6``, ``auto``'s otherwise (a middle tier of the probe, ``docs/auto-warmup.md``). Such a
 variant's runs are read as stored (its knob may be gone); ``ramp5``'s are computed where
 missing.
 """

@@ -4,7 +4,7 @@ Undisturbed it is the linear warmup over ``ramp`` (40 %) of the run followed by 
 with SGD, where a probe before training puts the peak below twice the catapult LR, over 5 %.
 The tuned warmup's best length ranged from 0 to 70 % over the benchmark's tasks; 40 % is the
 ramp that, with the rules below, lost the fewest cells to it on the sixteen tasks the third
-revision was designed on (20 %: 17 losses, 30 %: 15, 40 %: 10, 50 %: 12; ``docs/adaptive.md``).
+revision was designed on (20 %: 17 losses, 30 %: 15, 40 %: 10, 50 %: 12; ``docs/auto-warmup.md``).
 A slow ramp is also what gives the rules time: they can only lower the LR, and the post-LN
 transformers collapse at a 20 % ramp before any of them can see it. It watches what training
 computes anyway and answers three signs that the LR is more than the network can take:
@@ -22,7 +22,7 @@ computes anyway and answers three signs that the LR is more than the network can
   did). With SGD a catapult's bump also lifts it, for up to two windows, and then comes back
   down below its best (the SGD MLP's did at its low peaks): there a third window is waited for.
   With the Adam family and Muon two were as steady and lowered a peak too high sooner (the
-  fourth revision; ``docs/adaptive.md`` has the evidence and where it was judged). The ceiling
+  fourth revision; ``docs/auto-warmup.md`` has the evidence and where it was judged). The ceiling
   becomes half the level at which the loss was lowest, as a range test reads the LR off the
   loss's minimum (AutoWU resets to it; see ``autowu.py``). A step back on a spike keeps the
   lowest window: a loss that stays above it after the step back still counts (on the deep MLP
@@ -32,13 +32,13 @@ computes anyway and answers three signs that the LR is more than the network can
   on the seen wide SGD CNN at its top rung, where the tuned warmup is 90 % and a ceiling at
   0.16-0.38 of the peak left the loss high (there 0.78x [0.71, 0.84] the fifth revision's loss
   on 20 fresh seeds); on unseen SGD tasks it was better once, tied twice and failed more seeds
-  once, at a peak where every linear warmup fails (``docs/adaptive.md``).
+  once, at a peak where every linear warmup fails (``docs/auto-warmup.md``).
 
 With SGD the ramp's length can come from a probe before training (the fifth revision): the
 catapult LR ``eta_c`` (Kalra & Barkeshli; :func:`preheat.probes.catapult_search`, capped at the
 peak), given to :meth:`AutoWarmup.prepare`. On the seen SGD tasks the tuned warmup was 0-10 %
 wherever the peak was below about ``2 eta_c`` and the 40 % ramp cost there; above it, and with the
-Adam family, the probe said nothing about the tuned length (``docs/adaptive.md``). The lab runs
+Adam family, the probe said nothing about the tuned length (``docs/auto-warmup.md``). The lab runs
 the probe; elsewhere the caller may, and without it the ramp is 40 %.
 
 Where none of them fires it is exactly the linear warmup and its cosine (shifted by one update:
@@ -169,7 +169,7 @@ class AutoWarmup(Controller):
         persist: how many windows in a row up make the loss stay up, an integer >= 1, or
             ``None`` (default): 3 when bound with ``sgd=True`` (a catapult's bump with SGD
             lasts up to two windows and comes back down; two read it as a loss that stays up:
-            ``docs/adaptive.md``), else 2 (also before :meth:`bind`; the
+            ``docs/auto-warmup.md``), else 2 (also before :meth:`bind`; the
             :class:`~preheat.torch.Scheduler` binds it).
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
