@@ -572,5 +572,11 @@ def test_the_large_size_on_a_gpu_has_its_own_store() -> None:
     configs = plan.runs(TASKS["gpt-pre-ln"], settings)
     assert {c.device for c in configs} == {"cuda"} and {c.task_options["size"] for c in configs} == {"small"}
     assert {c.steps for c in configs} == {TASKS["gpt-pre-ln"].sizes["large"]["steps"]}
+    # every transformer's context at the large size is its preset's or its own, never the default's 16
+    from preheat.lab.tasks.shakespeare import SIZES as PRESETS
+    contexts = {name: task.fields("large")["task_options"]["block_size"] for name, task in TASKS.items()
+                if task.base.get("task") == "shakespeare-char"}
+    assert contexts["gpt-pre-ln"] == PRESETS["small"]["block_size"] and contexts["gpt-ctx32"] == 64
+    assert min(contexts.values()) >= 64
     assert runner.store_of("runs", settings, TASKS["gpt-pre-ln"]) == Path("runs/full-large/gpt-pre-ln")
     assert runner.store_of("runs", plan.tier("full"), TASKS["gpt-pre-ln"]) == Path("runs/full/gpt-pre-ln")

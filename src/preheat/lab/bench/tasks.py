@@ -222,12 +222,15 @@ _TINY_GPT = {"steps": 8, "batch_size": 4, "task_options": {"n_layer": 1, "n_embd
                                                            "block_size": 16, "eval_batches": 1,
                                                            "eval_batch_size": 4}}
 _GPT = {"size": "tiny", "n_layer": 4, "block_size": 16, "eval_batches": 8}
+LARGE_CONTEXT = 128  # the small preset's context (preheat.lab.tasks.shakespeare.SIZES)
 
 
 def _large_gpt(steps: int = 4000, **options: Any) -> dict[str, Any]:
-    """A transformer task's ``large`` size: nanoGPT's ``small`` preset, 6 layers unless
-    ``options`` say otherwise, batch 64, ``steps`` updates."""
-    return {"steps": steps, "batch_size": 64, "task_options": {"size": "small", "n_layer": 6, **options}}
+    """A transformer task's ``large`` size: the ``small`` preset of ``shakespeare-char`` (context
+    ``LARGE_CONTEXT`` = 128, the preset's, which the default size's ``block_size`` would otherwise
+    override), 6 layers unless ``options`` say otherwise, batch 64, ``steps`` updates."""
+    return {"steps": steps, "batch_size": 64,
+            "task_options": {"size": "small", "n_layer": 6, "block_size": LARGE_CONTEXT, **options}}
 
 
 _GPT_RUN = {"task": "shakespeare-char", **_ADAMW, "batch_size": 8, "weight_decay": 0.1}  # the GPT tasks' run
