@@ -259,29 +259,6 @@ def test_the_watch_after_the_ramp_follows_the_decay_and_can_still_cut_the_peak()
     assert [used[t] for t in tail] == pytest.approx([0.5 * linear_then_cosine(t, 80, 400) for t in tail])
 
 
-@pytest.mark.parametrize("kind", ["loss", "gradient"])
-def test_with_watch_spikes_a_spike_in_the_watch_halves_the_ceiling(kind: str) -> None:
-    """At update 120 (in the watch: the 20 % ramp ends at update 79, the watch at 159) a loss
-    spike (two high losses in a row) or a gradient spike: with ``watch_spikes`` the ceiling
-    halves and the decay goes on from half its value; without, nothing changes."""
-    spike = (120, 121)
-    def loss(t: int, m: float) -> float:
-        return 50.0 if kind == "loss" and t in spike else falling(t, m)
-    def grad(t: int, m: float) -> float:
-        return 20.0 if kind == "gradient" and t == spike[0] else 1.0
-    plain = run(rules(400), loss, 240, grad)
-    assert plain == pytest.approx([linear_then_cosine(t, 80, 400) for t in range(240)])
-    controller = AutoWarmup(400, ramp=0.2, persist=3, watch_spikes=True)
-    used = run(controller, loss, 240, grad)
-    [lower] = [d for d in controller.decisions if d.action == "lower"]
-    assert lower.step == (spike[-1] if kind == "loss" else spike[0]) + 1  # the update the cut applies to
-    assert "during the watch" in lower.reason and controller.state.ceiling == 0.5
-    assert used[:lower.step] == plain[:lower.step]
-    tail = range(lower.step, 240)
-    assert [used[t] for t in tail] == pytest.approx([0.5 * linear_then_cosine(t, 80, 400) for t in tail])
-    assert controller.handover_step == 79
-
-
 def test_a_nan_loss_backs_off() -> None:
     controller = rules(400)
     run(controller, falling, 10)
@@ -324,7 +301,6 @@ def test_resume_in_a_fresh_controller_repeats_every_decision() -> None:
     ({"window": 0.0}, "window=0.0 is invalid"),
     ({"watch": 1.5}, "watch=1.5 is invalid"),
     ({"watch_above": -0.1}, "watch_above=-0.1 is invalid"),
-    ({"watch_spikes": 1}, "watch_spikes=1 is invalid; expected True or False"),
     ({"after": "nope("}, "after='nope\\(' is invalid"),
 ])
 def test_bad_arguments_are_named(kwargs: dict, words: str) -> None:

@@ -171,10 +171,6 @@ class AutoWarmup(Controller):
             lasts up to two windows and comes back down; two read it as a loss that stays up:
             ``docs/auto-warmup.md``), else 2 (also before :meth:`bind`; the
             :class:`~preheat.torch.Scheduler` binds it).
-        watch_spikes: whether a loss spike or a gradient spike during the watch halves the
-            ceiling ``C`` (at a ceiling of at least ``watch_above``; the averages restart), as
-            each halves the level on the way up; default False (during the watch only the loss
-            staying up counts).
         after: the decay, a schedule expression with ``{steps}`` the updates left; default
             ``cosine_decay({steps})``.
         floor, max_step, backoff: see :class:`~preheat.adaptive.base.Bounds`.
@@ -200,7 +196,6 @@ class AutoWarmup(Controller):
         watch: float = 0.2,
         watch_above: float = 0.125,
         persist: int | None = None,
-        watch_spikes: bool = False,
         after: str = DEFAULT_AFTER,
         **bounds: Unpack[BoundsKeywords],
     ) -> None:
@@ -216,9 +211,6 @@ class AutoWarmup(Controller):
         self.watch_above = check_real(owner, "watch_above", watch_above, 0.0, 1.0)
         self.watch = check_real(owner, "watch", watch, 0.0, 1.0)
         self.chosen_persist = None if persist is None else check_int(owner, "persist", persist, minimum=1)
-        if not isinstance(watch_spikes, bool):
-            raise ValueError(f"{owner}: watch_spikes={watch_spikes!r} is invalid; expected True or False")
-        self.watch_spikes = watch_spikes
         self.length = max(1, round(self.ramp * total))
         self.window_length = max(4, round(self.window * total))
         self.watch_length = round(self.watch * total)
@@ -320,11 +312,7 @@ class AutoWarmup(Controller):
         evidence = {"loss": loss, "ema": state.ema if state.ema is not None else loss, "level": level,
                     "ceiling": state.ceiling}
         stays_up, state.stays_up = state.stays_up, False
-        grad_spike = (grad is not None and grad_before is not None and settled and level >= self.watch_above
-                      and grad > self.grad_limit * grad_before)
         if state.since is not None:
-            if self.watch_spikes and (state.high >= 2 or grad_spike) and state.ceiling >= self.watch_above:
-                return self._watch_spike(loss, grad, evidence)
             return self._watch(stays_up, evidence)
         if state.high >= 2:
             again = state.spiked_at is not None and level >= state.spiked_at / 2
@@ -337,7 +325,8 @@ class AutoWarmup(Controller):
                             f"average {evidence['ema']:.4g} twice in a row: back to half the level"
                             + (f"; second spike near this level: ceiling {state.ceiling:.4g}" if again else ""),
                             evidence)
-        if grad_spike:
+        if (grad is not None and grad_before is not None and settled and level >= self.watch_above
+                and grad > self.grad_limit * grad_before):
             state.grad_spikes += 1
             state.clock /= 2
             state.pause = 2**state.grad_spikes
@@ -375,18 +364,6 @@ class AutoWarmup(Controller):
                             evidence, done=True, origin=state.since)
         return Proposal(state.ceiling * self.after_value(state.since, following), "hold",
                         "decay, watching the loss", evidence)
-
-    def _watch_spike(self, loss: float, grad: float | None, evidence: dict[str, float]) -> Proposal:
-        """During the watch, with ``watch_spikes``: a loss or gradient spike halves the ceiling;
-        the averages and the current window restart (the lowest window stays)."""
-        state = self.state
-        state.ceiling = max(state.ceiling / 2, MIN_CEILING)
-        state.clock = state.ceiling * self.length
-        what = (f"loss {loss:.4g} > spike_limit={self.spike_limit} x the average twice in a row" if state.high >= 2
-                else f"gradient norm {grad:.4g} > grad_limit={self.grad_limit} x its average")
-        self._restart()
-        multiplier = state.ceiling * self.after_value(state.since, state.observed + 1)
-        return Proposal(multiplier, "lower", f"{what} during the watch: ceiling {state.ceiling:.4g}", evidence)
 
     def _cut(self, level: float, evidence: dict[str, float]) -> Proposal:
         """The loss stayed up at ``level``: the ceiling (and the level) becomes half the lower of
