@@ -1,6 +1,6 @@
 """``auto_warmup`` at every judged task's aggressive peak, on fresh seeds: do its wins hold?
 
-At each of the 39 judged tasks' aggressive peaks (every split but dev; the first 21, the test
+At each of the 42 judged tasks' aggressive peaks (every split but dev; the first 21, the test
 to the blind tasks', until stop 37) this runs ``benchmarks/fresh_seeds.py``'s rerun (20 seeds
 the benchmark never used; the length the benchmark tuned there, ``auto_warmup``, its 40 % ramp
 with every rule off, and with ``--peers`` benchmark methods as the benchmark runs them), then
@@ -77,6 +77,9 @@ CELLS = (  # (tier, task, aggressive peak, the length tuned there), in split ord
     ("annex", "gpt-muon-ctx32", 0.128, "linear 50%"),
     ("annex", "gpt-narrow", 0.032, "linear 70%"),
     ("annex", "mlp-mup-deep-sgd", 0.64, "linear 50%"),
+    ("crypt", "gpt-muon-deep", 0.128, "linear 5%"),
+    ("crypt", "post-ln-muon", 0.128, "linear 5%"),
+    ("crypt", "mlp-muon-mse", 0.032, "linear 10%"),
 )
 LOSSES = (  # the benchmark's other auto_warmup losses on seen tasks (river valley aside: no seeds)
     ("full", "mlp-mse-sgd", 0.04, "linear 10%"),

@@ -7,7 +7,7 @@ over the cells of each split but dev (:func:`preheat.lab.bench.tables.matrix`). 
 stores that ``preheat bench --tier TIER`` wrote and runs nothing that is already there: run
 that tier first.
 
-    python benchmarks/which_warmup.py [--tier full|holdout|...|annex] [--out runs/bench]
+    python benchmarks/which_warmup.py [--tier full|holdout|...|crypt] [--out runs/bench]
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_the_tasks_span_models_optimizers_and_both_splits() -> None:
     tasks = list(TASKS.values())
     assert len(tasks) >= 8 and len({t.kind for t in tasks}) >= 4
     assert {t.base["optimizer"] for t in tasks} >= {"adamw", "sgd", "muon"}
-    assert {t.split for t in tasks} == {"dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault", "cellar", "attic", "loft", "annex"}
+    assert {t.split for t in tasks} == {"dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault", "cellar", "attic", "loft", "annex", "crypt"}
     assert any(t.base["task"] == "digits" and t.base.get("task_options", {}).get("parameterization") == "mup" for t in tasks)
     assert any(t.base.get("task_options", {}).get("loss") == "mse" for t in tasks)
     assert any(t.base.get("task_options", {}).get("norm") == "post" for t in tasks)
@@ -96,7 +96,7 @@ def test_the_grid_is_extended_only_where_its_best_is_at_the_edge() -> None:
 
 
 def test_bad_tiers_tasks_and_shards_are_refused() -> None:
-    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full, holdout, reserve, fresh, novel, blind, sealed, vault, cellar, attic, loft, annex"):
+    with pytest.raises(ValueError, match="tier='huge' is invalid; expected one of tiny, quick, full, holdout, reserve, fresh, novel, blind, sealed, vault, cellar, attic, loft, annex, crypt"):
         plan.tier("huge")
     with pytest.raises(ValueError, match="size='xl' is invalid; expected one of tiny, default, large"):
         plan.tier("full", "xl")
@@ -109,7 +109,7 @@ def test_bad_tiers_tasks_and_shards_are_refused() -> None:
     assert sorted(t.name for t in runner.shard(tasks, "1/2") + runner.shard(tasks, "2/2")) == sorted(t.name for t in tasks)
     assert {t.split for t in plan.tasks_of(plan.tier("quick"))} == {"dev"}
     assert {t.split for t in tasks} == {"dev", "test"}  # the full tier leaves the holdout tasks out
-    for split in ("holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault", "cellar", "attic", "loft", "annex"):  # a tier per later split
+    for split in ("holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault", "cellar", "attic", "loft", "annex", "crypt"):  # a tier per later split
         assert {t.split for t in plan.tasks_of(plan.tier(split))} == {split}
     assert len(plan.tasks_of(plan.tier("tiny"))) == len(TASKS)
     with pytest.raises(ValueError, match=r"tasks=\['mlp-deep'\] are not in the full tier \(its splits: dev, test\)"):
@@ -402,8 +402,9 @@ def test_the_kept_cells_are_unique_and_of_the_named_families(monkeypatch: pytest
         ("gpt-muon", 0.128), ("cnn-mse-sgd", 0.8), ("mlp-muon", 0.032), ("mlp-deep-sgd", 0.64),
         ("mlp-mup-sgd", 0.32), ("cnn-sgd", 1.6), ("cnn-sgd-wide", 0.8), ("mlp-sgd-small-batch", 0.32),
         ("mlp-wide-sgd", 0.04), ("cnn-sgd-small-batch", 0.4), ("mlp-narrow-deep-sgd", 0.32),
-        ("gpt-muon-ctx32", 0.128), ("mlp-mup-deep-sgd", 0.64), ("mlp-mse-sgd", 0.04), ("cnn-mse-sgd", 0.1), ("gpt-muon", 0.016)]
-    assert len(module._kept([*module.CELLS, *module.CELLS], None)) == 39
+        ("gpt-muon-ctx32", 0.128), ("mlp-mup-deep-sgd", 0.64), ("gpt-muon-deep", 0.128), ("post-ln-muon", 0.128),
+        ("mlp-muon-mse", 0.032), ("mlp-mse-sgd", 0.04), ("cnn-mse-sgd", 0.1), ("gpt-muon", 0.016)]
+    assert len(module._kept([*module.CELLS, *module.CELLS], None)) == 42
     with pytest.raises(SystemExit, match="--families='adam,lion': expected some of adam, sgd, muon"):
         module._kept(list(module.CELLS), "adam,lion")
 

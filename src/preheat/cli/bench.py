@@ -19,7 +19,7 @@ from preheat.cli.lab import (Address, Backend, Cpus, Gpus, Quiet, Retries, Worke
 
 @app.command()
 def bench(
-    tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks), full (hours: dev and test tasks), holdout, reserve, fresh, novel, blind, sealed, vault, cellar, attic, loft or annex (those splits' tasks).")] = "quick",
+    tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks), full (hours: dev and test tasks), holdout, reserve, fresh, novel, blind, sealed, vault, cellar, attic, loft, annex or crypt (those splits' tasks).")] = "quick",
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Only these tasks (repeat the option).")] = None,
     methods: Annotated[Optional[list[str]], typer.Option(
         "--methods", help="Only these methods besides the linear grid (repeat the option).")] = None,

@@ -55,7 +55,13 @@ user needs). Each task belongs to one split:
   transformers (a Muon GPT at context 32, a narrow AdamW GPT) and a deep muP MLP with SGD,
   calibrated with linear warmups only (pilots and the linear grid); no seventh revision was
   ready (a longer ramp after a gradient spike was tried on the seen tasks and not adopted), so
-  every method ran on them once to judge the sixth a third time (the ``annex`` tier).
+  every method ran on them once to judge the sixth a third time (the ``annex`` tier);
+- **crypt**: the same again, for a revision of what ``auto_warmup`` does with Muon, where the
+  annex showed its 40 % ramp costs most: three Muon tasks (a deep pre-LN GPT, a post-LN
+  transformer, an MLP with MSE), added once the annex tasks had judged the sixth revision,
+  calibrated with linear warmups only (pilots and the linear grid), and run by no adaptive
+  method until the next choice of default was frozen on the forty-three seen tasks (the
+  ``crypt`` tier).
 
 The ladders were calibrated with pilot runs of linear warmups of 0, 5 and 20 % (one seed): the
 lowest rung is one where warmup makes no difference, and no warmup diverges or falls clearly
@@ -155,7 +161,15 @@ loss at 0.064 and 1.08x the 50 % warmup's at 0.128, and every length ends above 
 0.256; on ``gpt-narrow`` every length is within 0.6 % at 0.001, no warmup ends 1.13x the 50 %
 warmup's loss at 0.008, 1.14x at 0.016 and 1.10x at 0.032, and every length ends above 2.97 nats at
 0.064; on ``mlp-mup-deep-sgd`` every length is within 1.3 % up to 0.04 (3.6 % at 0.08), no warmup
-and 5 % diverge from 0.32, and at 0.64 only the 50 % warmup trains.
+and 5 % diverge from 0.32, and at 0.64 only the 50 % warmup trains. The crypt tasks' ladders came
+from the same pilots (0, 5, 20 and 50 %, one seed, 7 rungs): on ``gpt-muon-deep`` every length
+is within 1.8 % at 0.004, no warmup ends best from 0.008 to 0.064 (the 50 % warmup 1.2-3.9 %
+behind it), 1.12x the 5 % warmup's loss at 0.128, and every length ends above 3.0 nats at 0.256;
+on ``post-ln-muon`` every length is within 0.9 % at 0.004, no warmup ends best from 0.008 to
+0.032 (the 50 % warmup 1.1-4.2 % behind it), 1.02x the 20 % warmup's loss at 0.064, and every
+length ends above 3.3 nats at 0.128; on ``mlp-muon-mse`` every length is within 2.5 % at 0.002,
+no warmup ends best at 0.004 and 0.008 and 1.14x the best length's loss at 0.016 and 0.032, at
+0.064 every length but 50 % diverges (50 %: 0.90), and at 0.128 every length.
 Sizes: ``tiny`` (tests: a few updates on the smallest model), ``default`` (the CPU tiers),
 ``large`` (a GPU: wider models, longer runs).
 """
@@ -167,9 +181,9 @@ from typing import Any, Literal
 
 SIZES = ("tiny", "default", "large")
 Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault", "cellar",
-                "attic", "loft", "annex"]
+                "attic", "loft", "annex", "crypt"]
 SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault",
-                             "cellar", "attic", "loft", "annex")
+                             "cellar", "attic", "loft", "annex", "crypt")
 
 
 @dataclass(frozen=True)
@@ -527,6 +541,28 @@ TASKS: dict[str, BenchTask] = {task.name: task for task in (
         steps=400, peaks=(0.04, 0.08, 0.16, 0.32, 0.64),
         sizes={"tiny": {**_TINY_DIGITS, "task_options": {"width": 64, "depth": 4, "parameterization": "mup",
                                                          "loss": "mse"}},
+               "large": {"steps": 3000, "task_options": {"width": 2048}}},
+    ),
+    BenchTask(
+        "gpt-muon-deep", "GPT (pre-LN)", "crypt",
+        "Shakespeare characters, pre-LN GPT 6 layers x 64, context 16, batch 8, Muon on the hidden matrices",
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 6}, "optimizer": "muon"},
+        steps=400, peaks=(0.008, 0.016, 0.032, 0.064, 0.128), seeds=3,
+        sizes={"tiny": _TINY_GPT, "large": _large_gpt(n_layer=12)},
+    ),
+    BenchTask(
+        "post-ln-muon", "post-LN transformer", "crypt",
+        "Shakespeare characters, post-LN transformer 2 layers x 64, context 16, batch 8, Muon on the hidden "
+        "matrices",
+        {**_GPT_RUN, "task_options": {**_GPT, "n_layer": 2, "norm": "post"}, "optimizer": "muon"},
+        steps=400, peaks=(0.004, 0.008, 0.016, 0.032, 0.064, 0.128), seeds=3,
+        sizes={"tiny": _TINY_POST_LN, "large": _large_gpt(n_layer=2, norm="post")},
+    ),
+    BenchTask(
+        "mlp-muon-mse", "MLP", "crypt", "digits MLP 64-(256 x 3)-10, MSE, Muon on the hidden matrices",
+        {"task": "digits", "task_options": {"width": 256, "depth": 3, "loss": "mse"}, **_ADAMW, "optimizer": "muon"},
+        steps=400, peaks=(0.002, 0.004, 0.008, 0.016, 0.032, 0.064),
+        sizes={"tiny": {**_TINY_DIGITS, "task_options": {"width": 16, "depth": 3, "loss": "mse"}},
                "large": {"steps": 3000, "task_options": {"width": 2048}}},
     ),
 )}
