@@ -581,3 +581,10 @@ def test_the_large_size_on_a_gpu_has_its_own_store() -> None:
     assert min(contexts.values()) >= 64
     assert runner.store_of("runs", settings, TASKS["gpt-pre-ln"]) == Path("runs/full-large/gpt-pre-ln")
     assert runner.store_of("runs", plan.tier("full"), TASKS["gpt-pre-ln"]) == Path("runs/full/gpt-pre-ln")
+
+
+def test_the_bench_help_names_every_tier_in_the_order_plan_runs_them() -> None:
+    from preheat.cli.bench import TIER_HELP
+
+    positions = [TIER_HELP.index(name) for name in plan.TIERS]
+    assert positions == sorted(positions) and TIER_HELP.endswith(f"or {plan.TIERS[-1]} (those splits' tasks).")

@@ -15,11 +15,15 @@ from rich.table import Table
 from preheat.cli.app import app
 from preheat.cli.lab import (Address, Backend, Cpus, Gpus, Quiet, Retries, Workers, _Bars, _Log, _ray, console,
                              errors)
+from preheat.lab.bench.tasks import LATER_SPLITS
+
+TIER_HELP = ("tiny (seconds), quick (minutes, dev tasks), full (hours: dev and test tasks), "
+             f"{', '.join(LATER_SPLITS[:-1])} or {LATER_SPLITS[-1]} (those splits' tasks).")
 
 
 @app.command()
 def bench(
-    tier: Annotated[str, typer.Option("--tier", help="tiny (seconds), quick (minutes, dev tasks), full (hours: dev and test tasks), holdout, reserve, fresh, novel, blind, sealed, vault, cellar, attic, loft, annex or crypt (those splits' tasks).")] = "quick",
+    tier: Annotated[str, typer.Option("--tier", help=TIER_HELP)] = "quick",
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Only these tasks (repeat the option).")] = None,
     methods: Annotated[Optional[list[str]], typer.Option(
         "--methods", help="Only these methods besides the linear grid (repeat the option).")] = None,

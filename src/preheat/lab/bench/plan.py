@@ -32,7 +32,7 @@ A tier may run only some ``methods`` (the linear grid always runs: it is the bas
 rerun one method after a change, or to keep a method still in development off the test tasks.
 
 Tiers: ``full`` (the dev and test tasks, their whole ladders and seeds), one per later split
-(``holdout`` to ``annex``, in :data:`~preheat.lab.bench.tasks.SPLITS`: that split's tasks,
+(``holdout`` to ``crypt``, :data:`~preheat.lab.bench.tasks.LATER_SPLITS`: that split's tasks,
 likewise), ``quick`` (the development tasks at the two top rungs, 2 seeds, the grid 0, 5, 20,
 50 %, half the updates: minutes on 2 cores), ``tiny`` (every task, the holdout
 ones too, at its tiny size, the top rung, 2 seeds, the grid 0 and 50 %: the tests' end-to-end
@@ -44,7 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from preheat.lab.bench.tasks import SIZES, SPLITS, TASKS, BenchTask
+from preheat.lab.bench.tasks import LATER_SPLITS, SIZES, SPLITS, TASKS, BenchTask
 from preheat.lab.compare import AUTO, WARMUP_TEMPLATE, adaptive_menu
 from preheat.lab.config import RunConfig
 
@@ -78,7 +78,7 @@ class Tier:
 
 #: The tiers that run their tasks whole, every method at every rung and seed: ``full`` (the dev
 #: and test tasks) and one per later split, named after it. Every task is in exactly one.
-WHOLE_TIERS = ("full", *(split for split in SPLITS if split not in ("dev", "test")))
+WHOLE_TIERS = ("full", *LATER_SPLITS)
 TIER_SETTINGS = {
     "tiny": Tier("tiny", "tiny", SPLITS, 1, 2, (0.0, 0.5)),
     "quick": Tier("quick", "default", ("dev",), 2, 2, (0.0, 0.05, 0.2, 0.5), length=0.5),

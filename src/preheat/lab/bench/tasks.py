@@ -185,6 +185,8 @@ Split = Literal["dev", "test", "holdout", "reserve", "fresh", "novel", "blind", 
                 "attic", "loft", "annex", "crypt"]
 SPLITS: tuple[Split, ...] = ("dev", "test", "holdout", "reserve", "fresh", "novel", "blind", "sealed", "vault",
                              "cellar", "attic", "loft", "annex", "crypt")
+#: The splits added after the full tier's dev and test: each has a tier of its own, named after it.
+LATER_SPLITS: tuple[Split, ...] = tuple(split for split in SPLITS if split not in ("dev", "test"))
 
 
 @dataclass(frozen=True)
