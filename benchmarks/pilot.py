@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
+from preheat.lab.bench import plan
 from preheat.lab.bench.analysis import load
-from preheat.lab.bench.plan import WARMUP_TEMPLATE, linear_label
 from preheat.lab.bench.tasks import SIZES, TASKS
 from preheat.lab.compare import AUTO
 from preheat.lab.config import RunConfig
@@ -40,13 +40,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     task = TASKS[args.task]
-    fields = task.fields(args.size)
+    fields = plan.run_fields(task, plan.tier("full", args.size, args.device))  # a whole tier's: every update
     steps = fields["steps"]
-    device = {} if args.device == "cpu" else {"device": args.device}
-    ways = [(linear_label(length), {"schedule": WARMUP_TEMPLATE, "warmup": round(length * steps)})
-            for length in LENGTHS] + ([AUTO] if args.auto else [])
-    configs = [RunConfig(**{**fields, **device, **way, "peak_lr": peak, "seed": seed, "label": label,
-                            "eval_every": max(1, steps // 10)})
+    ways = [(plan.linear_label(length), plan.linear_fields(length, steps)) for length in LENGTHS]
+    ways += [AUTO] if args.auto else []
+    configs = [RunConfig(**{**fields, **way, "peak_lr": peak, "seed": seed, "label": label})
                for seed in range(args.seeds) for peak in args.peaks for label, way in ways]
     out = args.out or f"runs/pilot/{task.name}" + ("" if args.size == "default" else f"-{args.size}")
     run_sweep(configs, out, workers=args.workers)

@@ -189,7 +189,7 @@ def runs(task: BenchTask, settings: Tier, peaks: tuple[float, ...] | None = None
     """Every run of ``task`` in the tier at its rungs (or at ``peaks``), the research methods'
     at the top rungs only, the learned-step optimizers' once (not with ``peaks``), before any
     extension of the grid; of the tier's ``methods`` only, the grid always."""
-    base = _base(task, settings)
+    base = run_fields(task, settings)
     steps, seeds = base["steps"], range(settings.seeds or task.seeds)
     chosen = settings.methods
 
@@ -212,13 +212,13 @@ def runs(task: BenchTask, settings: Tier, peaks: tuple[float, ...] | None = None
 def extension(task: BenchTask, settings: Tier, best: dict[float, float]) -> list[RunConfig]:
     """The runs that extend the grid where its best length (``best``: peak LR -> fraction) is
     its longest: :data:`EXTENSION` at those peaks, the same seeds."""
-    edge, base = max(settings.grid), _base(task, settings)
+    edge, base = max(settings.grid), run_fields(task, settings)
     return [RunConfig(**{**base, **linear_fields(f, base["steps"]), "label": linear_label(f), "peak_lr": peak, "seed": seed})
             for peak, fraction in sorted(best.items()) if fraction == edge
             for f in EXTENSION for seed in range(settings.seeds or task.seeds)]
 
 
-def _base(task: BenchTask, settings: Tier) -> dict[str, Any]:
+def run_fields(task: BenchTask, settings: Tier) -> dict[str, Any]:
     """The run fields every method of ``task`` shares in a tier: the size's, the tier's length
     (at least 8 updates), 10 evaluations after the one at update 0, and the device."""
     fields = task.fields(settings.size)
